@@ -1,3 +1,4 @@
+#nullable enable
 // MSBuild inline task (RoslynCodeTaskFactory, compiled against netstandard2.0): lets TorchSharp 0.107 load on systems whose libstdc++
 // predates GCC 13 (Debian 12 stops at GLIBCXX_3.4.30).
 //

@@ -1,0 +1,74 @@
+using MoCo.Model.Data;
+using MoCo.Model.Nn;
+using MoCo.Model.Training;
+using static TorchSharp.torch;
+
+namespace MoCo.Model.Evaluation;
+
+/// <summary>Which features an evaluation reads from an encoder.</summary>
+public enum FeatureSource
+{
+    /// <summary>The encoder's output (after fc or the MLP head), as the official CIFAR demo's kNN monitor.</summary>
+    Head,
+
+    /// <summary>The pooled backbone features (the input of fc), as the linear probe.</summary>
+    Backbone,
+}
+
+/// <summary>Runs an encoder in eval mode over a data set under a deterministic transform, in batches.</summary>
+public static class FeatureExtractor
+{
+    /// <summary>L2-normalised (or raw) features, N x D float32, in data set order, and the labels.</summary>
+    public static (Tensor Features, Tensor Labels) Extract(ResNet encoder, IImageDataset dataset, IViewTransform transform, FeatureSource source, bool normalise, int batchSize = 256, int threads = 2)
+    {
+        bool wasTraining = encoder.training;
+        encoder.eval();
+        try
+        {
+            using var _ = no_grad();
+            var chunks = new List<Tensor>();
+            int size = transform.OutputSize;
+            int per = 3 * size * size;
+            for (int start = 0; start < dataset.Count; start += batchSize)
+            {
+                int n = Math.Min(batchSize, dataset.Count - start);
+                using var scope = NewDisposeScope();
+                var x = empty(n, 3, size, size);
+                unsafe
+                {
+                    fixed (byte* p = x.bytes)
+                    {
+                        var basePtr = (IntPtr)p;
+                        int first = start;
+                        Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, i =>
+                        {
+                            var rng = new CounterRng(0, RngStream.Augmentation, 0, (ulong)(first + i));
+                            transform.Apply(dataset.Image(first + i), ref rng, new Span<float>((float*)basePtr + (long)i * per, per));
+                        });
+                    }
+                }
+                var f = source == FeatureSource.Head ? encoder.forward(x) : encoder.Backbone(x);
+                if (normalise)
+                {
+                    f = nn.functional.normalize(f, dim: 1);
+                }
+                chunks.Add(f.MoveToOuterDisposeScope());
+            }
+            var labels = new long[dataset.Count];
+            for (int i = 0; i < labels.Length; i++)
+            {
+                labels[i] = dataset.Label(i);
+            }
+            var features = cat(chunks, 0);
+            foreach (var c in chunks)
+            {
+                c.Dispose();
+            }
+            return (features, tensor(labels));
+        }
+        finally
+        {
+            encoder.train(wasTraining);
+        }
+    }
+}

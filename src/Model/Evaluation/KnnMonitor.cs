@@ -1,0 +1,70 @@
+using MoCo.Model.Data;
+using MoCo.Model.Nn;
+using static TorchSharp.torch;
+
+namespace MoCo.Model.Evaluation;
+
+/// <summary>Top-1 and top-5 accuracy in percent.</summary>
+public sealed record Accuracy(double Top1, double Top5, int Count);
+
+/// <summary>
+/// The weighted kNN monitor of the official MoCo CIFAR demo (after Wu et al. 2018): a memory bank of
+/// L2-normalised train features under the test transform; each test feature votes with its k nearest
+/// neighbours by cosine similarity, each weighted exp(sim / t); classes ranked by total weight.
+/// </summary>
+public sealed class KnnMonitor
+{
+    public KnnMonitor(int k = 200, double temperature = 0.1, FeatureSource source = FeatureSource.Head)
+    {
+        K = k;
+        Temperature = temperature;
+        Source = source;
+    }
+
+    public int K { get; }
+
+    public double Temperature { get; }
+
+    public FeatureSource Source { get; }
+
+    public Accuracy Evaluate(ResNet encoder, IImageDataset train, IImageDataset test, IViewTransform transform, int classes, int threads = 2)
+    {
+        var (bank, bankLabels) = FeatureExtractor.Extract(encoder, train, transform, Source, normalise: true, threads: threads);
+        var (queries, labels) = FeatureExtractor.Extract(encoder, test, transform, Source, normalise: true, threads: threads);
+        using (bank)
+        using (bankLabels)
+        using (queries)
+        using (labels)
+        {
+            return Predict(queries, labels, bank, bankLabels, classes);
+        }
+    }
+
+    /// <summary>kNN prediction of <paramref name="queries"/> (n x D) against <paramref name="bank"/> (N x D).</summary>
+    public Accuracy Predict(Tensor queries, Tensor labels, Tensor bank, Tensor bankLabels, int classes, int batchSize = 512)
+    {
+        using var _ = no_grad();
+        int k = (int)Math.Min(K, bank.shape[0]);
+        long top1 = 0, top5 = 0;
+        long n = queries.shape[0];
+        using var bankT = bank.t().contiguous(); // D x N
+        for (long start = 0; start < n; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            long b = Math.Min(batchSize, n - start);
+            var f = queries.narrow(0, start, b);
+            var sim = f.mm(bankT);                                   // b x N
+            var (simWeight, simIndices) = sim.topk(k, dim: -1);     // b x k
+            var simLabels = bankLabels.index_select(0, simIndices.flatten()).view(b, k);
+            var weight = simWeight.div(Temperature).exp_();
+            var oneHot = zeros(b * k, classes).scatter_(1, simLabels.view(-1, 1), 1.0f);
+            var scores = (oneHot.view(b, k, classes) * weight.unsqueeze(-1)).sum(1); // b x C
+            var ranked = scores.argsort(dim: -1, descending: true);
+            var target = labels.narrow(0, start, b).view(-1, 1);
+            top1 += ranked.narrow(1, 0, 1).eq(target).sum().item<long>();
+            int t5 = Math.Min(5, classes);
+            top5 += ranked.narrow(1, 0, t5).eq(target).any(1).sum().item<long>();
+        }
+        return new Accuracy(100.0 * top1 / n, 100.0 * top5 / n, (int)n);
+    }
+}

@@ -1,0 +1,43 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MoCo.Model.Nn;
+
+/// <summary>
+/// A bias-free 2-D convolution with a float32 master weight that computes in bfloat16 under
+/// <see cref="Precision.Bf16Mixed"/>: the weight cast is part of the graph, so its gradient arrives in float32.
+/// Parameter name <c>weight</c>, as torch.nn.Conv2d.
+/// </summary>
+public sealed class MixedConv2d : nn.Module<Tensor, Tensor>, IMixedPrecision
+{
+    private readonly Parameter weight;
+    private readonly long _stride;
+    private readonly long _padding;
+
+    public MixedConv2d(long inChannels, long outChannels, long kernelSize, long stride = 1, long padding = 0)
+        : base(nameof(MixedConv2d))
+    {
+        _stride = stride;
+        _padding = padding;
+        weight = new Parameter(empty(outChannels, inChannels, kernelSize, kernelSize));
+        // torchvision ResNet: kaiming_normal_(mode="fan_out", nonlinearity="relu")
+        nn.init.kaiming_normal_(weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
+        RegisterComponents();
+    }
+
+    public Precision Precision { get; set; } = Precision.Fp32;
+
+    public Parameter Weight => weight;
+
+    public override Tensor forward(Tensor input)
+    {
+        if (Precision == Precision.Bf16Mixed)
+        {
+            using var w = weight.to(ScalarType.BFloat16);
+            using var x = input.dtype == ScalarType.BFloat16 ? null : input.to(ScalarType.BFloat16);
+            return nn.functional.conv2d(x ?? input, w, null, strides: [_stride, _stride], padding: [_padding, _padding]);
+        }
+        return nn.functional.conv2d(input, weight, null, strides: [_stride, _stride], padding: [_padding, _padding]);
+    }
+}

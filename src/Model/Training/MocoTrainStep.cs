@@ -1,0 +1,111 @@
+using MoCo.Model.Collectives;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MoCo.Model.Training;
+
+/// <summary>What one step reports: scalars only (never tensors), identical on every rank.</summary>
+public sealed record StepResult(long GlobalStep, int Epoch, int StepInEpoch, double Loss, double InstanceAcc, double Lr);
+
+/// <summary>
+/// One MoCo training step on this worker's share of the global batch, talking to its peers only through
+/// <see cref="ICollective"/>. The step is atomic (DESIGN.md): parameters, optimizer state, queue, pointer and
+/// BN buffers change only after every collective of the step succeeded; when anything throws before that,
+/// the pending BN statistics and gradients are dropped and the step can be redone from the same state.
+/// </summary>
+public sealed class MocoTrainStep
+{
+    private readonly MomentumContrast _model;
+    private readonly Sgd _optimizer;
+    private readonly ulong _seed;
+
+    public MocoTrainStep(MomentumContrast model, Sgd optimizer, ulong seed)
+    {
+        _model = model;
+        _optimizer = optimizer;
+        _seed = seed;
+    }
+
+    /// <summary>The ShuffleBN permutation of pass <paramref name="pass"/> of a step: a function of (seed, epoch, step).</summary>
+    public static int[] ShufflePermutation(ulong seed, int epoch, int stepInEpoch, int pass, int globalBatch)
+    {
+        var rng = new CounterRng(seed, RngStream.ShuffleBn, (ulong)epoch, (ulong)stepInEpoch, (ulong)pass);
+        return rng.Permutation(globalBatch);
+    }
+
+    /// <summary>
+    /// Runs the step. <paramref name="view1"/> and <paramref name="view2"/> hold this rank's positions of the
+    /// global batch (<see cref="BatchLayout.Positions"/>), in local order.
+    /// </summary>
+    public StepResult Run(Tensor view1, Tensor view2, ICollective collective, BatchLayout layout, int epoch, int stepInEpoch, long globalStep, double lr)
+    {
+        var qEncoder = _model.EncoderQ;
+        var kEncoder = _model.EncoderK;
+        bool committed = false;
+        try
+        {
+            using var scope = NewDisposeScope();
+            _model.train();
+            qEncoder.SetBnGroups(layout.LocalGroups(collective.Rank));
+            _optimizer.ZeroGrad();
+            var ctx1 = new ShuffleContext(collective, layout, ShufflePermutation(_seed, epoch, stepInEpoch, 0, layout.GlobalBatch));
+            var (loss, correct, keys) = _model.ContrastiveLoss(view1, view2, ctx1);
+            int passes = 1;
+            if (_model.Settings.Symmetric)
+            {
+                // official demo: loss_12 + loss_21, keys enqueued as cat([k1, k2])
+                var ctx2 = new ShuffleContext(collective, layout, ShufflePermutation(_seed, epoch, stepInEpoch, 1, layout.GlobalBatch));
+                var (loss21, correct21, keys1) = _model.ContrastiveLoss(view2, view1, ctx2);
+                loss = loss + loss21;
+                correct = correct + correct21;
+                keys = cat([keys1, keys], 0);
+                passes = 2;
+            }
+            loss.backward();
+
+            // one collective for every gradient and the two scalars (bucketing comes with the network plane)
+            var grads = _optimizer.Parameters.Select(p => p.Param.grad).Where(g => g is not null).Select(g => g!).ToList();
+            var stats = stack([loss.detach(), correct]).to(ScalarType.Float32);
+            double lossSum, correctSum;
+            if (collective.WorldSize > 1)
+            {
+                var flat = cat(grads.Select(g => g.flatten()).Append(stats).ToList(), 0);
+                collective.AllReduceSum(flat);
+                long offset = 0;
+                using (no_grad())
+                {
+                    foreach (var g in grads)
+                    {
+                        g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
+                        offset += g.numel();
+                    }
+                }
+                lossSum = flat[offset].item<float>();
+                correctSum = flat[offset + 1].item<float>();
+            }
+            else
+            {
+                lossSum = stats[0].item<float>();
+                correctSum = stats[1].item<float>();
+            }
+
+            // commit: nothing above changed the state
+            _optimizer.Step(lr);
+            _model.MomentumUpdate();
+            _model.Enqueue(keys);
+            qEncoder.CommitNormStatistics();
+            kEncoder.CommitNormStatistics();
+            committed = true;
+            return new StepResult(globalStep, epoch, stepInEpoch, lossSum, correctSum / (layout.GlobalBatch * passes), lr);
+        }
+        finally
+        {
+            if (!committed)
+            {
+                qEncoder.DropNormStatistics();
+                kEncoder.DropNormStatistics();
+                _optimizer.ZeroGrad();
+            }
+        }
+    }
+}

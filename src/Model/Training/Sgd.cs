@@ -1,0 +1,103 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MoCo.Model.Training;
+
+/// <summary>
+/// torch.optim.SGD with momentum and weight decay, dampening 0, no Nesterov: d = g + wd·p;
+/// buf = d on the first step, else m·buf + d; p ← p − lr·buf. Weight decay applies to every parameter,
+/// BN and biases included, as the official MoCo code does. Written here so that the step can apply it only
+/// after every collective succeeded, and so that its state has plain names in checkpoints.
+/// </summary>
+public sealed class Sgd : IDisposable
+{
+    private readonly IReadOnlyList<(string Name, Parameter Param)> _params;
+    private readonly Tensor?[] _momentumBuffers;
+
+    public Sgd(IEnumerable<(string Name, Parameter Param)> parameters, double momentum, double weightDecay)
+    {
+        _params = parameters.Where(p => p.Param.requires_grad).ToList();
+        _momentumBuffers = new Tensor?[_params.Count];
+        Momentum = momentum;
+        WeightDecay = weightDecay;
+    }
+
+    public double Momentum { get; }
+
+    public double WeightDecay { get; }
+
+    public IReadOnlyList<(string Name, Parameter Param)> Parameters => _params;
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in _params)
+        {
+            var g = p.grad;
+            if (g is not null)
+            {
+                g.zero_();
+            }
+        }
+    }
+
+    public void Step(double lr)
+    {
+        using var _ = no_grad();
+        for (int i = 0; i < _params.Count; i++)
+        {
+            var p = _params[i].Param;
+            var g = p.grad;
+            if (g is null)
+            {
+                continue;
+            }
+            using var d = WeightDecay != 0 ? g.add(p, alpha: WeightDecay) : g.alias();
+            if (Momentum != 0)
+            {
+                var buf = _momentumBuffers[i];
+                if (buf is null)
+                {
+                    _momentumBuffers[i] = d.detach().clone();
+                }
+                else
+                {
+                    buf.mul_(Momentum).add_(d);
+                }
+                p.add_(_momentumBuffers[i]!, alpha: -lr);
+            }
+            else
+            {
+                p.add_(d, alpha: -lr);
+            }
+        }
+    }
+
+    /// <summary>The momentum buffers by parameter name ("momentum_buffer." + name); absent before the first step.</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> StateTensors()
+    {
+        for (int i = 0; i < _params.Count; i++)
+        {
+            if (_momentumBuffers[i] is { } buf)
+            {
+                yield return new KeyValuePair<string, Tensor>("momentum_buffer." + _params[i].Name, buf);
+            }
+        }
+    }
+
+    public void LoadState(IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        for (int i = 0; i < _params.Count; i++)
+        {
+            _momentumBuffers[i]?.Dispose();
+            _momentumBuffers[i] = tensors.TryGetValue("momentum_buffer." + _params[i].Name, out var t) ? t.detach().clone() : null;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _momentumBuffers)
+        {
+            b?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+using System.Globalization;
+using MoCo.Model.Checkpoints;
+using MoCo.Model.Collectives;
+using MoCo.Model.Data;
+using MoCo.Model.Evaluation;
+using MoCo.Model.Nn;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MoCo.Model.Training;
+
+/// <summary>What an epoch reports (scalars only).</summary>
+public sealed record EpochReport(int Epoch, int Steps, double Loss, double InstanceAcc, double Lr, Accuracy? Knn, double Seconds, double ImagesPerSecond, double LoaderWaitSeconds);
+
+/// <summary>
+/// One worker's pretraining state and cursor: the MoCo model, the optimizer, the data loader and the
+/// position (epoch, step) in the run. Knows how to run the next step, evaluate, and turn its state into a
+/// checkpoint and back. The loop around it (single process here, actors in src/Actors) decides when.
+/// </summary>
+public sealed class Pretrainer : IDisposable
+{
+    public const string StepInEpochKey = "step-in-epoch";
+
+    private readonly ICollective _collective;
+    private readonly BatchLayout _layout;
+    private readonly PretrainLoader _loader;
+    private readonly MocoTrainStep _step;
+    private readonly IViewTransform _evalTransform;
+    private bool _loaderStarted;
+
+    public Pretrainer(RunConfig config, string runId, DatasetSplits data, ICollective collective, BatchLayout layout, int loaderThreads)
+    {
+        Config = config.Validate();
+        RunId = runId;
+        Data = data;
+        _collective = collective;
+        _layout = layout;
+        var spec = config.Encoder;
+        var precision = config.ComputePrecision;
+        Model = new MomentumContrast(() => new ResNet(spec, precision), config.Moco, config.Seed);
+        Optimizer = new Sgd(Model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
+        _step = new MocoTrainStep(Model, Optimizer, config.Seed);
+        var augmentation = config.Augmentation switch
+        {
+            "v1" => AugmentationSettings.MocoV1(config.ImageSize),
+            "v2" => AugmentationSettings.MocoV2(config.ImageSize),
+            _ => AugmentationSettings.CifarDemo(config.ImageSize),
+        };
+        _loader = new PretrainLoader(data.Train, new Augmenter(augmentation), layout, collective.Rank, config.Seed, loaderThreads);
+        _evalTransform = config.ImageSize <= 64 ? EvalTransform.Cifar(config.ImageSize) : EvalTransform.ImageNet(config.ImageSize * 256 / 224, config.ImageSize);
+        StepsPerEpoch = data.Train.Count / config.BatchSize;
+        if (StepsPerEpoch < 1)
+        {
+            throw new ArgumentException($"the training set has {data.Train.Count} images, fewer than one global batch of {config.BatchSize}");
+        }
+    }
+
+    public RunConfig Config { get; }
+
+    public string RunId { get; }
+
+    public DatasetSplits Data { get; }
+
+    public MomentumContrast Model { get; }
+
+    public Sgd Optimizer { get; }
+
+    public int StepsPerEpoch { get; }
+
+    /// <summary>The epoch of the next step.</summary>
+    public int Epoch { get; private set; }
+
+    /// <summary>The step within <see cref="Epoch"/> of the next step.</summary>
+    public int StepInEpoch { get; private set; }
+
+    /// <summary>Steps completed since the start of the run.</summary>
+    public long GlobalStep { get; private set; }
+
+    public bool Finished => Epoch >= Config.Epochs;
+
+    public double LoaderWaitSeconds => _loader.WaitSeconds;
+
+    /// <summary>Runs the next step of the run and advances the cursor.</summary>
+    public StepResult TrainStep()
+    {
+        if (Finished)
+        {
+            throw new InvalidOperationException("the run has completed all its epochs");
+        }
+        if (!_loaderStarted)
+        {
+            _loader.Start(Epoch, StepInEpoch);
+            _loaderStarted = true;
+        }
+        using var batch = _loader.Next();
+        if (batch.Epoch != Epoch || batch.Step != StepInEpoch)
+        {
+            throw new InvalidOperationException($"loader delivered epoch {batch.Epoch} step {batch.Step}, expected {Epoch}/{StepInEpoch}");
+        }
+        double lr = Config.LrSchedule.At(Epoch, StepInEpoch, StepsPerEpoch);
+        StepResult result;
+        try
+        {
+            result = _step.Run(batch.View1, batch.View2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
+        }
+        catch
+        {
+            // the step left no trace; the loader restarts at the same step when it is redone
+            _loaderStarted = false;
+            throw;
+        }
+        GlobalStep++;
+        StepInEpoch++;
+        if (StepInEpoch == StepsPerEpoch)
+        {
+            StepInEpoch = 0;
+            Epoch++;
+            _loaderStarted = false;
+        }
+        return result;
+    }
+
+    /// <summary>The kNN monitor on the query encoder (eval mode, test transform).</summary>
+    public Accuracy EvaluateKnn(int threads)
+    {
+        var source = Config.KnnFeatures == "backbone" ? FeatureSource.Backbone : FeatureSource.Head;
+        var knn = new KnnMonitor(Config.KnnK, Config.KnnT, source);
+        return knn.Evaluate(Model.EncoderQ, Data.Train, Data.Test, _evalTransform, Data.Train.Classes.Count, threads);
+    }
+
+    /// <summary>Every tensor an exact resume needs, by name (model.*, optimizer.*).</summary>
+    public List<KeyValuePair<string, Tensor>> StateTensors()
+    {
+        var result = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, t) in Model.state_dict())
+        {
+            result.Add(new("model." + name, t));
+        }
+        foreach (var (name, t) in Optimizer.StateTensors())
+        {
+            result.Add(new("optimizer." + name, t));
+        }
+        return result;
+    }
+
+    public CheckpointHeader Header(Dictionary<string, string>? extra = null)
+    {
+        var all = new Dictionary<string, string>(extra ?? [])
+        {
+            [StepInEpochKey] = StepInEpoch.ToString(CultureInfo.InvariantCulture),
+            ["seed"] = Config.Seed.ToString(CultureInfo.InvariantCulture),
+            ["world-size"] = _layout.WorldSize.ToString(CultureInfo.InvariantCulture),
+        };
+        return new CheckpointHeader(RunId, Epoch, GlobalStep, DateTimeOffset.UtcNow, Config.ToJson(), all);
+    }
+
+    /// <summary>Writes a checkpoint of the current state (atomic; see <see cref="CheckpointFile"/>). Returns its sha256.</summary>
+    public string SaveCheckpoint(string path, Dictionary<string, string>? extra = null) =>
+        CheckpointFile.Write(path, Header(extra), StateTensors());
+
+    /// <summary>Restores state and cursor from a checkpoint of this run.</summary>
+    public void LoadCheckpoint(Checkpoint checkpoint)
+    {
+        if (checkpoint.Header.RunId != RunId)
+        {
+            throw new CheckpointRejectedException(checkpoint.Info.Path, $"belongs to run {checkpoint.Header.RunId}, this run is {RunId}");
+        }
+        var saved = RunConfig.FromJson(checkpoint.Header.ConfigJson);
+        if ((saved with { Epochs = Config.Epochs, Data = Config.Data }).ToJson() != Config.ToJson())
+        {
+            throw new CheckpointRejectedException(checkpoint.Info.Path, "was written with a different configuration (only --epochs and --data may change on resume)");
+        }
+        using (no_grad())
+        {
+            var state = Model.state_dict();
+            foreach (var (name, target) in state)
+            {
+                if (!checkpoint.TryGet("model." + name, out var source))
+                {
+                    throw new CheckpointRejectedException(checkpoint.Info.Path, $"lacks tensor model.{name}");
+                }
+                if (!source.shape.SequenceEqual(target.shape))
+                {
+                    throw new CheckpointRejectedException(checkpoint.Info.Path, $"tensor model.{name} has shape [{string.Join(",", source.shape)}], the model expects [{string.Join(",", target.shape)}]");
+                }
+                target.copy_(source);
+            }
+        }
+        var optimizerState = checkpoint.Names.Where(n => n.StartsWith("optimizer.", StringComparison.Ordinal))
+            .ToDictionary(n => n["optimizer.".Length..], n => checkpoint[n]);
+        Optimizer.LoadState(optimizerState);
+        Epoch = checkpoint.Header.Epoch;
+        GlobalStep = checkpoint.Header.Step;
+        StepInEpoch = int.Parse(checkpoint.Header.Extra[StepInEpochKey], CultureInfo.InvariantCulture);
+        _loaderStarted = false;
+    }
+
+    public void Dispose()
+    {
+        _loader.Dispose();
+        Optimizer.Dispose();
+        Model.Dispose();
+    }
+}

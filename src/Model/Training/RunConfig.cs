@@ -1,0 +1,93 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MoCo.Model.Nn;
+
+namespace MoCo.Model.Training;
+
+/// <summary>
+/// Everything that defines a pretraining run, independently of the cluster that runs it (DESIGN.md): the
+/// network, MoCo's hyper-parameters, the global batch and its BN groups, the schedule, the augmentation, the
+/// seed and the data. Stored in every checkpoint; a resumed run keeps it.
+/// </summary>
+public sealed record RunConfig
+{
+    public string Arch { get; init; } = "resnet18";
+    public int Width { get; init; } = 64;
+    public string Stem { get; init; } = "cifar";
+    public int MocoDim { get; init; } = 128;
+    public int MocoK { get; init; } = 4096;
+    public double MocoM { get; init; } = 0.99;
+    public double MocoT { get; init; } = 0.1;
+    public bool Mlp { get; init; }
+    public bool Symmetric { get; init; }
+    public int BnSplits { get; init; } = 8;
+    public int Epochs { get; init; } = 200;
+    public int BatchSize { get; init; } = 256;
+    public double Lr { get; init; } = 0.06;
+    public bool Cos { get; init; } = true;
+    public IReadOnlyList<int> Schedule { get; init; } = [120, 160];
+    public double WarmupEpochs { get; init; }
+    public double Wd { get; init; } = 5e-4;
+    public double SgdMomentum { get; init; } = 0.9;
+    /// <summary>Augmentation preset: cifar (the official CIFAR demo), v1, v2 (aug+).</summary>
+    public string Augmentation { get; init; } = "cifar";
+    public int ImageSize { get; init; } = 32;
+    public ulong Seed { get; init; }
+    public string Data { get; init; } = "synthetic";
+    public string Precision { get; init; } = "fp32";
+    public int KnnK { get; init; } = 200;
+    public double KnnT { get; init; } = 0.1;
+    /// <summary>Run the kNN monitor every n epochs (0: never).</summary>
+    public int KnnEvery { get; init; } = 1;
+    /// <summary>Features for the kNN monitor: head (official demo) or backbone.</summary>
+    public string KnnFeatures { get; init; } = "head";
+    /// <summary>Also checkpoint every n steps inside an epoch (0: only at epoch ends).</summary>
+    public int CheckpointEverySteps { get; init; }
+    public int KeepCheckpoints { get; init; } = 3;
+
+    [JsonIgnore]
+    public EncoderSpec Encoder => new(Arch, Width, EncoderSpec.ParseStem(Stem), MocoDim, Mlp, BnSplits);
+
+    [JsonIgnore]
+    public MocoSettings Moco => new(MocoDim, MocoK, MocoM, MocoT, Symmetric);
+
+    [JsonIgnore]
+    public Precision ComputePrecision => PrecisionNames.Parse(Precision);
+
+    [JsonIgnore]
+    public LrSchedule LrSchedule => new(Lr, Epochs, Cos, Schedule, WarmupEpochs);
+
+    /// <summary>Throws with a message naming the first inconsistent setting.</summary>
+    public RunConfig Validate()
+    {
+        _ = Encoder.Layout;
+        _ = ComputePrecision;
+        if (Width < 1) throw new ArgumentException($"--width must be positive, not {Width}");
+        if (BatchSize < 1 || BnSplits < 1 || BatchSize % BnSplits != 0)
+            throw new ArgumentException($"--batch-size {BatchSize} must be a positive multiple of --bn-splits {BnSplits}");
+        int keysPerStep = BatchSize * (Symmetric ? 2 : 1);
+        if (MocoK < keysPerStep)
+            throw new ArgumentException($"--moco-k {MocoK} must hold at least the {keysPerStep} keys enqueued per step");
+        if (MocoM < 0 || MocoM >= 1) throw new ArgumentException($"--moco-m must be in [0, 1), not {MocoM}");
+        if (MocoT <= 0) throw new ArgumentException($"--moco-t must be positive, not {MocoT}");
+        if (Epochs < 1) throw new ArgumentException($"--epochs must be at least 1, not {Epochs}");
+        if (Lr <= 0) throw new ArgumentException($"--lr must be positive, not {Lr}");
+        if (Augmentation is not ("cifar" or "v1" or "v2"))
+            throw new ArgumentException($"unknown augmentation '{Augmentation}': use cifar, v1 or v2");
+        if (KnnFeatures is not ("head" or "backbone"))
+            throw new ArgumentException($"unknown kNN features '{KnnFeatures}': use head or backbone");
+        return this;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.KebabCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    public static RunConfig FromJson(string json) =>
+        JsonSerializer.Deserialize<RunConfig>(json, JsonOptions) ?? throw new ArgumentException("empty run configuration");
+}

@@ -128,7 +128,7 @@ public static class DataSource
 
         var train = ImageFolderDataset.FromTarEntries(archivePath, entries, trainRoot, FolderOptions(options, null, null, 0), stopwatch);
         var test = ImageFolderDataset.FromTarEntries(archivePath, entries, testRoot,
-            FolderOptions(options, train.Classes, train.Report.CachedBytes, train.Report.Found), stopwatch);
+            FolderOptions(options, train.Classes, train.Report.CachedBytes, train.Report.Found), Stopwatch.StartNew());
         return FolderSplits($"image folders in archive '{archivePath}' ({trainRoot}/, {testRoot}/)", train, test, stopwatch);
     }
 

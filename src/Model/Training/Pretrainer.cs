@@ -46,8 +46,8 @@ public sealed class Pretrainer : IDisposable
             "v2" => AugmentationSettings.MocoV2(config.ImageSize),
             _ => AugmentationSettings.CifarDemo(config.ImageSize),
         };
-        _loader = new PretrainLoader(data.Train, new Augmenter(augmentation), layout, collective.Rank, config.Seed, loaderThreads);
-        _evalTransform = config.ImageSize <= 64 ? EvalTransform.Cifar(config.ImageSize) : EvalTransform.ImageNet(config.ImageSize * 256 / 224, config.ImageSize);
+        _loader = new PretrainLoader(data.Train, ViewTransforms.Random(new Augmenter(augmentation)), layout, collective.Rank, config.Seed, loaderThreads);
+        _evalTransform = ViewTransforms.Deterministic(config.ImageSize <= 64 ? EvalTransform.Cifar(config.ImageSize) : EvalTransform.ImageNet(config.ImageSize * 256 / 224, config.ImageSize));
         StepsPerEpoch = data.Train.Count / config.BatchSize;
         if (StepsPerEpoch < 1)
         {

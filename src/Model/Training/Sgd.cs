@@ -57,7 +57,7 @@ public sealed class Sgd : IDisposable
                 var buf = _momentumBuffers[i];
                 if (buf is null)
                 {
-                    _momentumBuffers[i] = d.detach().clone();
+                    _momentumBuffers[i] = d.detach().clone().DetachFromDisposeScope();
                 }
                 else
                 {
@@ -89,7 +89,7 @@ public sealed class Sgd : IDisposable
         for (int i = 0; i < _params.Count; i++)
         {
             _momentumBuffers[i]?.Dispose();
-            _momentumBuffers[i] = tensors.TryGetValue("momentum_buffer." + _params[i].Name, out var t) ? t.detach().clone() : null;
+            _momentumBuffers[i] = tensors.TryGetValue("momentum_buffer." + _params[i].Name, out var t) ? t.detach().clone().DetachFromDisposeScope() : null;
         }
     }
 

@@ -1,0 +1,21 @@
+namespace MoCo.Host.Configuration;
+
+/// <summary>The <c>moco.host</c> section: how this process runs, not what the run is.</summary>
+public sealed record HostSettings
+{
+    /// <summary>Evaluate the kNN monitor before the first step.</summary>
+    public bool KnnAtStart { get; init; }
+
+    /// <summary>Torch compute threads (0: one per core).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Background image threads (0: automatic).</summary>
+    public int LoaderThreads { get; init; }
+
+    /// <summary>Folder under which new run directories are created.</summary>
+    public string RunsRoot { get; init; } = "runs";
+
+    public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
+
+    public int EffectiveLoaderThreads => LoaderThreads > 0 ? LoaderThreads : Math.Max(1, Environment.ProcessorCount / 2);
+}

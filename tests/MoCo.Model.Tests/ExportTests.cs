@@ -119,7 +119,10 @@ public sealed class ExportTests : IDisposable
             }
             finally
             {
-                foreach (DictionaryEntry e in (IDictionary)root["model"]!) ((Tensor)e.Value!).Dispose();
+                foreach (DictionaryEntry e in (IDictionary)root["model"]!)
+                {
+                    ((Tensor)e.Value!).Dispose();
+                }
             }
         }
         finally

@@ -112,7 +112,7 @@ public sealed class ExportTorchvisionTests : IDisposable
     private static void WriteStemExpectation(string path, Dictionary<string, Tensor> sd, bool cifarStem, long seed)
     {
         using var scope = torch.NewDisposeScope();
-        var generator = new Generator((ulong)seed + 1000);
+        using var generator = new Generator((ulong)seed + 1000);
         long size = cifarStem ? 32 : 64;
         var x = torch.randn([2, 3, size, size], generator: generator);
         long stride = cifarStem ? 1 : 2;

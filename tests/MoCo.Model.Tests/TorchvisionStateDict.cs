@@ -26,7 +26,7 @@ internal static class TorchvisionStateDict
     /// <summary>A ResNet-18 (BasicBlock, [2, 2, 2, 2]) at base width <paramref name="width"/> (64 in torchvision).</summary>
     public static List<KeyValuePair<string, Tensor>> ResNet18(int width, bool cifarStem, Head head, int outputs, long seed)
     {
-        var generator = new Generator((ulong)seed);
+        using var generator = new Generator((ulong)seed);
         var entries = new List<KeyValuePair<string, Tensor>>();
 
         void Conv(string name, long cout, long cin, long k)
@@ -38,16 +38,21 @@ internal static class TorchvisionStateDict
 
         void Bn(string name, long c)
         {
-            using (var w = torch.rand([c], generator: generator)) entries.Add(new(name + ".weight", w.add(0.5)));
-            using (var b = torch.randn([c], generator: generator)) entries.Add(new(name + ".bias", b.mul(0.1)));
-            using (var m = torch.randn([c], generator: generator)) entries.Add(new(name + ".running_mean", m.mul(0.1)));
-            using (var v = torch.rand([c], generator: generator)) entries.Add(new(name + ".running_var", v.add(0.5)));
+            using var w = torch.rand([c], generator: generator);
+            using var b = torch.randn([c], generator: generator);
+            using var m = torch.randn([c], generator: generator);
+            using var v = torch.rand([c], generator: generator);
+            entries.Add(new(name + ".weight", w.add(0.5)));
+            entries.Add(new(name + ".bias", b.mul(0.1)));
+            entries.Add(new(name + ".running_mean", m.mul(0.1)));
+            entries.Add(new(name + ".running_var", v.add(0.5)));
             entries.Add(new(name + ".num_batches_tracked", torch.tensor(1000L)));
         }
 
         void Linear(string name, long cout, long cin)
         {
-            using (var w = torch.randn([cout, cin], generator: generator)) entries.Add(new(name + ".weight", w.mul(1.0 / Math.Sqrt(cin))));
+            using var w = torch.randn([cout, cin], generator: generator);
+            entries.Add(new(name + ".weight", w.mul(1.0 / Math.Sqrt(cin))));
             entries.Add(new(name + ".bias", torch.zeros([cout])));
         }
 

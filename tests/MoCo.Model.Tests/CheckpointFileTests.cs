@@ -26,9 +26,15 @@ public sealed class CheckpointFileTests : IDisposable
             random.NextBytes(bytes);
             if (boolean)
             {
-                for (int i = 0; i < bytes.Length; i++) bytes[i] &= 1;
+                for (int i = 0; i < bytes.Length; i++)
+                {
+                    bytes[i] &= 1;
+                }
             }
-            if (bytes.Length > 0) t.bytes = bytes;
+            if (bytes.Length > 0)
+            {
+                t.bytes = bytes;
+            }
             return t;
         }
         return
@@ -48,7 +54,10 @@ public sealed class CheckpointFileTests : IDisposable
 
     private static void DisposeAll(IEnumerable<KeyValuePair<string, Tensor>> tensors)
     {
-        foreach (var (_, t) in tensors) t.Dispose();
+        foreach (var (_, t) in tensors)
+        {
+            t.Dispose();
+        }
     }
 
     private static byte[] Bytes(Tensor t)

@@ -99,6 +99,10 @@ public class DatasetCifarBinaryTests
             Assert.Equal(folderTrain.Image(i).Pixels, train.Image(i).Pixels);
         }
         AssertHwc(test.Image(0), 100);
+
+        var splits = DataSource.Open(archive);
+        Assert.Equal((10, 3), (splits.Train.Count, splits.Test.Count));
+        Assert.Contains($"{archive}!/{Cifar10BinaryDataset.FolderName}", splits.Description);
     }
 
     [Fact]

@@ -148,8 +148,9 @@ public sealed class Cifar10BinaryDataset : IImageDataset
                 CheckLength(name, entry.Data!.Length);
                 batches.Add((name, entry.Data));
             }
-            string folder = Path.GetDirectoryName(entries.First(e => FileName(e.Path) == (s == 0 ? TrainFiles[0] : TestFile)).Path) ?? "";
-            split[s] = FromBatches($"{archivePath}!/{folder}", classes, batches, stopwatch);
+            string first = batches[0].Name;
+            string folder = first[..Math.Max(0, first.LastIndexOf('/'))];
+            split[s] = FromBatches(folder, classes, batches, stopwatch);
         }
         return (split[0], split[1]);
     }

@@ -85,7 +85,7 @@ public static class DataSource
         {
             var cifarTrain = Cifar10BinaryDataset.Load(cifarFolder, train: true);
             var cifarTest = Cifar10BinaryDataset.Load(cifarFolder, train: false);
-            return CifarSplits(cifarFolder, cifarTrain, cifarTest, stopwatch);
+            return CifarSplits(cifarTrain, cifarTest, stopwatch);
         }
 
         string trainRoot = Path.Combine(path, "train");
@@ -111,7 +111,7 @@ public static class DataSource
         if (Cifar10BinaryDataset.HasBatches(entries))
         {
             var (cifarTrain, cifarTest) = Cifar10BinaryDataset.FromTarEntries(archivePath, entries, stopwatch);
-            return CifarSplits(archivePath, cifarTrain, cifarTest, stopwatch);
+            return CifarSplits(cifarTrain, cifarTest, stopwatch);
         }
         if (!entries.Any(e => e.Data is not null && ImageFolderDataset.IsImageFile(e.Path)))
         {
@@ -203,11 +203,11 @@ public static class DataSource
         return new DatasetSplits(train, test, report, description);
     }
 
-    private static DatasetSplits CifarSplits(string source, Cifar10BinaryDataset train, Cifar10BinaryDataset test, Stopwatch stopwatch)
+    private static DatasetSplits CifarSplits(Cifar10BinaryDataset train, Cifar10BinaryDataset test, Stopwatch stopwatch)
     {
         var report = train.Report.Combine(test.Report) with { Elapsed = stopwatch.Elapsed };
         string description =
-            $"CIFAR-10 binary '{source}': {train.Count} train, {test.Count} test images, {train.Classes.Count} classes, 32x32, " +
+            $"CIFAR-10 binary '{train.Source}': {train.Count} train, {test.Count} test images, {train.Classes.Count} classes, 32x32, " +
             $"held in memory ({report.CachedBytes / (1024.0 * 1024.0):F1} MiB)";
         return new DatasetSplits(train, test, report, description);
     }

@@ -1,0 +1,197 @@
+using System.CommandLine;
+using MoCo.Host.Configuration;
+using MoCo.Host.Console;
+using MoCo.Model.Checkpoints;
+using MoCo.Model.Collectives;
+using MoCo.Model.Data;
+using MoCo.Model.Training;
+using Spectre.Console;
+using TorchSharp;
+
+namespace MoCo.Host.Commands;
+
+/// <summary><c>moco train</c>: pretrain with the flags of the official main_moco.py.</summary>
+public static class TrainCommand
+{
+    /// <summary>Official flag name → configuration key, where they differ from the key.</summary>
+    private static readonly Dictionary<string, string> Aliases = new()
+    {
+        ["--batch-size"] = "batch-size",
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("train", "Pretrain an encoder with MoCo (a run directory receives checkpoints and metrics).");
+        var preset = new Option<string?>("--preset") { Description = "quickstart | cifar-small | moco-v1 | moco-v2 (default quickstart)" };
+        var config = new Option<string?>("--config") { Description = "A HOCON file instead of a preset" };
+        var runDir = new Option<string?>("--run-dir") { Description = "Run directory (default runs/<run id>)" };
+        var resume = new Option<string?>("--resume") { Description = "A checkpoint file, or a run directory whose latest valid checkpoint is used" };
+        var augPlus = new Option<bool>("--aug-plus") { Description = "MoCo v2 augmentation (same as --augmentation v2)" };
+        var printEvery = new Option<int>("--print-freq") { Description = "Print a line every n steps", DefaultValueFactory = _ => 10 };
+        command.Options.Add(preset);
+        command.Options.Add(config);
+        command.Options.Add(runDir);
+        command.Options.Add(resume);
+        command.Options.Add(augPlus);
+        command.Options.Add(printEvery);
+        var runOptions = AddSectionOptions<RunConfig>(command, "moco.run");
+        var hostOptions = AddSectionOptions<HostSettings>(command, "moco.host", exclude: ["runs-root"]);
+        command.SetAction(parse =>
+        {
+            var (cfg, source) = Presets.Load(parse.GetValue(preset), parse.GetValue(config));
+            cfg = Presets.WithEnvironment(cfg, Environment.GetEnvironmentVariables());
+            var runValues = Collect(parse, runOptions);
+            if (parse.GetValue(augPlus))
+            {
+                runValues["augmentation"] = "v2";
+            }
+            cfg = Presets.WithOverrides(cfg, "moco.run", runValues);
+            cfg = Presets.WithOverrides(cfg, "moco.host", Collect(parse, hostOptions));
+            var run = SettingsReader.Read<RunConfig>(cfg, "moco.run", source);
+            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
+            return Train(run, host, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery));
+        });
+        return command;
+    }
+
+    private static int Train(RunConfig run, HostSettings host, IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery)
+    {
+        var console = AnsiConsole.Console;
+        torch.set_num_threads(host.EffectiveThreads);
+        string runId;
+        Checkpoint? checkpoint = null;
+        if (resume is not null)
+        {
+            (checkpoint, runDir) = OpenResume(resume, console);
+            runId = checkpoint.Header.RunId;
+            var saved = RunConfig.FromJson(checkpoint.Header.ConfigJson);
+            // a resumed run keeps its configuration; only --epochs and --data may be given again
+            run = saved with
+            {
+                Epochs = flags.ContainsKey("epochs") ? run.Epochs : saved.Epochs,
+                Data = flags.ContainsKey("data") ? run.Data : saved.Data,
+            };
+        }
+        else
+        {
+            runId = $"run-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
+            runDir ??= Path.Combine(host.RunsRoot, runId);
+        }
+        run.Validate();
+        Directory.CreateDirectory(runDir!);
+        File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
+        console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");
+        var data = DataCommandHelpers.OpenData(run.Data, run.Seed, console);
+        var layout = new BatchLayout(run.BatchSize, run.BnSplits, 1);
+        using var trainer = new Pretrainer(run, runId, data, SingleProcessCollective.Instance, layout, host.EffectiveLoaderThreads);
+        if (checkpoint is not null)
+        {
+            using (checkpoint)
+            {
+                trainer.LoadCheckpoint(checkpoint);
+            }
+        }
+        using var cancel = new CancellationTokenSource();
+        System.Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        var loop = new PretrainLoop(trainer, runDir!, new ConsoleObserver(console, printEvery), host.EffectiveThreads);
+        try
+        {
+            loop.Run(resumed: checkpoint is not null, knnAtStart: host.KnnAtStart, cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            console.MarkupLine("[yellow]interrupted[/]: continue with [bold]moco train --resume " + Markup.Escape(runDir!) + "[/]");
+            return 130;
+        }
+        console.MarkupLine($"[bold green]done[/]: {trainer.GlobalStep} steps; metrics in {Markup.Escape(Path.Combine(runDir!, PretrainLoop.MetricsFile))}");
+        return 0;
+    }
+
+    private static (Checkpoint Checkpoint, string RunDir) OpenResume(string resume, IAnsiConsole console)
+    {
+        if (Directory.Exists(resume))
+        {
+            var runId = ReadRunId(resume);
+            var latest = CheckpointDirectory.Latest(resume, runId);
+            foreach (var skipped in latest.Skipped)
+            {
+                console.MarkupLine($"[yellow]skipped checkpoint[/] {Markup.Escape(skipped.Path)}: {Markup.Escape(skipped.Reason)}");
+            }
+            if (latest.Found is null)
+            {
+                throw new ConfigurationError($"no valid checkpoint of run {runId} in {resume}");
+            }
+            return (CheckpointFile.Read(latest.Found.Path, runId), resume);
+        }
+        if (!File.Exists(resume))
+        {
+            throw new ConfigurationError($"--resume {resume}: no such checkpoint file or run directory");
+        }
+        var checkpoint = CheckpointFile.Read(resume);
+        var dir = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(resume)))!;
+        return (checkpoint, dir);
+    }
+
+    /// <summary>The run id of a run directory, from any of its checkpoints' headers.</summary>
+    private static string ReadRunId(string runDir)
+    {
+        foreach (var path in new CheckpointDirectory(runDir).List().Reverse())
+        {
+            try
+            {
+                return CheckpointFile.Verify(path).Header.RunId;
+            }
+            catch (CheckpointRejectedException)
+            {
+            }
+        }
+        throw new ConfigurationError($"{runDir} holds no valid checkpoint");
+    }
+
+    internal static Dictionary<string, Option> AddSectionOptions<T>(Command command, string section, string[]? exclude = null)
+    {
+        var options = new Dictionary<string, Option>();
+        foreach (var (key, type) in SettingsReader.Keys<T>())
+        {
+            if (exclude?.Contains(key) == true)
+            {
+                continue;
+            }
+            Option option = type == typeof(bool)
+                ? new Option<string?>("--" + key) { Arity = ArgumentArity.ZeroOrOne, Description = $"{section}.{key} (true/false)" }
+                : type == typeof(IReadOnlyList<int>)
+                    ? new Option<int[]?>("--" + key) { AllowMultipleArgumentsPerToken = true, Description = $"{section}.{key} (list)" }
+                    : new Option<string?>("--" + key) { Description = $"{section}.{key}" };
+            command.Options.Add(option);
+            options[key] = option;
+        }
+        return options;
+    }
+
+    internal static Dictionary<string, string> Collect(ParseResult parse, Dictionary<string, Option> options)
+    {
+        var values = new Dictionary<string, string>();
+        foreach (var (key, option) in options)
+        {
+            var result = parse.GetResult(option);
+            if (result is null || result.Implicit)
+            {
+                continue;
+            }
+            if (option is Option<int[]?> list)
+            {
+                values[key] = "[" + string.Join(", ", parse.GetValue(list) ?? []) + "]";
+            }
+            else
+            {
+                var text = parse.GetValue((Option<string?>)option);
+                values[key] = text ?? "true"; // a bare boolean flag
+            }
+        }
+        return values;
+    }
+}

@@ -245,7 +245,7 @@ public sealed record AugmentationSettings
         {
             hash.Add(op);
         }
-        return hash.GetHashCode();
+        return hash.ToHashCode();
     }
 
     private static void CheckProbability(double p, string name)

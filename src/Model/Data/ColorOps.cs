@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace MoCo.Model.Data;
 
 /// <summary>
@@ -46,7 +49,24 @@ internal static class ColorOps
     {
         Planes(chw, plane, out var r, out var g, out var b);
         float rest = 1f - factor;
-        for (int i = 0; i < plane; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && plane >= Vector<float>.Count)
+        {
+            var vr = MemoryMarshal.Cast<float, Vector<float>>(r);
+            var vg = MemoryMarshal.Cast<float, Vector<float>>(g);
+            var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
+            var zero = Vector<float>.Zero;
+            var one = Vector<float>.One;
+            for (int k = 0; k < vr.Length; k++)
+            {
+                Vector<float> l = rest * (WeightR * vr[k] + WeightG * vg[k] + WeightB * vb[k]);
+                vr[k] = Vector.Min(Vector.Max(factor * vr[k] + l, zero), one);
+                vg[k] = Vector.Min(Vector.Max(factor * vg[k] + l, zero), one);
+                vb[k] = Vector.Min(Vector.Max(factor * vb[k] + l, zero), one);
+            }
+            i = vr.Length * Vector<float>.Count;
+        }
+        for (; i < plane; i++)
         {
             float l = rest * (WeightR * r[i] + WeightG * g[i] + WeightB * b[i]);
             r[i] = Math.Clamp(factor * r[i] + l, 0f, 1f);
@@ -72,13 +92,70 @@ internal static class ColorOps
     public static void Hue(Span<float> chw, int plane, float shift)
     {
         Planes(chw, plane, out var r, out var g, out var b);
-        for (int i = 0; i < plane; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && plane >= Vector<float>.Count)
+        {
+            var vr = MemoryMarshal.Cast<float, Vector<float>>(r);
+            var vg = MemoryMarshal.Cast<float, Vector<float>>(g);
+            var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
+            for (int k = 0; k < vr.Length; k++)
+            {
+                HueVector(ref vr[k], ref vg[k], ref vb[k], shift);
+            }
+            i = vr.Length * Vector<float>.Count;
+        }
+        for (; i < plane; i++)
         {
             RgbToHsv(r[i], g[i], b[i], out float h, out float s, out float v);
             h += shift;
             h -= MathF.Floor(h);
             HsvToRgb(h, s, v, out r[i], out g[i], out b[i]);
         }
+    }
+
+    /// <summary>
+    /// The lane-wise twin of <see cref="RgbToHsv"/>, the shift and <see cref="HsvToRgb"/>: the same float operations in
+    /// the same order, so a pixel gets the same bits whichever path (vector body or scalar tail) handles it.
+    /// </summary>
+    private static void HueVector(ref Vector<float> r, ref Vector<float> g, ref Vector<float> b, float shift)
+    {
+        var one = Vector<float>.One;
+        var zero = Vector<float>.Zero;
+        Vector<float> maxc = Vector.Max(r, Vector.Max(g, b));
+        Vector<float> minc = Vector.Min(r, Vector.Min(g, b));
+        Vector<int> eqc = Vector.Equals(maxc, minc);
+        Vector<float> cr = maxc - minc;
+        Vector<float> s = cr / Vector.ConditionalSelect(eqc, one, maxc);
+        Vector<float> divisor = Vector.ConditionalSelect(eqc, one, cr);
+        Vector<float> rc = (maxc - r) / divisor;
+        Vector<float> gc = (maxc - g) / divisor;
+        Vector<float> bc = (maxc - b) / divisor;
+        Vector<float> hr = bc - gc;
+        Vector<float> hg = new Vector<float>(2f) + rc - bc;
+        Vector<float> hb = new Vector<float>(4f) + gc - rc;
+        Vector<float> hh = Vector.ConditionalSelect(Vector.Equals(maxc, r), hr, Vector.ConditionalSelect(Vector.Equals(maxc, g), hg, hb));
+        // (hh / 6 + 1) lies in [5/6, 7/6]: fmod(x, 1) = x - floor(x) exactly for positive x.
+        Vector<float> h = hh / new Vector<float>(6f) + one;
+        h -= Vector.Floor(h);
+        h += new Vector<float>(shift);
+        h -= Vector.Floor(h);
+
+        Vector<float> h6 = h * new Vector<float>(6f);
+        Vector<float> fi = Vector.Floor(h6);
+        Vector<float> f = h6 - fi;
+        Vector<float> v = maxc;
+        Vector<float> p = Vector.Min(Vector.Max(v * (one - s), zero), one);
+        Vector<float> q = Vector.Min(Vector.Max(v * (one - s * f), zero), one);
+        Vector<float> t = Vector.Min(Vector.Max(v * (one - s * (one - f)), zero), one);
+        Vector<int> m0 = Vector.Equals(fi, zero) | Vector.Equals(fi, new Vector<float>(6f));
+        Vector<int> m1 = Vector.Equals(fi, one);
+        Vector<int> m2 = Vector.Equals(fi, new Vector<float>(2f));
+        Vector<int> m3 = Vector.Equals(fi, new Vector<float>(3f));
+        Vector<int> m4 = Vector.Equals(fi, new Vector<float>(4f));
+        // Sectors: r = (v, q, p, p, t, v), g = (t, v, v, q, p, p), b = (p, p, t, v, v, q).
+        r = Vector.ConditionalSelect(m1, q, Vector.ConditionalSelect(m2 | m3, p, Vector.ConditionalSelect(m4, t, v)));
+        g = Vector.ConditionalSelect(m0, t, Vector.ConditionalSelect(m1 | m2, v, Vector.ConditionalSelect(m3, q, p)));
+        b = Vector.ConditionalSelect(m0 | m1, p, Vector.ConditionalSelect(m2, t, Vector.ConditionalSelect(m3 | m4, v, q)));
     }
 
     /// <summary>torchvision <c>_rgb2hsv</c> for one pixel: h in [0, 1), s in [0, 1], v = max channel.</summary>

@@ -51,13 +51,15 @@ internal static class GaussianBlur
         }
 
         int plane = height * width;
-        Span<float> tmp = scratch.Plane(plane);
+        Span<float> buffer = scratch.Plane(plane + width + 2 * radius);
+        Span<float> tmp = buffer.Slice(0, plane);
+        Span<float> padded = buffer.Slice(plane, width + 2 * radius);
         for (int c = 0; c < 3; c++)
         {
             Span<float> p = chw.Slice(c * plane, plane);
             for (int y = 0; y < height; y++)
             {
-                Horizontal(p.Slice(y * width, width), tmp.Slice(y * width, width), kernel, radius);
+                Horizontal(p.Slice(y * width, width), tmp.Slice(y * width, width), padded, kernel, radius);
             }
             for (int y = 0; y < height; y++)
             {
@@ -71,42 +73,20 @@ internal static class GaussianBlur
         }
     }
 
-    private static void Horizontal(ReadOnlySpan<float> src, Span<float> dst, ReadOnlySpan<float> kernel, int radius)
+    private static void Horizontal(ReadOnlySpan<float> src, Span<float> dst, Span<float> padded, ReadOnlySpan<float> kernel, int radius)
     {
+        // Reflect-pad the row once, then one vectorised axpy per tap over shifted views of it.
         int width = src.Length;
-        int taps = kernel.Length;
-        int interiorStart = Math.Min(radius, width);
-        int interiorEnd = Math.Max(interiorStart, width - radius);
-
-        // Interior: every tap in range, one vectorised axpy per tap over shifted rows.
-        if (interiorEnd > interiorStart)
+        for (int x = 0; x < radius; x++)
         {
-            int n = interiorEnd - interiorStart;
-            Span<float> d = dst.Slice(interiorStart, n);
-            PlaneMath.Scale(kernel[0], src.Slice(interiorStart - radius, n), d);
-            for (int k = 1; k < taps; k++)
-            {
-                PlaneMath.Axpy(kernel[k], src.Slice(interiorStart - radius + k, n), d);
-            }
+            padded[x] = src[Reflect(x - radius, width)];
+            padded[radius + width + x] = src[Reflect(width + x, width)];
         }
-
-        // Borders: reflected taps.
-        for (int x = 0; x < width; x++)
+        src.CopyTo(padded.Slice(radius));
+        PlaneMath.Scale(kernel[0], padded.Slice(0, width), dst);
+        for (int k = 1; k < kernel.Length; k++)
         {
-            if (x == interiorStart)
-            {
-                x = interiorEnd;
-                if (x >= width)
-                {
-                    break;
-                }
-            }
-            float s = 0f;
-            for (int k = 0; k < taps; k++)
-            {
-                s += kernel[k] * src[Reflect(x + k - radius, width)];
-            }
-            dst[x] = s;
+            PlaneMath.Axpy(kernel[k], padded.Slice(k, width), dst);
         }
     }
 }

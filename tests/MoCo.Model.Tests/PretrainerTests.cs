@@ -159,3 +159,29 @@ public class PretrainerTests
         }
     }
 }
+
+public class MixedPrecisionTests
+{
+    [Fact]
+    public void Bf16_mixed_keeps_fp32_master_weights_and_tracks_fp32_loss()
+    {
+        var data = PretrainerTests.TinyData();
+        var config = PretrainerTests.TinyConfig();
+        using var fp32 = new Pretrainer(config, "run-a", data, SingleProcessCollective.Instance, new BatchLayout(16, 4, 1), 2);
+        using var bf16 = new Pretrainer(config with { Precision = "bf16-mixed" }, "run-a", data, SingleProcessCollective.Instance, new BatchLayout(16, 4, 1), 2);
+        var a = fp32.TrainStep();
+        var b = bf16.TrainStep();
+        // bf16 has 8 bits of mantissa: the first-step loss (about ln(1+K) ≈ 3.7) agrees within 2%
+        Assert.True(double.IsFinite(b.Loss));
+        Assert.Equal(a.Loss, b.Loss, a.Loss * 0.02);
+        foreach (var (name, p) in bf16.Model.EncoderQ.named_parameters())
+        {
+            Assert.Equal(ScalarType.Float32, p.dtype);
+            Assert.NotNull(p.grad);
+        }
+        foreach (var bn in bf16.Model.EncoderQ.Norms)
+        {
+            Assert.Equal(ScalarType.Float32, bn.RunningMean.dtype);
+        }
+    }
+}

@@ -57,7 +57,7 @@ public sealed class KnnMonitor
             var (simWeight, simIndices) = sim.topk(k, dim: -1);     // b x k
             var simLabels = bankLabels.index_select(0, simIndices.flatten()).view(b, k);
             var weight = simWeight.div(Temperature).exp_();
-            var oneHot = zeros(b * k, classes).scatter_(1, simLabels.view(-1, 1), 1.0f);
+            var oneHot = zeros(b * k, classes).scatter_(1, simLabels.view(-1, 1), ones(b * k, 1)); // (b·k) x C
             var scores = (oneHot.view(b, k, classes) * weight.unsqueeze(-1)).sum(1); // b x C
             var ranked = scores.argsort(dim: -1, descending: true);
             var target = labels.narrow(0, start, b).view(-1, 1);

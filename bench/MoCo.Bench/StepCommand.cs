@@ -19,8 +19,9 @@ internal static class StepCommand
         var config = CifarSmall.Config(1, options.Batch, options.Data).Validate();
         AnsiConsole.MarkupLine(Markup.Escape(
             $"cifar-small: {config.Arch}, {config.Stem} stem, width {config.Width}, dim {config.MocoDim}, K {config.MocoK}, m {config.MocoM}, " +
-            $"T {config.MocoT}, bn-splits {config.BnSplits}, batch {options.Batch}, {config.ImageSize}x{config.ImageSize}; " +
-            $"{options.Warmup} warm-up + {options.Steps} timed steps; data for (d) and (e): {options.Data}"));
+            $"T {config.MocoT}, bn-splits {config.BnSplits}, batch {options.Batch}, {config.ImageSize}x{config.ImageSize}"));
+        AnsiConsole.MarkupLine(Markup.Escape(
+            $"{options.Warmup} warm-up + {options.Steps} timed steps per configuration; data for (d) and (e): {options.Data}"));
 
         var results = new Dictionary<StepWorkload, ChildRun>();
         foreach (var what in options.What)

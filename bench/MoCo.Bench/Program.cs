@@ -1,1 +1,49 @@
-Console.WriteLine("bench");
+using Spectre.Console;
+
+namespace MoCo.Bench;
+
+/// <summary>
+/// moco-bench: throughput and memory of the MoCo step against a bare TorchSharp loop of the same network
+/// (<c>step</c>, one child process per configuration through <c>step-one</c>), and a short cifar-small
+/// pretraining with the kNN monitor after every epoch (<c>cifar</c>).
+/// </summary>
+internal static class Program
+{
+    private const string Usage =
+        "usage:\n" +
+        "  moco-bench step [--batch 256] [--steps 10] [--warmup 2] [--data synthetic|PATH] [--threads T] [--what a,b,c,d,e]\n" +
+        "  moco-bench step-one --what a|b|c|d|e [same options as step]   (one configuration; prints one JSON line)\n" +
+        "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]";
+
+    private const int RedirectedWidth = 160;
+
+    private static int Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        if (Console.IsOutputRedirected)
+        {
+            // Spectre falls back to 80 columns without a terminal; the tables are meant to be pasted whole
+            AnsiConsole.Profile.Width = RedirectedWidth;
+        }
+        try
+        {
+            var options = BenchArgs.Parse(args.AsSpan(1));
+            return args[0] switch
+            {
+                "step" => StepCommand.Run(StepOptions.From(options)),
+                "step-one" => StepOneCommand.Run(StepOptions.From(options), StepWorkloads.Parse(options.String("what", ""))),
+                "cifar" => CifarCommand.Run(CifarOptions.From(options)),
+                _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(e.Message)}[/]");
+            return 2;
+        }
+    }
+}

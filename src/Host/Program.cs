@@ -11,7 +11,7 @@ root.Subcommands.Add(EvalCommands.CreateLinearProbe());
 root.Subcommands.Add(EvalCommands.CreateExport());
 try
 {
-    return root.Parse(args).Invoke();
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (e is ConfigurationError or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
 {

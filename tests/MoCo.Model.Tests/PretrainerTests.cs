@@ -104,6 +104,11 @@ public class PretrainerTests
         using var checkpoint = CheckpointFile.Read(path, "run-a");
         var e2 = Assert.Throws<CheckpointRejectedException>(() => c.LoadCheckpoint(checkpoint));
         Assert.Contains("different configuration", e2.Message);
+
+        // evaluation and cadence settings may differ: the same run, evaluated differently
+        using var d = Create(config with { KnnK = 5, KnnFeatures = "backbone", Epochs = 9, KeepCheckpoints = 1 }, data, "run-a");
+        d.LoadCheckpoint(checkpoint);
+        Assert.Equal(1, d.GlobalStep);
     }
 
     [Fact]

@@ -35,8 +35,11 @@ public sealed class ConsoleObserver : IPretrainObserver
         _stepsAtClock = trainer.GlobalStep;
     }
 
-    public void KnnAtStart(Accuracy accuracy) =>
+    public void KnnAtStart(Accuracy accuracy)
+    {
         _console.MarkupLine($"kNN top-1 of the random encoder: [bold]{accuracy.Top1:F2}%[/]");
+        _clock = System.Diagnostics.Stopwatch.StartNew(); // step rates count training only
+    }
 
     public void StepCompleted(StepResult step, Pretrainer trainer)
     {

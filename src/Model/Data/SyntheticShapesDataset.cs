@@ -24,7 +24,11 @@ public sealed class SyntheticShapesDataset : IImageDataset
 
     private const int Supersample = 4;
     private const double NoiseSigma = 8.0;
-    private const double MinColourDistance = 90.0;
+    private static readonly double[][] Palette =
+    [
+        [230, 60, 50], [60, 180, 75], [40, 90, 220], [250, 210, 40],
+        [240, 240, 240], [30, 30, 30], [150, 70, 200], [70, 200, 210],
+    ];
     private const double Sqrt3 = 1.7320508075688772;
 
     private readonly ulong _seed;
@@ -82,28 +86,13 @@ public sealed class SyntheticShapesDataset : IImageDataset
         var rng = new CounterRng(_seed, RngStream.Synthetic, _train ? 0UL : 1UL, (ulong)index);
         double size = _size;
 
-        // Colours: independent of the class, far enough apart for the shape to show.
-        Span<double> background = stackalloc double[3];
-        Span<double> foreground = stackalloc double[3];
-        bool distinct = false;
-        for (int attempt = 0; attempt < 16 && !distinct; attempt++)
-        {
-            double distance2 = 0;
-            for (int c = 0; c < 3; c++)
-            {
-                background[c] = rng.NextInt(256);
-                foreground[c] = rng.NextInt(256);
-                distance2 += (foreground[c] - background[c]) * (foreground[c] - background[c]);
-            }
-            distinct = distance2 >= MinColourDistance * MinColourDistance;
-        }
-        if (!distinct)
-        {
-            for (int c = 0; c < 3; c++)
-            {
-                foreground[c] = 255 - background[c];
-            }
-        }
+        // Colours: a foreground and a different background from a small palette, independent of the class. With
+        // few colours, colour says little about which image a view came from, so contrastive learning must use
+        // the shape and its geometry to tell instances apart, and the shape is what predicts the class.
+        int bg = rng.NextInt(Palette.Length);
+        int fg = (bg + 1 + rng.NextInt(Palette.Length - 1)) % Palette.Length;
+        ReadOnlySpan<double> background = Palette[bg];
+        ReadOnlySpan<double> foreground = Palette[fg];
 
         // Geometry: the same draws for every class, so that the class changes only the shape.
         var shape = new Shape

@@ -166,9 +166,9 @@ public sealed class Pretrainer : IDisposable
             throw new CheckpointRejectedException(checkpoint.Info.Path, $"belongs to run {checkpoint.Header.RunId}, this run is {RunId}");
         }
         var saved = RunConfig.FromJson(checkpoint.Header.ConfigJson);
-        if ((saved with { Epochs = Config.Epochs, Data = Config.Data }).ToJson() != Config.ToJson())
+        if (!saved.DefinesSameRunAs(Config))
         {
-            throw new CheckpointRejectedException(checkpoint.Info.Path, "was written with a different configuration (only --epochs and --data may change on resume)");
+            throw new CheckpointRejectedException(checkpoint.Info.Path, "was written with a different configuration (on resume only the epochs, the data location, the kNN monitor and the checkpoint cadence may change)");
         }
         using (no_grad())
         {

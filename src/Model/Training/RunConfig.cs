@@ -79,6 +79,25 @@ public sealed record RunConfig
         return this;
     }
 
+    /// <summary>
+    /// The configuration with the settings that may change when a run is resumed or evaluated (epochs, data
+    /// location, kNN monitor, checkpoint cadence) reset, so that two configurations of the same run compare equal.
+    /// </summary>
+    public RunConfig RunDefinition() => this with
+    {
+        Epochs = 0,
+        Data = "",
+        KnnK = 0,
+        KnnT = 0,
+        KnnEvery = 0,
+        KnnFeatures = "",
+        CheckpointEverySteps = 0,
+        KeepCheckpoints = 0,
+    };
+
+    /// <summary>True when both define the same run (see <see cref="RunDefinition"/>).</summary>
+    public bool DefinesSameRunAs(RunConfig other) => RunDefinition().ToJson() == other.RunDefinition().ToJson();
+
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,

@@ -40,7 +40,7 @@ public sealed class MixedLinear : nn.Module<Tensor, Tensor>, IMixedPrecision
             using var x = input.dtype == ScalarType.BFloat16 ? null : input.to(ScalarType.BFloat16);
             return nn.functional.linear(x ?? input, w, b);
         }
-        using var x32 = input.dtype == ScalarType.Float32 ? null : input.to(ScalarType.Float32);
-        return nn.functional.linear(x32 ?? input, weight, bias);
+        using var cast = input.dtype == weight.dtype ? null : input.to(weight.dtype);
+        return nn.functional.linear(cast ?? input, weight, bias);
     }
 }

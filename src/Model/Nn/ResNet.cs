@@ -8,7 +8,8 @@ namespace MoCo.Model.Nn;
 /// A ResNet encoder whose parameter and buffer names are torchvision's (conv1, bn1, layer1.0.conv1, ...,
 /// layerN.0.downsample.0/1, fc or fc.0/fc.2 for the MoCo v2 MLP head), so that state dicts map one to one.
 /// Every BatchNorm is a <see cref="SplitBatchNorm"/>; convolutions and linear layers follow the
-/// <see cref="Precision"/> set on the encoder, and the output is always float32.
+/// <see cref="Precision"/> set on the encoder, and the output has the parameters' dtype (float32; bf16 compute
+/// is cast back).
 /// </summary>
 public sealed class ResNet : nn.Module<Tensor, Tensor>
 {
@@ -140,14 +141,15 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
         }
         y = layer4.forward(layer3.forward(layer2.forward(layer1.forward(y))));
         y = nn.functional.adaptive_avg_pool2d(y, [1, 1]).flatten(1);
-        return y.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return (y.dtype == ScalarType.BFloat16 ? y.to(ScalarType.Float32) : y).MoveToOuterDisposeScope();
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var features = Backbone(x);
-        return fc.forward(features).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        var output = fc.forward(features);
+        return (output.dtype == ScalarType.BFloat16 ? output.to(ScalarType.Float32) : output).MoveToOuterDisposeScope();
     }
 
     /// <summary>The encoder's state as torchvision names it; <paramref name="withHead"/> false drops fc.*.</summary>

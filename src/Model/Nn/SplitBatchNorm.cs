@@ -87,6 +87,19 @@ public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
         return y.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The pending running mean and variance (empty before the first training forward of a step). Workers
+    /// average them over the whole world before committing, so the buffers do not depend on the world size.
+    /// </summary>
+    public IEnumerable<Tensor> PendingStatistics()
+    {
+        if (_pendingMean is not null && _pendingVar is not null)
+        {
+            yield return _pendingMean;
+            yield return _pendingVar;
+        }
+    }
+
     /// <summary>Applies the running-statistics update of the forwards since the last commit.</summary>
     public void CommitPending()
     {

@@ -63,30 +63,37 @@ public sealed class MocoTrainStep
             }
             loss.backward();
 
-            // one collective for every gradient and the two scalars (bucketing comes with the network plane)
+            // One collective for every gradient, the BN statistics and the two scalars (bucketing comes with the
+            // network plane). Each worker's pending BN statistics average its own groups; weighted by its share
+            // of the groups, their sum is the average over all G groups, as one worker would have computed.
             var grads = _optimizer.Parameters.Select(p => p.Param.grad).Where(g => g is not null).Select(g => g!).ToList();
+            var norms = qEncoder.Norms.Concat(kEncoder.Norms).SelectMany(bn => bn.PendingStatistics()).ToList();
             var stats = stack([loss.detach(), correct]).to(ScalarType.Float32);
             double lossSum, correctSum;
             if (collective.WorldSize > 1)
             {
-                var flat = cat(grads.Select(g => g.flatten()).Append(stats).ToList(), 0);
+                double share = (double)layout.LocalGroups(collective.Rank) / layout.Groups;
+                var parts = grads.Select(g => g.flatten())
+                    .Concat(norms.Select(n => n.flatten().mul(share)))
+                    .Append(stats).ToList();
+                var flat = cat(parts, 0);
                 collective.AllReduceSum(flat);
                 long offset = 0;
                 using (no_grad())
                 {
-                    foreach (var g in grads)
+                    foreach (var t in grads.Concat(norms))
                     {
-                        g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
-                        offset += g.numel();
+                        t.copy_(flat.narrow(0, offset, t.numel()).view_as(t));
+                        offset += t.numel();
                     }
                 }
-                lossSum = flat[offset].item<float>();
-                correctSum = flat[offset + 1].item<float>();
+                lossSum = flat[offset].ToDouble();
+                correctSum = flat[offset + 1].ToDouble();
             }
             else
             {
-                lossSum = stats[0].item<float>();
-                correctSum = stats[1].item<float>();
+                lossSum = stats[0].ToDouble();
+                correctSum = stats[1].ToDouble();
             }
 
             // commit: nothing above changed the state

@@ -110,29 +110,12 @@ public sealed class PretrainLoader : IDisposable
     public LocalBatch Build(EpochOrder order, int step)
     {
         var positions = _layout.Positions(_rank);
-        int n = positions.Count;
-        int size = _transform.OutputSize;
-        int per = 3 * size * size;
-        var view1 = empty(n, 3, size, size);
-        var view2 = empty(n, 3, size, size);
-        unsafe
-        {
-            fixed (byte* p1 = view1.bytes)
-            fixed (byte* p2 = view2.bytes)
-            {
-                var b1 = (IntPtr)p1;
-                var b2 = (IntPtr)p2;
-                Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = _threads }, i =>
-                {
-                    int index = order.SampleAt(step, positions[i]);
-                    var image = _dataset.Image(index);
-                    var rng1 = new CounterRng(_seed, RngStream.Augmentation, (ulong)order.Epoch, (ulong)index, 0);
-                    var rng2 = new CounterRng(_seed, RngStream.Augmentation, (ulong)order.Epoch, (ulong)index, 1);
-                    _transform.Apply(image, ref rng1, new Span<float>((float*)b1 + (long)i * per, per));
-                    _transform.Apply(image, ref rng2, new Span<float>((float*)b2 + (long)i * per, per));
-                });
-            }
-        }
+        int epoch = order.Epoch;
+        Func<int, int> indexOf = i => order.SampleAt(step, positions[i]);
+        var view1 = ViewBatch.Build(_dataset, _transform, positions.Count, indexOf,
+            (_, index) => new CounterRng(_seed, RngStream.Augmentation, (ulong)epoch, (ulong)index, 0), _threads);
+        var view2 = ViewBatch.Build(_dataset, _transform, positions.Count, indexOf,
+            (_, index) => new CounterRng(_seed, RngStream.Augmentation, (ulong)epoch, (ulong)index, 1), _threads);
         return new LocalBatch(order.Epoch, step, view1, view2);
     }
 

@@ -27,26 +27,12 @@ public static class FeatureExtractor
         {
             using var _ = no_grad();
             var chunks = new List<Tensor>();
-            int size = transform.OutputSize;
-            int per = 3 * size * size;
             for (int start = 0; start < dataset.Count; start += batchSize)
             {
                 int n = Math.Min(batchSize, dataset.Count - start);
                 using var scope = NewDisposeScope();
-                var x = empty(n, 3, size, size);
-                unsafe
-                {
-                    fixed (byte* p = x.bytes)
-                    {
-                        var basePtr = (IntPtr)p;
-                        int first = start;
-                        Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, i =>
-                        {
-                            var rng = new CounterRng(0, RngStream.Augmentation, 0, (ulong)(first + i));
-                            transform.Apply(dataset.Image(first + i), ref rng, new Span<float>((float*)basePtr + (long)i * per, per));
-                        });
-                    }
-                }
+                int first = start;
+                var x = ViewBatch.Build(dataset, transform, n, i => first + i, (_, index) => new CounterRng(0, RngStream.Augmentation, 0, (ulong)index), threads);
                 var f = source == FeatureSource.Head ? encoder.forward(x) : encoder.Backbone(x);
                 if (normalise)
                 {

@@ -314,24 +314,9 @@ public sealed class LinearProbe : IDisposable
     /// <summary>Views of images order[start..start+n) as an n x 3 x S x S batch; random draws from (seed, LinearProbe, epoch, index, AugmentSub).</summary>
     private Tensor Images(IImageDataset dataset, int[] order, int start, int n, IViewTransform transform, int epoch)
     {
-        int size = transform.OutputSize;
-        int per = 3 * size * size;
-        var x = empty(n, 3, size, size);
         ulong seed = _settings.Seed;
-        unsafe
-        {
-            fixed (byte* p = x.bytes)
-            {
-                var basePtr = (IntPtr)p;
-                Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = _settings.Threads }, i =>
-                {
-                    int index = order[start + i];
-                    var rng = new CounterRng(seed, RngStream.LinearProbe, (ulong)epoch, (ulong)index, AugmentSub);
-                    transform.Apply(dataset.Image(index), ref rng, new Span<float>((float*)basePtr + (long)i * per, per));
-                });
-            }
-        }
-        return x;
+        return ViewBatch.Build(dataset, transform, n, i => order[start + i],
+            (_, index) => new CounterRng(seed, RngStream.LinearProbe, (ulong)epoch, (ulong)index, AugmentSub), _settings.Threads);
     }
 
     private static Tensor Labels(IImageDataset dataset, int[] order, int start, int n)

@@ -1,0 +1,69 @@
+namespace MoCo.Actors.Run;
+
+/// <summary>
+/// A fact about a run, persisted by the run coordinator and folded by <see cref="RunState.Apply"/>.
+/// Events are past tense and immutable; replaying them in order rebuilds the run.
+/// </summary>
+public interface IRunEvent : IMocoMessage
+{
+}
+
+/// <summary>The run was created with its configuration.</summary>
+/// <param name="RunId">The run's identity (the persistence id is <c>run-{RunId}</c>).</param>
+/// <param name="ConfigJson">The run's full configuration, as JSON.</param>
+/// <param name="StartedUtc">When the run started.</param>
+public sealed record RunStarted(string RunId, string ConfigJson, DateTimeOffset StartedUtc) : IRunEvent;
+
+/// <summary>A new generation of workers formed and resumes training at <paramref name="Step"/>.</summary>
+/// <param name="Generation">The generation number; strictly increasing within a run, the first is 1.</param>
+/// <param name="Ranks">The workers of the generation in rank order (rank i is <c>Ranks[i]</c>).</param>
+/// <param name="Step">The global step the generation resumes at.</param>
+public sealed record GenerationStarted(int Generation, IReadOnlyList<WorkerInfo> Ranks, long Step) : IRunEvent
+{
+    /// <summary>Value equality, comparing the ranks element by element.</summary>
+    public bool Equals(GenerationStarted? other)
+    {
+        return other is not null
+            && Generation == other.Generation
+            && Step == other.Step
+            && Ranks.SequenceEqual(other.Ranks);
+    }
+
+    /// <inheritdoc />
+    public override int GetHashCode()
+    {
+        return HashCode.Combine(Generation, Step, Ranks.Count);
+    }
+}
+
+/// <summary>A worker joined the run's membership.</summary>
+/// <param name="Worker">The worker.</param>
+public sealed record WorkerJoined(WorkerInfo Worker) : IRunEvent;
+
+/// <summary>A worker left the run's membership (stopped, crashed, or its node became unreachable).</summary>
+/// <param name="WorkerId">The worker's identity.</param>
+/// <param name="Reason">Why it left, for the history.</param>
+public sealed record WorkerLeft(string WorkerId, string Reason) : IRunEvent;
+
+/// <summary>An epoch finished.</summary>
+/// <param name="Epoch">The epoch number (0-based), strictly increasing within a run.</param>
+/// <param name="Step">The global step at the end of the epoch.</param>
+/// <param name="Metrics">What the epoch measured.</param>
+public sealed record EpochCompleted(int Epoch, long Step, EpochMetrics Metrics) : IRunEvent;
+
+/// <summary>A checkpoint was written, fsynced and renamed into place.</summary>
+/// <param name="Path">The checkpoint file.</param>
+/// <param name="Sha256">The file's SHA-256, lower-case hex.</param>
+/// <param name="Epoch">The epoch the checkpoint belongs to.</param>
+/// <param name="Step">The global step the checkpoint holds.</param>
+public sealed record CheckpointSaved(string Path, string Sha256, int Epoch, long Step) : IRunEvent;
+
+/// <summary>The run finished its schedule.</summary>
+/// <param name="Step">The final global step.</param>
+/// <param name="CompletedUtc">When it finished.</param>
+public sealed record RunCompleted(long Step, DateTimeOffset CompletedUtc) : IRunEvent;
+
+/// <summary>The run stopped for good on an error.</summary>
+/// <param name="Reason">What went wrong.</param>
+/// <param name="FailedUtc">When it failed.</param>
+public sealed record RunFailed(string Reason, DateTimeOffset FailedUtc) : IRunEvent;

@@ -1,0 +1,58 @@
+using MoCo.Actors.Persistence;
+
+namespace MoCo.Actors.Tests.Persistence;
+
+/// <summary>The configuration <see cref="RunJournal"/> produces, read back as HOCON (no actor system).</summary>
+public sealed class RunJournalConfigSpec
+{
+    private static readonly string[] PluginPaths =
+    [
+        "akka.persistence.journal.sql",
+        "akka.persistence.snapshot-store.sql",
+        "akka.persistence.query.journal.sql",
+    ];
+
+    [Fact]
+    public void Sqlite_config_points_journal_snapshots_and_query_at_the_same_file()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "moco run \"1\"", "journal.db");
+
+        var config = RunJournal.Sqlite(path);
+
+        Assert.Equal(RunJournal.JournalPluginId, config.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal(RunJournal.SnapshotStorePluginId, config.GetString("akka.persistence.snapshot-store.plugin"));
+        foreach (var plugin in PluginPaths)
+        {
+            Assert.Equal("SQLite.MS", config.GetString(plugin + ".provider-name"));
+            Assert.Equal(RunJournal.SqliteConnectionString(path), config.GetString(plugin + ".connection-string"));
+            Assert.Equal("default", config.GetString(plugin + ".table-mapping"));
+        }
+
+        Assert.Contains(Path.GetFullPath(path), RunJournal.SqliteConnectionString(path));
+        Assert.True(config.GetBoolean("akka.persistence.journal.sql.auto-initialize"));
+        Assert.True(config.GetBoolean("akka.persistence.snapshot-store.sql.auto-initialize"));
+    }
+
+    [Fact]
+    public void PostgreSql_config_uses_the_connection_string_verbatim()
+    {
+        const string cs = "Host=db;Database=moco;Username=moco;Password=p\"w\\d";
+
+        var config = RunJournal.PostgreSql(cs);
+
+        foreach (var plugin in PluginPaths)
+        {
+            Assert.Equal("PostgreSQL.15", config.GetString(plugin + ".provider-name"));
+            Assert.Equal(cs, config.GetString(plugin + ".connection-string"));
+        }
+    }
+
+    [Fact]
+    public void Our_marker_interface_is_bound_to_Hyperion()
+    {
+        var config = RunJournal.Sqlite("journal.db");
+
+        Assert.Equal("hyperion", config.GetString("akka.actor.serialization-bindings.\"MoCo.Actors.IMocoMessage, MoCo.Actors\""));
+        Assert.StartsWith("Akka.Serialization.HyperionSerializer", config.GetString("akka.actor.serializers.hyperion"));
+    }
+}

@@ -97,10 +97,20 @@ public static class TrainCommand
             e.Cancel = true;
             cancel.Cancel();
         };
-        var loop = new PretrainLoop(trainer, runDir!, new ConsoleObserver(console, printEvery), host.EffectiveThreads);
+        bool resumed = checkpoint is not null;
         try
         {
-            loop.Run(resumed: checkpoint is not null, knnAtStart: host.KnnAtStart, cancel.Token);
+            // a live display on a terminal; plain lines when stdout is redirected (logs, CI)
+            if (console.Profile.Capabilities.Interactive && !System.Console.IsOutputRedirected)
+            {
+                LiveConsoleObserver.Run(console, observer =>
+                    new PretrainLoop(trainer, runDir!, observer, host.EffectiveThreads).Run(resumed, host.KnnAtStart, cancel.Token));
+            }
+            else
+            {
+                new PretrainLoop(trainer, runDir!, new ConsoleObserver(console, printEvery), host.EffectiveThreads)
+                    .Run(resumed, host.KnnAtStart, cancel.Token);
+            }
         }
         catch (OperationCanceledException)
         {

@@ -26,7 +26,6 @@ public sealed class ConsoleObserver : IPretrainObserver
             $"({trainer.StepsPerEpoch} steps/epoch)");
         _console.MarkupLine($"  {c.Arch} width {c.Width} {c.Stem} stem, dim {c.MocoDim}{(c.Mlp ? " + MLP" : "")}, K {c.MocoK}, m {c.MocoM}, T {c.MocoT}, " +
             $"batch {c.BatchSize} in {c.BnSplits} BN groups, lr {c.Lr} {(c.Cos ? "cosine" : "step " + string.Join("/", c.Schedule))}, {c.Precision}, aug {c.Augmentation}");
-        _console.MarkupLine($"  data: {Markup.Escape(trainer.Data.Description)} ({trainer.Data.Train.Count} train, {trainer.Data.Test.Count} test, {trainer.Data.Train.Classes.Count} classes)");
         if (trainer.Data.Report.Skipped > 0)
         {
             _console.MarkupLine($"  [yellow]{Markup.Escape(trainer.Data.Report.ToString())}[/]");

@@ -42,27 +42,14 @@ public sealed class ExportTorchvisionTests : IDisposable
 
         var clock = Stopwatch.StartNew();
         var cases = new JsonArray();
-        var imagenet = TorchvisionStateDict.ResNet18(64, cifarStem: false, TorchvisionStateDict.Head.Mlp, outputs: 128, seed: 11);
-        try
-        {
-            cases.Add(WriteCase("resnet18-backbone.pth", imagenet, cifarStem: false, "mlp", new PyTorchExportOptions(), seed: 11));
-            cases.Add(WriteCase("resnet18-detectron2.pth", imagenet, cifarStem: false, "mlp",
-                new PyTorchExportOptions { Detectron2Names = true }, seed: 12));
-        }
-        finally
-        {
-            TorchvisionStateDict.Dispose(imagenet);
-        }
-        var cifar = TorchvisionStateDict.ResNet18(64, cifarStem: true, TorchvisionStateDict.Head.Mlp, outputs: 128, seed: 13);
-        try
-        {
-            cases.Add(WriteCase("resnet18-cifar-mlp.pth", cifar, cifarStem: true, "mlp",
-                new PyTorchExportOptions { IncludeHead = true }, seed: 13));
-        }
-        finally
-        {
-            TorchvisionStateDict.Dispose(cifar);
-        }
+        // our own encoders, with BN statistics moved off their defaults so that eval-mode outputs test them too
+        using var imagenet = OurResNet(cifarStem: false, seed: 11);
+        using var cifar = OurResNet(cifarStem: true, seed: 13);
+        cases.Add(WriteCase("resnet18-backbone.pth", imagenet, cifarStem: false, "mlp", new PyTorchExportOptions(), seed: 11));
+        cases.Add(WriteCase("resnet18-detectron2.pth", imagenet, cifarStem: false, "mlp",
+            new PyTorchExportOptions { Detectron2Names = true }, seed: 12));
+        cases.Add(WriteCase("resnet18-cifar-mlp.pth", cifar, cifarStem: true, "mlp",
+            new PyTorchExportOptions { IncludeHead = true }, seed: 13));
         File.WriteAllText(Path.Combine(_dir, "manifest.json"), new JsonObject { ["cases"] = cases }.ToJsonString());
 
         _output.WriteLine($"C# export of 3 ResNet-18 files: {clock.Elapsed.TotalSeconds:F1} s");
@@ -74,9 +61,10 @@ public sealed class ExportTorchvisionTests : IDisposable
     }
 
     /// <summary>Exports <paramref name="stateDict"/> (a full-width ResNet-18) and writes its manifest entry and its input/expected stem output.</summary>
-    private JsonObject WriteCase(string file, IReadOnlyList<KeyValuePair<string, Tensor>> stateDict, bool cifarStem, string head,
+    private JsonObject WriteCase(string file, MoCo.Model.Nn.ResNet net, bool cifarStem, string head,
         PyTorchExportOptions options, long seed)
     {
+        var stateDict = net.TorchvisionStateDict(withHead: true);
         PyTorchExport.Save(Path.Combine(_dir, file), stateDict, options);
 
         var tensors = new JsonObject();
@@ -92,7 +80,7 @@ public sealed class ExportTorchvisionTests : IDisposable
         }
 
         string expected = Path.ChangeExtension(file, ".io.pth");
-        WriteStemExpectation(Path.Combine(_dir, expected), stateDict.ToDictionary(p => p.Key, p => p.Value), cifarStem, seed);
+        WriteExpectation(Path.Combine(_dir, expected), net, stateDict.ToDictionary(p => p.Key, p => p.Value), cifarStem, options.IncludeHead, seed);
 
         var outputs = stateDict.FirstOrDefault(p => p.Key is "fc.weight" or "fc.2.weight").Value?.shape[0] ?? 0;
         return new JsonObject
@@ -108,8 +96,28 @@ public sealed class ExportTorchvisionTests : IDisposable
         };
     }
 
-    /// <summary>relu(bn1(conv1(x))) in eval mode, computed here, for the script to compare with torchvision's.</summary>
-    private static void WriteStemExpectation(string path, Dictionary<string, Tensor> sd, bool cifarStem, long seed)
+    /// <summary>A full-width ResNet-18 of ours with an MLP head and non-default BN running statistics.</summary>
+    private static MoCo.Model.Nn.ResNet OurResNet(bool cifarStem, long seed)
+    {
+        torch.random.manual_seed(seed);
+        var net = new MoCo.Model.Nn.ResNet(new MoCo.Model.Nn.EncoderSpec("resnet18", 64, cifarStem ? MoCo.Model.Nn.Stem.Cifar : MoCo.Model.Nn.Stem.ImageNet, 128, true, 1));
+        using (torch.no_grad())
+        {
+            foreach (var bn in net.Norms)
+            {
+                bn.RunningMean.uniform_(-0.1, 0.1);
+                bn.RunningVar.uniform_(0.5, 1.5);
+            }
+        }
+        net.eval();
+        return net;
+    }
+
+    /// <summary>
+    /// relu(bn1(conv1(x))) and our encoder's whole eval-mode output (the head's, or the pooled backbone features
+    /// when the head is dropped), computed here, for the script to compare with torchvision's.
+    /// </summary>
+    private static void WriteExpectation(string path, MoCo.Model.Nn.ResNet net, Dictionary<string, Tensor> sd, bool cifarStem, bool withHead, long seed)
     {
         using var scope = torch.NewDisposeScope();
         using var generator = new Generator((ulong)seed + 1000);
@@ -121,7 +129,8 @@ public sealed class ExportTorchvisionTests : IDisposable
         var bn = nn.functional.batch_norm(conv, sd["bn1.running_mean"], sd["bn1.running_var"], sd["bn1.weight"], sd["bn1.bias"],
             training: false, momentum: 0.1, eps: 1e-5);
         var stem = nn.functional.relu(bn);
-        var io = new OrderedDictionary { ["input"] = x, ["stem"] = stem };
+        var output = withHead ? net.forward(x) : net.Backbone(x);
+        var io = new OrderedDictionary { ["input"] = x, ["stem"] = stem, ["output"] = output };
         using var stream = File.Create(path);
         PyTorchPickler.PickleStateDict(stream, io, leaveOpen: true);
     }

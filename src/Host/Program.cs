@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Data.Common;
 using MoCo.Host.Commands;
 using MoCo.Host.Configuration;
+using MoCo.Host.History;
 using MoCo.Model.Checkpoints;
 using Spectre.Console;
 
@@ -9,11 +11,14 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(EvalCommands.CreateKnn());
 root.Subcommands.Add(EvalCommands.CreateLinearProbe());
 root.Subcommands.Add(EvalCommands.CreateExport());
+root.Subcommands.Add(HistoryCommands.CreateRuns());
+root.Subcommands.Add(HistoryCommands.CreateHistory());
+root.Subcommands.Add(HistoryCommands.CreateReplay());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
-catch (Exception e) when (e is ConfigurationError or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
+catch (Exception e) when (e is ConfigurationError or HistoryError or DbException or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
 {
     AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
     return 2;

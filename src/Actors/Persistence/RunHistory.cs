@@ -55,6 +55,21 @@ public sealed class RunHistory : IAsyncDisposable
         return new RunHistory(system, ownsSystem: true);
     }
 
+    /// <summary>
+    /// Opens the journal the way the <c>moco</c> commands name it (<see cref="RunJournal.ForLocation"/>): a run directory,
+    /// a SQLite file, or a PostgreSQL connection string.
+    /// </summary>
+    /// <param name="journal">The run directory, journal file or connection string.</param>
+    /// <returns>The history; dispose it to terminate its actor system.</returns>
+    /// <exception cref="FileNotFoundException">A SQLite journal was named and does not exist.</exception>
+    public static RunHistory Open(string journal)
+    {
+        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING")
+            .WithFallback(RunJournal.ForLocation(journal));
+        var system = ActorSystem.Create("moco-history", config);
+        return new RunHistory(system, ownsSystem: true);
+    }
+
     /// <summary>The ids of the runs in the journal (persistence ids <c>run-{id}</c>), in ordinal order.</summary>
     /// <param name="cancellationToken">Stops waiting for the query.</param>
     public async Task<IReadOnlyList<string>> ListRunIdsAsync(CancellationToken cancellationToken = default)

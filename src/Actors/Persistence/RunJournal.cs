@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Akka.Configuration;
 using Microsoft.Data.Sqlite;
+using MoCo.Actors.Serialization;
+using Npgsql;
 
 namespace MoCo.Actors.Persistence;
 
@@ -11,6 +13,12 @@ namespace MoCo.Actors.Persistence;
 /// </summary>
 public static class RunJournal
 {
+    /// <summary>
+    /// The name of the SQLite journal file inside a run directory (<c>runs/&lt;run id&gt;/journal.db</c>); the history
+    /// commands accept the run directory and find the file by this name.
+    /// </summary>
+    public const string DatabaseFileName = "journal.db";
+
     /// <summary>linq2db provider for SQLite through Microsoft.Data.Sqlite.</summary>
     public const string SqliteProvider = "SQLite.MS";
 
@@ -44,6 +52,110 @@ public static class RunJournal
         return ForProvider(connectionString, PostgreSqlProvider);
     }
 
+    /// <summary>
+    /// The configuration for a journal named the way the <c>moco</c> commands accept it: a PostgreSQL connection string
+    /// (see <see cref="IsPostgreSqlConnectionString"/>), a run directory holding <see cref="DatabaseFileName"/>, or the
+    /// SQLite file itself.
+    /// </summary>
+    /// <param name="journal">The connection string, run directory or file.</param>
+    /// <returns>The persistence and serialization configuration.</returns>
+    /// <exception cref="FileNotFoundException">A SQLite journal was named and does not exist.</exception>
+    /// <exception cref="ArgumentException">A PostgreSQL URI could not be read.</exception>
+    public static Config ForLocation(string journal)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(journal);
+        if (IsPostgreSqlConnectionString(journal))
+        {
+            return PostgreSql(NormalizePostgreSqlConnectionString(journal));
+        }
+
+        return Sqlite(ResolveSqliteFile(journal));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="journal"/> names a PostgreSQL database rather than a path: a <c>postgres://</c> or
+    /// <c>postgresql://</c> URI, or a key/value connection string with a <c>Host=</c> key.
+    /// </summary>
+    /// <param name="journal">What the user passed.</param>
+    public static bool IsPostgreSqlConnectionString(string journal)
+    {
+        ArgumentNullException.ThrowIfNull(journal);
+        var text = journal.Trim();
+        return text.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase)
+            || text.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase)
+            || text.Split(';').Any(part => part.TrimStart().StartsWith("Host=", StringComparison.OrdinalIgnoreCase));
+    }
+
+    /// <summary>
+    /// An Npgsql key/value connection string for <paramref name="connectionString"/>; a
+    /// <c>postgres://user:password@host:port/database</c> URI is converted, anything else is returned unchanged.
+    /// </summary>
+    /// <param name="connectionString">A URI or a key/value connection string.</param>
+    /// <exception cref="ArgumentException">The URI could not be read.</exception>
+    public static string NormalizePostgreSqlConnectionString(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        var text = connectionString.Trim();
+        if (!text.Contains("://", StringComparison.Ordinal))
+        {
+            return text;
+        }
+
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new ArgumentException($"'{text}' is not a PostgreSQL URI (postgres://user:password@host:port/database).", nameof(connectionString));
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder { Host = uri.Host };
+        if (uri.Port > 0)
+        {
+            builder.Port = uri.Port;
+        }
+
+        var database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/'));
+        if (database.Length > 0)
+        {
+            builder.Database = database;
+        }
+
+        if (uri.UserInfo.Length > 0)
+        {
+            var colon = uri.UserInfo.IndexOf(':');
+            builder.Username = Uri.UnescapeDataString(colon < 0 ? uri.UserInfo : uri.UserInfo[..colon]);
+            if (colon >= 0)
+            {
+                builder.Password = Uri.UnescapeDataString(uri.UserInfo[(colon + 1)..]);
+            }
+        }
+
+        return builder.ConnectionString;
+    }
+
+    /// <summary>The SQLite journal file for a run directory (its <see cref="DatabaseFileName"/>) or for the file itself.</summary>
+    /// <param name="path">A run directory or a journal file.</param>
+    /// <exception cref="FileNotFoundException">Neither exists.</exception>
+    public static string ResolveSqliteFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (Directory.Exists(path))
+        {
+            var file = Path.Combine(path, DatabaseFileName);
+            if (!File.Exists(file))
+            {
+                throw new FileNotFoundException($"No run journal in '{path}' (expected the file {DatabaseFileName}).", file);
+            }
+
+            return file;
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"No run journal at '{path}': neither a run directory nor a journal file.", path);
+        }
+
+        return path;
+    }
+
     /// <summary>The Microsoft.Data.Sqlite connection string for a journal file.</summary>
     /// <param name="databasePath">The database file.</param>
     public static string SqliteConnectionString(string databasePath)
@@ -65,6 +177,7 @@ public static class RunJournal
     {
         var cs = Quote(connectionString);
         var provider = Quote(providerName);
+        var allowed = string.Join(", ", HyperionAllowList.Types.Select(t => Quote(t.AssemblyQualifiedName!)));
         return $$"""
             akka.persistence {
               journal {
@@ -99,11 +212,18 @@ public static class RunJournal
             }
             akka.actor {
               serializers {
-                hyperion = "Akka.Serialization.HyperionSerializer, Akka.Serialization.Hyperion"
+                # Akka's Hyperion serializer, with an allow-list that works when serializing too (MocoHyperionSerializer)
+                hyperion = "MoCo.Actors.Serialization.MocoHyperionSerializer, MoCo.Actors"
               }
               # our messages, events and snapshots (and nothing else of ours) go through Hyperion
               serialization-bindings {
                 "MoCo.Actors.IMocoMessage, MoCo.Actors" = hyperion
+              }
+              serialization-settings.hyperion {
+                # refuse the types Hyperion knows to be dangerous, and every type outside allowed-types
+                disallow-unsafe-type = true
+                # our message types and the collections and enums they hold (HyperionAllowList)
+                allowed-types = [{{allowed}}]
               }
             }
             """;

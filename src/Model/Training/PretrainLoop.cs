@@ -11,8 +11,7 @@ namespace MoCo.Model.Training;
 /// </summary>
 public sealed class PretrainLoop
 {
-    public const string MetricsFile = "metrics.csv";
-    private const string MetricsHeader = "epoch,steps,loss,instance_acc,lr,knn_top1,knn_top5,seconds,images_per_second,loader_wait_seconds";
+    public const string MetricsFile = MetricsCsv.FileName;
 
     private readonly Pretrainer _trainer;
     private readonly string _runDir;
@@ -102,12 +101,9 @@ public sealed class PretrainLoop
         using var writer = new StreamWriter(path, append: true);
         if (header)
         {
-            writer.WriteLine(MetricsHeader);
+            writer.WriteLine(MetricsCsv.Header);
         }
-        var c = CultureInfo.InvariantCulture;
-        writer.WriteLine(string.Join(",",
-            r.Epoch.ToString(c), r.Steps.ToString(c), r.Loss.ToString("G6", c), r.InstanceAcc.ToString("G6", c), r.Lr.ToString("G6", c),
-            r.Knn?.Top1.ToString("F2", c) ?? "", r.Knn?.Top5.ToString("F2", c) ?? "", r.Seconds.ToString("F2", c),
-            r.ImagesPerSecond.ToString("F1", c), r.LoaderWaitSeconds.ToString("F2", c)));
+        writer.WriteLine(MetricsCsv.Row(r.Epoch, r.Steps, r.Loss, r.InstanceAcc, r.Lr, r.Knn?.Top1, r.Knn?.Top5, r.Seconds,
+            r.ImagesPerSecond, r.LoaderWaitSeconds));
     }
 }

@@ -53,6 +53,8 @@ public sealed class RunJournalConfigSpec
         var config = RunJournal.Sqlite("journal.db");
 
         Assert.Equal("hyperion", config.GetString("akka.actor.serialization-bindings.\"MoCo.Actors.IMocoMessage, MoCo.Actors\""));
-        Assert.StartsWith("Akka.Serialization.HyperionSerializer", config.GetString("akka.actor.serializers.hyperion"));
+        Assert.StartsWith("MoCo.Actors.Serialization.MocoHyperionSerializer", config.GetString("akka.actor.serializers.hyperion"));
+        Assert.True(config.GetBoolean("akka.actor.serialization-settings.hyperion.disallow-unsafe-type"));
+        Assert.NotEmpty(config.GetStringList("akka.actor.serialization-settings.hyperion.allowed-types"));
     }
 }

@@ -1,0 +1,221 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MoCo.Actors.Persistence;
+using MoCo.Actors.Run;
+using MoCo.Host.History;
+using Spectre.Console;
+
+namespace MoCo.Host.Commands;
+
+/// <summary>
+/// <c>moco runs</c>, <c>moco history</c> and <c>moco replay</c>: read a run journal (a run directory holding
+/// <see cref="RunJournal.DatabaseFileName"/>, the SQLite file itself, or a PostgreSQL connection string) and never write it.
+/// </summary>
+public static class HistoryCommands
+{
+    private const string JournalHelp =
+        "A run directory (holding " + RunJournal.DatabaseFileName + "), a journal file, or a PostgreSQL connection string (Host=... or postgres://...)";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    /// <summary><c>moco runs JOURNAL</c>: one line per run.</summary>
+    public static Command CreateRuns()
+    {
+        var command = new Command("runs", "List the runs of a journal: id, status, epochs, last step, start and finish.");
+        var journal = JournalArgument();
+        command.Arguments.Add(journal);
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var console = ConsoleFor(parse);
+            await using var history = RunHistory.Open(parse.GetValue(journal)!);
+            var table = new Table().AddColumns("run", "status", "epochs", "last step", "started (UTC)", "finished (UTC)");
+            foreach (var id in await history.ListRunIdsAsync(cancellation))
+            {
+                var state = await history.ReplayAsync(id, cancellation);
+                table.AddRow(Markup.Escape(id), state.Status.ToString(), state.Epochs.Count.ToString(CultureInfo.InvariantCulture),
+                    state.LastStep.ToString(CultureInfo.InvariantCulture), Time(state.StartedUtc), Time(state.FinishedUtc));
+            }
+
+            console.Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary><c>moco history JOURNAL [--run ID] [--json]</c>: a run's generations, membership, epochs, checkpoints and failures.</summary>
+    public static Command CreateHistory()
+    {
+        var command = new Command("history", "Show a run's timeline: generations and membership, epochs with metrics, checkpoints, failures.");
+        var journal = JournalArgument();
+        var run = RunOption();
+        var json = new Option<bool>("--json") { Description = "Write the timeline as JSON instead of tables" };
+        command.Arguments.Add(journal);
+        command.Options.Add(run);
+        command.Options.Add(json);
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var timeline = await ReadTimelineAsync(parse.GetValue(journal)!, parse.GetValue(run), cancellation);
+            if (parse.GetValue(json))
+            {
+                await parse.InvocationConfiguration.Output.WriteLineAsync(JsonSerializer.Serialize(timeline, Json));
+            }
+            else
+            {
+                WriteTables(ConsoleFor(parse), timeline);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary><c>moco replay JOURNAL [--run ID] --out DIR</c>: metrics.csv and plots rebuilt from the journal alone.</summary>
+    public static Command CreateReplay()
+    {
+        var command = new Command("replay", "Rebuild a run's metrics.csv and its plots (loss, lr, kNN top-1 per epoch) from the journal alone.");
+        var journal = JournalArgument();
+        var run = RunOption();
+        var output = new Option<string>("--out") { Description = "Output directory (created if missing)", Required = true };
+        command.Arguments.Add(journal);
+        command.Options.Add(run);
+        command.Options.Add(output);
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var timeline = await ReadTimelineAsync(parse.GetValue(journal)!, parse.GetValue(run), cancellation);
+            var console = ConsoleFor(parse);
+            foreach (var file in MetricsReplay.Write(timeline, parse.GetValue(output)!))
+            {
+                console.MarkupLine($"wrote [cyan]{Markup.Escape(file)}[/]");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// The timeline of run <paramref name="runId"/>, or of the journal's only run when <paramref name="runId"/> is null.
+    /// </summary>
+    /// <param name="journal">The run directory, journal file or connection string.</param>
+    /// <param name="runId">The run, or null.</param>
+    /// <param name="cancellation">Stops waiting for the journal.</param>
+    /// <exception cref="HistoryError">No such run; or no run given and the journal holds none or several.</exception>
+    /// <exception cref="FileNotFoundException">There is no SQLite journal there.</exception>
+    public static async Task<RunTimeline> ReadTimelineAsync(string journal, string? runId, CancellationToken cancellation)
+    {
+        await using var history = RunHistory.Open(journal);
+        var ids = await history.ListRunIdsAsync(cancellation);
+        var id = SelectRun(journal, ids, runId);
+        return RunTimeline.FromEvents(await history.ReadEventsAsync(id, cancellation));
+    }
+
+    /// <summary>Picks the run to show: the one named, or the only one.</summary>
+    /// <param name="journal">The journal, for messages.</param>
+    /// <param name="ids">The runs it holds.</param>
+    /// <param name="runId">The run asked for, or null.</param>
+    /// <exception cref="HistoryError">The run cannot be chosen; the message says why and lists the runs.</exception>
+    public static string SelectRun(string journal, IReadOnlyList<string> ids, string? runId)
+    {
+        var where = RunJournal.IsPostgreSqlConnectionString(journal) ? "the PostgreSQL journal" : $"'{journal}'";
+        if (runId is not null)
+        {
+            return ids.Contains(runId, StringComparer.Ordinal)
+                ? runId
+                : throw new HistoryError(ids.Count == 0
+                    ? $"No run '{runId}' in {where}: it holds no runs."
+                    : $"No run '{runId}' in {where}; its runs: {string.Join(", ", ids)}.");
+        }
+
+        return ids.Count switch
+        {
+            0 => throw new HistoryError($"{where} holds no runs."),
+            1 => ids[0],
+            _ => throw new HistoryError($"{where} holds {ids.Count} runs ({string.Join(", ", ids)}); choose one with --run ID."),
+        };
+    }
+
+    private static void WriteTables(IAnsiConsole console, RunTimeline t)
+    {
+        console.MarkupLine($"run [bold]{Markup.Escape(t.RunId)}[/]: {t.Status}, last step {t.LastStep}, " +
+            $"started {Time(t.StartedUtc)}, finished {Time(t.FinishedUtc)}");
+
+        var generations = new Table().Title("generations").AddColumns("#", "generation", "step", "workers (rank order)");
+        foreach (var g in t.Generations)
+        {
+            generations.AddRow(Num(g.Sequence), Num(g.Generation), Num(g.Step),
+                Markup.Escape(string.Join(", ", g.Ranks.Select(w => $"{w.WorkerId} ({w.Node}, {w.Device})"))));
+        }
+
+        var membership = new Table().Title("membership").AddColumns("#", "change", "worker", "node", "device", "reason");
+        foreach (var m in t.Membership)
+        {
+            membership.AddRow(Num(m.Sequence), m.Change, Markup.Escape(m.WorkerId), Markup.Escape(m.Node ?? ""),
+                Markup.Escape(m.Device ?? ""), Markup.Escape(m.Reason ?? ""));
+        }
+
+        var epochs = new Table().Title("epochs")
+            .AddColumns("#", "epoch", "step", "loss", "inst. acc", "lr", "kNN top-1", "kNN top-5", "seconds", "img/s");
+        foreach (var e in t.Epochs)
+        {
+            var c = CultureInfo.InvariantCulture;
+            epochs.AddRow(Num(e.Sequence), Num(e.Epoch), Num(e.Step), e.Loss.ToString("F4", c), e.InstanceAccuracy.ToString("P1", c),
+                e.LearningRate.ToString("G4", c), e.KnnTop1?.ToString("P2", c) ?? "-", e.KnnTop5?.ToString("P2", c) ?? "-",
+                e.Seconds.ToString("F1", c), e.ImagesPerSecond.ToString("F0", c));
+        }
+
+        var checkpoints = new Table().Title("checkpoints").AddColumns("#", "epoch", "step", "path", "sha256");
+        foreach (var k in t.Checkpoints)
+        {
+            checkpoints.AddRow(Num(k.Sequence), Num(k.Epoch), Num(k.Step), Markup.Escape(k.Path), Markup.Escape(k.Sha256.Length > 16 ? k.Sha256[..16] + "…" : k.Sha256));
+        }
+
+        console.Write(generations);
+        console.Write(membership);
+        console.Write(epochs);
+        console.Write(checkpoints);
+        if (t.Failures.Count > 0)
+        {
+            var failures = new Table().Title("failures").AddColumns("#", "when (UTC)", "reason");
+            foreach (var f in t.Failures)
+            {
+                failures.AddRow(Num(f.Sequence), Time(f.Utc), Markup.Escape(f.Reason));
+            }
+
+            console.Write(failures);
+        }
+    }
+
+    private static Argument<string> JournalArgument()
+    {
+        return new Argument<string>("JOURNAL") { Description = JournalHelp };
+    }
+
+    private static Option<string?> RunOption()
+    {
+        return new Option<string?>("--run") { Description = "The run id (may be left out when the journal holds one run)" };
+    }
+
+    private static IAnsiConsole ConsoleFor(ParseResult parse)
+    {
+        var output = parse.InvocationConfiguration.Output;
+        return ReferenceEquals(output, System.Console.Out)
+            ? AnsiConsole.Console
+            : AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No });
+    }
+
+    private static string Time(DateTimeOffset? utc)
+    {
+        return utc?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "-";
+    }
+
+    private static string Num(long value)
+    {
+        return value.ToString(CultureInfo.InvariantCulture);
+    }
+}

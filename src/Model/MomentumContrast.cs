@@ -24,9 +24,10 @@ public sealed class MomentumContrast : nn.Module
         Settings = settings;
         using (var g = new Generator(new CounterRng(seed, RngStream.ModelInit, 0, 0).NextUInt64()))
         {
-            // torchvision-style initialisation draws from torch's default generator: seed it from the run's seed
-            random.manual_seed(unchecked((long)new CounterRng(seed, RngStream.ModelInit, 0, 1).NextUInt64()));
+            // every draw from this generator, never torch's global one: the same seed gives the same model on
+            // any thread, whatever else the process does
             encoder_q = encoderFactory();
+            encoder_q.ResetParameters(g);
             encoder_k = encoderFactory();
             using var init = randn(settings.Dim, settings.QueueSize, generator: g);
             queue = nn.functional.normalize(init, dim: 0);

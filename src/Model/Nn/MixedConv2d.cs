@@ -28,6 +28,18 @@ public sealed class MixedConv2d : nn.Module<Tensor, Tensor>, IMixedPrecision
 
     public Precision Precision { get; set; } = Precision.Fp32;
 
+    /// <summary>
+    /// torchvision's initialisation, kaiming_normal_(mode="fan_out", nonlinearity="relu"), drawn from
+    /// <paramref name="generator"/> (TorchSharp's kaiming functions take none): N(0, sqrt(2 / fan_out)).
+    /// </summary>
+    public void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        var s = weight.shape;
+        double fanOut = s[0] * s[2] * s[3];
+        weight.normal_(0.0, Math.Sqrt(2.0 / fanOut), generator); // (nn.init.normal_ ignores its generator in TorchSharp 0.107)
+    }
+
     public Parameter Weight => weight;
 
     public override Tensor forward(Tensor input)

@@ -27,6 +27,18 @@ public sealed class MixedLinear : nn.Module<Tensor, Tensor>, IMixedPrecision
 
     public Precision Precision { get; set; } = Precision.Fp32;
 
+    /// <summary>
+    /// torch.nn.Linear's initialisation drawn from <paramref name="generator"/>: kaiming_uniform_(a=sqrt(5)) is
+    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, and the bias has the same bound.
+    /// </summary>
+    public void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        double bound = 1.0 / Math.Sqrt(weight.shape[1]);
+        weight.uniform_(-bound, bound, generator); // (nn.init.uniform_ ignores its generator in TorchSharp 0.107)
+        bias.uniform_(-bound, bound, generator);
+    }
+
     public Parameter Weight => weight;
 
     public Parameter Bias => bias;

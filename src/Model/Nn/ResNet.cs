@@ -105,6 +105,32 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// Initialises every parameter as torchvision does (convolutions kaiming-normal fan-out, linear layers as
+    /// torch.nn.Linear, BN weight 1 and bias 0), drawing only from <paramref name="generator"/>: the result does
+    /// not depend on other threads using torch's global generator.
+    /// </summary>
+    public void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        foreach (var m in modules())
+        {
+            switch (m)
+            {
+                case MixedConv2d conv:
+                    conv.ResetParameters(generator);
+                    break;
+                case MixedLinear linear:
+                    linear.ResetParameters(generator);
+                    break;
+            }
+        }
+        foreach (var bn in _norms)
+        {
+            bn.ResetParameters();
+        }
+    }
+
     /// <summary>Sets how many BN groups the next training batches hold.</summary>
     public void SetBnGroups(int groups)
     {

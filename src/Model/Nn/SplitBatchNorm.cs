@@ -45,6 +45,18 @@ public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>BatchNorm's initial state: weight 1, bias 0, running mean 0 and variance 1, nothing tracked.</summary>
+    public void ResetParameters()
+    {
+        using var _ = no_grad();
+        weight.fill_(1);
+        bias.fill_(0);
+        running_mean.fill_(0);
+        running_var.fill_(1);
+        num_batches_tracked.fill_(0);
+        DropPending();
+    }
+
     /// <summary>The number of BN groups in the batches this module will see (may change between forwards).</summary>
     public int Groups { get; set; }
 

@@ -1,12 +1,13 @@
 using System.CommandLine;
+using Akka.Actor;
+using Akka.Configuration;
+using MoCo.Actors.Training;
 using MoCo.Host.Configuration;
 using MoCo.Host.Console;
 using MoCo.Model.Checkpoints;
-using MoCo.Model.Collectives;
 using MoCo.Model.Data;
 using MoCo.Model.Training;
 using Spectre.Console;
-using TorchSharp;
 
 namespace MoCo.Host.Commands;
 
@@ -28,12 +29,14 @@ public static class TrainCommand
         var resume = new Option<string?>("--resume") { Description = "A checkpoint file, or a run directory whose latest valid checkpoint is used" };
         var augPlus = new Option<bool>("--aug-plus") { Description = "MoCo v2 augmentation (same as --augmentation v2)" };
         var printEvery = new Option<int>("--print-freq") { Description = "Print a line every n steps", DefaultValueFactory = _ => 10 };
+        var devices = new Option<int>("--devices") { Description = "In-process workers, one per device slot (at most --bn-splits; default 1)", DefaultValueFactory = _ => 1 };
         command.Options.Add(preset);
         command.Options.Add(config);
         command.Options.Add(runDir);
         command.Options.Add(resume);
         command.Options.Add(augPlus);
         command.Options.Add(printEvery);
+        command.Options.Add(devices);
         var runOptions = AddSectionOptions<RunConfig>(command, "moco.run");
         var hostOptions = AddSectionOptions<HostSettings>(command, "moco.host", exclude: ["runs-root"]);
         command.SetAction(parse =>
@@ -49,21 +52,27 @@ public static class TrainCommand
             cfg = Presets.WithOverrides(cfg, "moco.host", Collect(parse, hostOptions));
             var run = SettingsReader.Read<RunConfig>(cfg, "moco.run", source);
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
-            return Train(run, host, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery));
+            return Train(run, host, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
         });
         return command;
     }
 
-    private static int Train(RunConfig run, HostSettings host, IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery)
+    /// <summary>
+    /// Trains through the actor system: a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers,
+    /// the run journal in the run directory (<c>journal.db</c>), progress printed by a <see cref="TrainingProgressActor"/>.
+    /// The system is a plain <see cref="ActorSystem.Create(string, Config)"/> with that configuration (no Akka.Hosting).
+    /// </summary>
+    private static int Train(RunConfig run, HostSettings host, IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices)
     {
         var console = AnsiConsole.Console;
-        torch.set_num_threads(host.EffectiveThreads);
         string runId;
-        Checkpoint? checkpoint = null;
+        string? resumeFrom = null;
         if (resume is not null)
         {
+            CheckpointInfo checkpoint;
             (checkpoint, runDir) = OpenResume(resume, console);
             runId = checkpoint.Header.RunId;
+            resumeFrom = checkpoint.Path;
             var saved = RunConfig.FromJson(checkpoint.Header.ConfigJson);
             // a resumed run keeps its configuration; only --epochs and --data may be given again
             run = saved with
@@ -82,46 +91,60 @@ public static class TrainCommand
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
         console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");
         var data = DataCommandHelpers.OpenData(run.Data, run.Seed, console);
-        var layout = new BatchLayout(run.BatchSize, run.BnSplits, 1);
-        using var trainer = new Pretrainer(run, runId, data, SingleProcessCollective.Instance, layout, host.EffectiveLoaderThreads);
-        if (checkpoint is not null)
+        if (data.Report.Skipped > 0)
         {
-            using (checkpoint)
-            {
-                trainer.LoadCheckpoint(checkpoint);
-            }
+            console.MarkupLine($"  [yellow]{Markup.Escape(data.Report.ToString())}[/]");
         }
-        using var cancel = new CancellationTokenSource();
-        System.Console.CancelKeyPress += (_, e) =>
+        var settings = new TrainingSettings(run, runId, runDir!, data, devices)
+        {
+            Threads = host.EffectiveThreads,
+            LoaderThreads = Math.Max(1, host.EffectiveLoaderThreads / Math.Max(1, devices)),
+            KnnAtStart = host.KnnAtStart,
+            ResumeFrom = resumeFrom,
+        }.Validate();
+
+        var akka = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING")
+            .WithFallback(TrainingSystem.ForRunDirectory(runDir!));
+        var system = ActorSystem.Create("moco", akka);
+        object final;
+        var completion = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion), "progress");
+        var director = system.ActorOf(TrainingDirectorActor.Props(settings, progress), "training-director");
+        ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;
-            cancel.Cancel();
+            director.Tell(TrainingDirector.Interrupt.Instance);
         };
-        bool resumed = checkpoint is not null;
+        System.Console.CancelKeyPress += onCancel;
         try
         {
-            // a live display on a terminal; plain lines when stdout is redirected (logs, CI)
-            if (console.Profile.Capabilities.Interactive && !System.Console.IsOutputRedirected)
-            {
-                LiveConsoleObserver.Run(console, observer =>
-                    new PretrainLoop(trainer, runDir!, observer, host.EffectiveThreads).Run(resumed, host.KnnAtStart, cancel.Token));
-            }
-            else
-            {
-                new PretrainLoop(trainer, runDir!, new ConsoleObserver(console, printEvery), host.EffectiveThreads)
-                    .Run(resumed, host.KnnAtStart, cancel.Token);
-            }
+            final = completion.Task.GetAwaiter().GetResult();
         }
-        catch (OperationCanceledException)
+        finally
         {
-            console.MarkupLine("[yellow]interrupted[/]: continue with [bold]moco train --resume " + Markup.Escape(runDir!) + "[/]");
-            return 130;
+            System.Console.CancelKeyPress -= onCancel;
+            system.Terminate().Wait(TimeSpan.FromSeconds(30));
         }
-        console.MarkupLine($"[bold green]done[/]: {trainer.GlobalStep} steps; metrics in {Markup.Escape(Path.Combine(runDir!, PretrainLoop.MetricsFile))}");
-        return 0;
+
+        switch (final)
+        {
+            case TrainingDirector.RunCompleted completed:
+                console.MarkupLine($"[bold green]done[/]: {completed.GlobalStep} steps; metrics in {Markup.Escape(Path.Combine(runDir!, PretrainLoop.MetricsFile))}");
+                return 0;
+            case TrainingDirector.Interrupted interrupted:
+                console.MarkupLine($"[yellow]interrupted[/] at step {interrupted.GlobalStep}: continue with [bold]moco train --resume {Markup.Escape(runDir!)}[/]"
+                    + (interrupted.LastCheckpoint is null ? " (no checkpoint yet: it starts over)" : ""));
+                return 130;
+            case TrainingDirector.RunFailed failed:
+                console.MarkupLine($"[red]run failed[/]{(failed.Recorded ? " (recorded in the journal)" : "")}: {Markup.Escape(failed.Reason)}");
+                return 1;
+            default:
+                console.MarkupLine($"[red]run ended unexpectedly[/]: {Markup.Escape(final.ToString() ?? "")}");
+                return 1;
+        }
     }
 
-    private static (Checkpoint Checkpoint, string RunDir) OpenResume(string resume, IAnsiConsole console)
+    private static (CheckpointInfo Checkpoint, string RunDir) OpenResume(string resume, IAnsiConsole console)
     {
         if (Directory.Exists(resume))
         {
@@ -135,13 +158,13 @@ public static class TrainCommand
             {
                 throw new ConfigurationError($"no valid checkpoint of run {runId} in {resume}");
             }
-            return (CheckpointFile.Read(latest.Found.Path, runId), resume);
+            return (latest.Found, resume);
         }
         if (!File.Exists(resume))
         {
             throw new ConfigurationError($"--resume {resume}: no such checkpoint file or run directory");
         }
-        var checkpoint = CheckpointFile.Read(resume);
+        var checkpoint = CheckpointFile.Verify(resume);
         var dir = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(resume)))!;
         return (checkpoint, dir);
     }

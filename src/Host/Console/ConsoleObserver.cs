@@ -21,11 +21,8 @@ public sealed class ConsoleObserver : IPretrainObserver
 
     public void RunStarting(Pretrainer trainer, bool resumed)
     {
-        var c = trainer.Config;
-        _console.MarkupLine($"[bold]{(resumed ? "resuming" : "starting")}[/] run [cyan]{Markup.Escape(trainer.RunId)}[/] at epoch {trainer.Epoch}, step {trainer.StepInEpoch} " +
-            $"({trainer.StepsPerEpoch} steps/epoch)");
-        _console.MarkupLine($"  {c.Arch} width {c.Width} {c.Stem} stem, dim {c.MocoDim}{(c.Mlp ? " + MLP" : "")}, K {c.MocoK}, m {c.MocoM}, T {c.MocoT}, " +
-            $"batch {c.BatchSize} in {c.BnSplits} BN groups, lr {c.Lr} {(c.Cos ? "cosine" : "step " + string.Join("/", c.Schedule))}, {c.Precision}, aug {c.Augmentation}");
+        _console.MarkupLine(StartLine(trainer.RunId, resumed, trainer.Epoch, trainer.StepInEpoch, trainer.StepsPerEpoch));
+        _console.MarkupLine(ConfigLine(trainer.Config));
         if (trainer.Data.Report.Skipped > 0)
         {
             _console.MarkupLine($"  [yellow]{Markup.Escape(trainer.Data.Report.ToString())}[/]");
@@ -36,7 +33,7 @@ public sealed class ConsoleObserver : IPretrainObserver
 
     public void KnnAtStart(Accuracy accuracy)
     {
-        _console.MarkupLine($"kNN top-1 of the random encoder: [bold]{accuracy.Top1:F2}%[/]");
+        _console.MarkupLine(KnnAtStartLine(accuracy.Top1));
         _clock = System.Diagnostics.Stopwatch.StartNew(); // step rates count training only
     }
 
@@ -47,16 +44,39 @@ public sealed class ConsoleObserver : IPretrainObserver
             return;
         }
         double rate = (trainer.GlobalStep - _stepsAtClock) * trainer.Config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
-        _console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-            "  epoch {0} step {1}/{2}  loss {3:F4}  inst-acc {4:P1}  lr {5:G4}  {6:F0} img/s",
-            step.Epoch, step.StepInEpoch + 1, trainer.StepsPerEpoch, step.Loss, step.InstanceAcc, step.Lr, rate));
+        _console.WriteLine(StepLine(step.Epoch, step.StepInEpoch, trainer.StepsPerEpoch, step.Loss, step.InstanceAcc, step.Lr, rate));
     }
 
     public void EpochCompleted(EpochReport r)
     {
-        var knn = r.Knn is null ? "" : $"  kNN top-1 [bold green]{r.Knn.Top1:F2}%[/]";
-        _console.MarkupLine(string.Format(CultureInfo.InvariantCulture,
-            "epoch {0}: loss {1:F4}  lr {2:G4}  {3:F1} s  {4:F0} img/s{5}", r.Epoch, r.Loss, r.Lr, r.Seconds, r.ImagesPerSecond, knn));
+        _console.MarkupLine(EpochLine(r.Epoch, r.Loss, r.Lr, r.Seconds, r.ImagesPerSecond, r.Knn?.Top1));
+    }
+
+    /// <summary>The markup line that opens a run.</summary>
+    public static string StartLine(string runId, bool resumed, int epoch, int stepInEpoch, int stepsPerEpoch) =>
+        $"[bold]{(resumed ? "resuming" : "starting")}[/] run [cyan]{Markup.Escape(runId)}[/] at epoch {epoch}, step {stepInEpoch} ({stepsPerEpoch} steps/epoch)";
+
+    /// <summary>The markup line that summarises a run's configuration.</summary>
+    public static string ConfigLine(RunConfig c) =>
+        $"  {c.Arch} width {c.Width} {c.Stem} stem, dim {c.MocoDim}{(c.Mlp ? " + MLP" : "")}, K {c.MocoK}, m {c.MocoM}, T {c.MocoT}, " +
+        $"batch {c.BatchSize} in {c.BnSplits} BN groups, lr {c.Lr} {(c.Cos ? "cosine" : "step " + string.Join("/", c.Schedule))}, {c.Precision}, aug {c.Augmentation}";
+
+    /// <summary>The markup line for the kNN monitor on the random encoder (top-1 in percent).</summary>
+    public static string KnnAtStartLine(double top1Percent) =>
+        $"kNN top-1 of the random encoder: [bold]{top1Percent:F2}%[/]";
+
+    /// <summary>The plain line printed every n steps (<paramref name="stepInEpoch"/> 0-based).</summary>
+    public static string StepLine(int epoch, int stepInEpoch, int stepsPerEpoch, double loss, double instanceAcc, double lr, double imagesPerSecond) =>
+        string.Format(CultureInfo.InvariantCulture,
+            "  epoch {0} step {1}/{2}  loss {3:F4}  inst-acc {4:P1}  lr {5:G4}  {6:F0} img/s",
+            epoch, stepInEpoch + 1, stepsPerEpoch, loss, instanceAcc, lr, imagesPerSecond);
+
+    /// <summary>The markup line printed at each epoch end (kNN top-1 in percent, when it ran).</summary>
+    public static string EpochLine(int epoch, double loss, double lr, double seconds, double imagesPerSecond, double? knnTop1Percent)
+    {
+        var knn = knnTop1Percent is null ? "" : $"  kNN top-1 [bold green]{knnTop1Percent:F2}%[/]";
+        return string.Format(CultureInfo.InvariantCulture,
+            "epoch {0}: loss {1:F4}  lr {2:G4}  {3:F1} s  {4:F0} img/s{5}", epoch, loss, lr, seconds, imagesPerSecond, knn);
     }
 
     public void CheckpointSaved(string path, string sha256, double seconds)

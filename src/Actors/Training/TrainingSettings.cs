@@ -1,0 +1,73 @@
+using MoCo.Model.Collectives;
+using MoCo.Model.Data;
+using MoCo.Model.Training;
+
+namespace MoCo.Actors.Training;
+
+/// <summary>
+/// What a training director needs to run one run on this process: the run, its data and how to split the
+/// machine between the workers. Handed to <see cref="TrainingDirectorActor.Props"/> as a local object (it holds
+/// the open data set), never sent as a message.
+/// </summary>
+/// <param name="Config">The run's configuration.</param>
+/// <param name="RunId">The run's identity (the coordinator's persistence id is <c>run-{RunId}</c>).</param>
+/// <param name="RunDirectory">The run directory: checkpoints, metrics.csv (the journal is configured on the actor system).</param>
+/// <param name="Data">The opened data set, shared read-only by the workers.</param>
+/// <param name="Devices">The number of in-process workers (world size).</param>
+public sealed record TrainingSettings(RunConfig Config, string RunId, string RunDirectory, DatasetSplits Data, int Devices)
+{
+    /// <summary>CPU cores the workers share; each worker gets <see cref="ThreadsPerWorker"/> torch threads.</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Data loader threads per worker.</summary>
+    public int LoaderThreads { get; init; } = 1;
+
+    /// <summary>Evaluate the random encoder with the kNN monitor before the first step.</summary>
+    public bool KnnAtStart { get; init; }
+
+    /// <summary>The checkpoint every worker loads before its first step, or null to start from scratch.</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>At most this many steps per <see cref="Workers.Worker.RunSteps"/> (an interrupt waits for the chunk to end).</summary>
+    public int ChunkSteps { get; init; } = 50;
+
+    /// <summary>How long a collective waits for a peer before the group is declared broken.</summary>
+    public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The node name recorded for the workers.</summary>
+    public string Node { get; init; } = Environment.MachineName;
+
+    /// <summary>
+    /// Wraps each rank's collective (rank, collective → collective): instrumentation and fault injection in tests.
+    /// Null leaves the collectives as they are.
+    /// </summary>
+    public Func<int, ICollective, ICollective>? WrapCollective { get; init; }
+
+    /// <summary>Torch intra-op threads per worker: the cores split evenly, at least one, never more than the cores in total.</summary>
+    public int ThreadsPerWorker => Math.Max(1, Threads / Math.Max(1, Devices));
+
+    /// <summary>Throws with a message naming the first unusable setting.</summary>
+    /// <returns>This.</returns>
+    public TrainingSettings Validate()
+    {
+        Config.Validate();
+        ArgumentException.ThrowIfNullOrWhiteSpace(RunId);
+        ArgumentException.ThrowIfNullOrWhiteSpace(RunDirectory);
+        if (Devices < 1)
+        {
+            throw new ArgumentException($"--devices must be at least 1, not {Devices}");
+        }
+
+        if (Devices > Config.BnSplits)
+        {
+            throw new ArgumentException($"--devices {Devices} exceeds --bn-splits {Config.BnSplits}: each worker needs at least one whole BN group");
+        }
+
+        if (ChunkSteps < 1)
+        {
+            throw new ArgumentException($"chunk steps must be at least 1, not {ChunkSteps}");
+        }
+
+        return this;
+    }
+}

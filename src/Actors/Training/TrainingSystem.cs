@@ -1,0 +1,23 @@
+using Akka.Configuration;
+using MoCo.Actors.Persistence;
+using MoCo.Actors.Workers;
+
+namespace MoCo.Actors.Training;
+
+/// <summary>The actor-system configuration that hosts a training run on this process.</summary>
+public static class TrainingSystem
+{
+    /// <summary>
+    /// The worker dispatcher (<see cref="WorkerActor.DispatcherHocon"/>) and the run journal: a SQLite file
+    /// (<see cref="RunJournal.DatabaseFileName"/>) inside <paramref name="runDirectory"/>, created with the directory.
+    /// </summary>
+    /// <param name="runDirectory">The run directory.</param>
+    /// <returns>The configuration; fall back to it from logging or other settings.</returns>
+    public static Config ForRunDirectory(string runDirectory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(runDirectory);
+        Directory.CreateDirectory(runDirectory);
+        return ConfigurationFactory.ParseString(WorkerActor.DispatcherHocon)
+            .WithFallback(RunJournal.Sqlite(Path.Combine(runDirectory, RunJournal.DatabaseFileName)));
+    }
+}

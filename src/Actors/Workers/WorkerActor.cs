@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Event;
+using MoCo.Actors.Training;
+using MoCo.Model.Checkpoints;
+using MoCo.Model.Evaluation;
+using MoCo.Model.Training;
+using TorchSharp;
+
+namespace MoCo.Actors.Workers;
+
+/// <summary>
+/// One device slot of a run (protocol: <see cref="Worker"/>). Owns rank r's <see cref="Pretrainer"/> over its
+/// member of the <see cref="WorkerGroup"/> and runs on a pinned dispatcher, so the TorchSharp dispose scopes of
+/// its steps open and close on one dedicated thread. Every handler is synchronous: a chunk of steps runs to its
+/// end inside one message. Any exception is reported to the parent as <see cref="Worker.WorkerFailed"/> after
+/// aborting the group (so no peer waits for this rank); the parent then stops the worker.
+/// </summary>
+public sealed class WorkerActor : ReceiveActor
+{
+    /// <summary>The dispatcher every worker runs on (see <see cref="DispatcherHocon"/>).</summary>
+    public const string DispatcherId = "akka.actor.moco-worker-dispatcher";
+
+    /// <summary>The HOCON that defines <see cref="DispatcherId"/>; the actor system that hosts workers must include it.</summary>
+    public const string DispatcherHocon = """
+        akka.actor.moco-worker-dispatcher {
+          # one dedicated thread per worker: TorchSharp dispose scopes are thread-static
+          type = PinnedDispatcher
+        }
+        """;
+
+    /// <summary>Model construction draws from torch's global generator (seeded per model): one at a time, so replicas are equal.</summary>
+    private static readonly Lock ConstructionLock = new();
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly TrainingSettings _settings;
+    private readonly int _rank;
+    private readonly WorkerGroup _group;
+    private Pretrainer? _trainer;
+    private bool _knnAtStartPending;
+    private Accuracy? _lastKnn;
+    private Stopwatch? _epochClock;
+    private double _epochTrainSeconds;
+    private double _lossSum;
+    private double _accSum;
+    private int _epochSteps;
+
+    /// <summary>Creates rank <paramref name="rank"/>'s worker; use <see cref="Props"/>.</summary>
+    /// <param name="settings">The run and how to split the machine.</param>
+    /// <param name="rank">This worker's rank.</param>
+    /// <param name="group">The generation's collective, created by the parent.</param>
+    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup group)
+    {
+        _settings = settings;
+        _rank = rank;
+        _group = group;
+        Receive<Worker.RunSteps>(HandleRunSteps);
+        Receive<Worker.SaveCheckpoint>(HandleSaveCheckpoint);
+    }
+
+    /// <summary>Props for rank <paramref name="rank"/>'s worker, on the pinned <see cref="DispatcherId"/>.</summary>
+    /// <param name="settings">The run and how to split the machine.</param>
+    /// <param name="rank">This worker's rank, in [0, group.WorldSize).</param>
+    /// <param name="group">The generation's collective (a local object reference).</param>
+    public static Props Props(TrainingSettings settings, int rank, WorkerGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, group.WorldSize);
+        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group)).WithDispatcher(DispatcherId);
+    }
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        try
+        {
+            torch.set_num_threads(_settings.ThreadsPerWorker);
+            var config = _settings.Config;
+            var collective = _group[_rank];
+            if (_settings.WrapCollective is { } wrap)
+            {
+                collective = wrap(_rank, collective);
+            }
+
+            var layout = new BatchLayout(config.BatchSize, config.BnSplits, _group.WorldSize);
+            lock (ConstructionLock)
+            {
+                _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, collective, layout, _settings.LoaderThreads);
+            }
+
+            if (_settings.ResumeFrom is { } path)
+            {
+                using var checkpoint = CheckpointFile.Read(path, _settings.RunId);
+                _trainer.LoadCheckpoint(checkpoint);
+            }
+
+            _knnAtStartPending = _rank == 0 && _settings.KnnAtStart && _trainer.GlobalStep == 0 && config.KnnEvery > 0;
+            _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads)", _rank, _group.WorldSize, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker);
+            Context.Parent.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch));
+        }
+        catch (Exception e)
+        {
+            _trainer?.Dispose();
+            _trainer = null;
+            Fail(Context.Parent, "starting", e);
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        _trainer?.Dispose();
+        _trainer = null;
+    }
+
+    private void HandleRunSteps(Worker.RunSteps command)
+    {
+        if (_trainer is null)
+        {
+            Sender.Tell(Failure("training", "the worker failed to start and holds no model"));
+            return;
+        }
+
+        var operation = "training";
+        var clock = Stopwatch.StartNew();
+        long firstStep = _trainer.GlobalStep;
+        double loss = double.NaN;
+        double lr = double.NaN;
+        try
+        {
+            if (_knnAtStartPending)
+            {
+                operation = "evaluating kNN";
+                var knn = _trainer.EvaluateKnn(_settings.Threads);
+                Sender.Tell(new Worker.KnnEvaluated(knn.Top1, knn.Top5));
+                _knnAtStartPending = false;
+                clock.Restart();
+                operation = "training";
+            }
+
+            while (!_trainer.Finished && _trainer.GlobalStep < command.UpTo)
+            {
+                int epoch = _trainer.Epoch;
+                _epochClock ??= Stopwatch.StartNew();
+                long before = Stopwatch.GetTimestamp();
+                var result = _trainer.TrainStep();
+                _epochTrainSeconds += Stopwatch.GetElapsedTime(before).TotalSeconds;
+                loss = result.Loss;
+                lr = result.Lr;
+                _lossSum += result.Loss;
+                _accSum += result.InstanceAcc;
+                _epochSteps++;
+                if (_rank == 0)
+                {
+                    Sender.Tell(new Worker.StepCompleted(result.GlobalStep, result.Epoch, result.StepInEpoch, _trainer.StepsPerEpoch, result.Loss, result.InstanceAcc, result.Lr));
+                }
+
+                if (_trainer.Epoch != epoch)
+                {
+                    operation = "evaluating kNN";
+                    EndEpoch(epoch, lr, Sender);
+                    break;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(Sender, operation, e);
+            return;
+        }
+
+        double seconds = clock.Elapsed.TotalSeconds;
+        long steps = _trainer.GlobalStep - firstStep;
+        double rate = steps * _settings.Config.BatchSize / Math.Max(1e-9, seconds);
+        Sender.Tell(new Worker.StepsDone(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, loss, lr, rate));
+    }
+
+    private void HandleSaveCheckpoint(Worker.SaveCheckpoint command)
+    {
+        if (_trainer is null)
+        {
+            Sender.Tell(Failure("writing a checkpoint", "the worker failed to start and holds no model"));
+            return;
+        }
+
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var extra = new Dictionary<string, string>();
+            if (_lastKnn is not null)
+            {
+                extra["knn-top1"] = _lastKnn.Top1.ToString("R", CultureInfo.InvariantCulture);
+            }
+
+            var sha = _trainer.SaveCheckpoint(command.Path, extra);
+            Sender.Tell(new Worker.CheckpointWritten(command.Path, sha, clock.Elapsed.TotalSeconds, _trainer.Epoch, _trainer.GlobalStep));
+        }
+        catch (Exception e)
+        {
+            Fail(Sender, "writing a checkpoint", e);
+        }
+    }
+
+    /// <summary>Closes the epoch's accumulators; rank 0 runs the kNN monitor when due and reports the epoch.</summary>
+    private void EndEpoch(int epoch, double lr, IActorRef replyTo)
+    {
+        var trainer = _trainer!;
+        var config = trainer.Config;
+        _lastKnn = null;
+        if (_rank == 0)
+        {
+            if (config.KnnEvery > 0 && ((epoch + 1) % config.KnnEvery == 0 || trainer.Finished))
+            {
+                _lastKnn = trainer.EvaluateKnn(_settings.Threads);
+            }
+
+            int steps = Math.Max(1, _epochSteps);
+            replyTo.Tell(new Worker.EpochDone(
+                epoch,
+                trainer.GlobalStep,
+                _epochSteps,
+                _lossSum / steps,
+                _accSum / steps,
+                lr,
+                _lastKnn?.Top1,
+                _lastKnn?.Top5,
+                _epochClock?.Elapsed.TotalSeconds ?? 0,
+                _epochSteps * config.BatchSize / Math.Max(1e-9, _epochTrainSeconds),
+                trainer.LoaderWaitSeconds));
+        }
+
+        _epochClock = null;
+        _epochTrainSeconds = 0;
+        _lossSum = 0;
+        _accSum = 0;
+        _epochSteps = 0;
+    }
+
+    /// <summary>Aborts the group and tells <paramref name="replyTo"/> what failed.</summary>
+    private void Fail(IActorRef replyTo, string operation, Exception e)
+    {
+        bool first = _group.ReportFailure(_rank);
+        if (first)
+        {
+            _log.Error(e, "Rank {0} failed while {1}", _rank, operation);
+        }
+        else
+        {
+            _log.Warning("Rank {0} stopped while {1} after a peer failed: {2}", _rank, operation, e.Message);
+        }
+
+        replyTo.Tell(Failure(operation, $"{e.GetType().Name}: {e.Message}", first));
+    }
+
+    private Worker.WorkerFailed Failure(string operation, string error, bool first = true)
+    {
+        return new Worker.WorkerFailed(_rank, operation, _trainer?.GlobalStep ?? -1, _trainer?.Epoch ?? -1, _trainer?.StepInEpoch ?? -1, error, first);
+    }
+}

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using MoCo.Actors.Training;
+using MoCo.Actors.Workers;
+using MoCo.Model.Training;
+using Spectre.Console;
+
+namespace MoCo.Host.Console;
+
+/// <summary>
+/// Prints a run driven by a <see cref="TrainingDirectorActor"/> in <see cref="ConsoleObserver"/>'s wording (a line
+/// every n steps, one per epoch) and completes <see cref="Props"/>' task with the director's final message.
+/// </summary>
+public sealed class TrainingProgressActor : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IAnsiConsole _console;
+    private readonly RunConfig _config;
+    private readonly int _printEvery;
+    private readonly TaskCompletionSource<object> _completion;
+    private Stopwatch _clock = Stopwatch.StartNew();
+    private long _stepsAtClock;
+
+    /// <summary>Creates the printer; use <see cref="Props"/>.</summary>
+    public TrainingProgressActor(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion)
+    {
+        _console = console;
+        _config = config;
+        _printEvery = Math.Max(1, printEvery);
+        _completion = completion;
+        Receive<TrainingDirector.RunStarting>(HandleRunStarting);
+        Receive<TrainingDirector.Notice>(HandleNotice);
+        Receive<Worker.KnnEvaluated>(HandleKnnEvaluated);
+        Receive<Worker.StepCompleted>(HandleStepCompleted);
+        Receive<Worker.EpochDone>(HandleEpochDone);
+        Receive<Worker.CheckpointWritten>(HandleCheckpointWritten);
+        Receive<TrainingDirector.RunCompleted>(HandleFinal);
+        Receive<TrainingDirector.RunFailed>(HandleFinal);
+        Receive<TrainingDirector.Interrupted>(HandleFinal);
+    }
+
+    /// <summary>Props for the printer.</summary>
+    /// <param name="console">Where to print.</param>
+    /// <param name="config">The run's configuration (for the summary line and the batch size).</param>
+    /// <param name="printEvery">Print a step line every n steps.</param>
+    /// <param name="completion">Completed with the director's final message.</param>
+    public static Props Props(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion)
+    {
+        return Akka.Actor.Props.Create(() => new TrainingProgressActor(console, config, printEvery, completion));
+    }
+
+    private void HandleRunStarting(TrainingDirector.RunStarting started)
+    {
+        _console.MarkupLine(ConsoleObserver.StartLine(started.RunId, started.Resumed, started.Epoch, started.StepInEpoch, started.StepsPerEpoch));
+        _console.MarkupLine(ConsoleObserver.ConfigLine(_config));
+        _console.MarkupLine($"  {started.WorldSize} worker(s), generation {started.Generation}");
+        _clock = Stopwatch.StartNew();
+        _stepsAtClock = started.GlobalStep;
+    }
+
+    private void HandleNotice(TrainingDirector.Notice notice)
+    {
+        _console.MarkupLine($"[yellow]{Markup.Escape(notice.Text)}[/]");
+    }
+
+    private void HandleKnnEvaluated(Worker.KnnEvaluated knn)
+    {
+        _console.MarkupLine(ConsoleObserver.KnnAtStartLine(knn.Top1Percent));
+        _clock = Stopwatch.StartNew(); // step rates count training only
+    }
+
+    private void HandleStepCompleted(Worker.StepCompleted step)
+    {
+        if ((step.GlobalStep + 1) % _printEvery != 0)
+        {
+            return;
+        }
+
+        double rate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
+        _console.WriteLine(ConsoleObserver.StepLine(step.Epoch, step.StepInEpoch, step.StepsPerEpoch, step.Loss, step.InstanceAccuracy, step.LearningRate, rate));
+    }
+
+    private void HandleEpochDone(Worker.EpochDone epoch)
+    {
+        _console.MarkupLine(ConsoleObserver.EpochLine(epoch.Epoch, epoch.Loss, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond, epoch.KnnTop1Percent));
+    }
+
+    private void HandleCheckpointWritten(Worker.CheckpointWritten written)
+    {
+        _log.Debug("Checkpoint {0} ({1:F1} s)", written.Path, written.Seconds);
+    }
+
+    private void HandleFinal(object final)
+    {
+        _completion.TrySetResult(final);
+    }
+}

@@ -108,17 +108,29 @@ public static class TrainCommand
         var system = ActorSystem.Create("moco", akka);
         object final;
         var completion = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion), "progress");
-        var director = system.ActorOf(TrainingDirectorActor.Props(settings, progress), "training-director");
+        IActorRef? director = null;
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;
-            director.Tell(TrainingDirector.Interrupt.Instance);
+            director?.Tell(TrainingDirector.Interrupt.Instance);
         };
         System.Console.CancelKeyPress += onCancel;
         try
         {
-            final = completion.Task.GetAwaiter().GetResult();
+            object Drive(ProgressContext? live)
+            {
+                var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live), "progress");
+                director = system.ActorOf(TrainingDirectorActor.Props(settings, progress), "training-director");
+                return completion.Task.GetAwaiter().GetResult();
+            }
+
+            // a live display on a terminal; plain lines when stdout is redirected (logs, CI)
+            final = console.Profile.Capabilities.Interactive && !System.Console.IsOutputRedirected
+                ? console.Progress().AutoClear(false)
+                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                        new RemainingTimeColumn(), new SpinnerColumn())
+                    .Start(Drive)
+                : Drive(null);
         }
         finally
         {
@@ -129,7 +141,7 @@ public static class TrainCommand
         switch (final)
         {
             case TrainingDirector.RunCompleted completed:
-                console.MarkupLine($"[bold green]done[/]: {completed.GlobalStep} steps; metrics in {Markup.Escape(Path.Combine(runDir!, PretrainLoop.MetricsFile))}");
+                console.MarkupLine($"[bold green]done[/]: {completed.GlobalStep} steps; metrics in {Markup.Escape(Path.Combine(runDir!, MetricsCsv.FileName))}");
                 return 0;
             case TrainingDirector.Interrupted interrupted:
                 console.MarkupLine($"[yellow]interrupted[/] at step {interrupted.GlobalStep}: continue with [bold]moco train --resume {Markup.Escape(runDir!)}[/]"

@@ -1,57 +1,12 @@
 using System.Globalization;
-using MoCo.Model.Evaluation;
 using MoCo.Model.Training;
 using Spectre.Console;
 
 namespace MoCo.Host.Console;
 
-/// <summary>Prints a run's progress: a line every n steps, and one per epoch with the kNN top-1.</summary>
-public sealed class ConsoleObserver : IPretrainObserver
+/// <summary>The wording of a run's progress lines (a line every n steps, one per epoch with the kNN top-1).</summary>
+public static class ConsoleObserver
 {
-    private readonly IAnsiConsole _console;
-    private readonly int _printEvery;
-    private System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
-    private long _stepsAtClock;
-
-    public ConsoleObserver(IAnsiConsole console, int printEvery)
-    {
-        _console = console;
-        _printEvery = Math.Max(1, printEvery);
-    }
-
-    public void RunStarting(Pretrainer trainer, bool resumed)
-    {
-        _console.MarkupLine(StartLine(trainer.RunId, resumed, trainer.Epoch, trainer.StepInEpoch, trainer.StepsPerEpoch));
-        _console.MarkupLine(ConfigLine(trainer.Config));
-        if (trainer.Data.Report.Skipped > 0)
-        {
-            _console.MarkupLine($"  [yellow]{Markup.Escape(trainer.Data.Report.ToString())}[/]");
-        }
-        _clock = System.Diagnostics.Stopwatch.StartNew();
-        _stepsAtClock = trainer.GlobalStep;
-    }
-
-    public void KnnAtStart(Accuracy accuracy)
-    {
-        _console.MarkupLine(KnnAtStartLine(accuracy.Top1));
-        _clock = System.Diagnostics.Stopwatch.StartNew(); // step rates count training only
-    }
-
-    public void StepCompleted(StepResult step, Pretrainer trainer)
-    {
-        if ((step.GlobalStep + 1) % _printEvery != 0)
-        {
-            return;
-        }
-        double rate = (trainer.GlobalStep - _stepsAtClock) * trainer.Config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
-        _console.WriteLine(StepLine(step.Epoch, step.StepInEpoch, trainer.StepsPerEpoch, step.Loss, step.InstanceAcc, step.Lr, rate));
-    }
-
-    public void EpochCompleted(EpochReport r)
-    {
-        _console.MarkupLine(EpochLine(r.Epoch, r.Loss, r.Lr, r.Seconds, r.ImagesPerSecond, r.Knn?.Top1));
-    }
-
     /// <summary>The markup line that opens a run.</summary>
     public static string StartLine(string runId, bool resumed, int epoch, int stepInEpoch, int stepsPerEpoch) =>
         $"[bold]{(resumed ? "resuming" : "starting")}[/] run [cyan]{Markup.Escape(runId)}[/] at epoch {epoch}, step {stepInEpoch} ({stepsPerEpoch} steps/epoch)";
@@ -77,9 +32,5 @@ public sealed class ConsoleObserver : IPretrainObserver
         var knn = knnTop1Percent is null ? "" : $"  kNN top-1 [bold green]{knnTop1Percent:F2}%[/]";
         return string.Format(CultureInfo.InvariantCulture,
             "epoch {0}: loss {1:F4}  lr {2:G4}  {3:F1} s  {4:F0} img/s{5}", epoch, loss, lr, seconds, imagesPerSecond, knn);
-    }
-
-    public void CheckpointSaved(string path, string sha256, double seconds)
-    {
     }
 }

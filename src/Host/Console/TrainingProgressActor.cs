@@ -19,13 +19,18 @@ public sealed class TrainingProgressActor : ReceiveActor
     private readonly RunConfig _config;
     private readonly int _printEvery;
     private readonly TaskCompletionSource<object> _completion;
+    private readonly ProgressContext? _live;
+    private ProgressTask? _runTask;
+    private ProgressTask? _epochTask;
+    private string _world = "";
     private Stopwatch _clock = Stopwatch.StartNew();
     private long _stepsAtClock;
 
     /// <summary>Creates the printer; use <see cref="Props"/>.</summary>
-    public TrainingProgressActor(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion)
+    public TrainingProgressActor(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion, ProgressContext? live)
     {
         _console = console;
+        _live = live;
         _config = config;
         _printEvery = Math.Max(1, printEvery);
         _completion = completion;
@@ -45,9 +50,10 @@ public sealed class TrainingProgressActor : ReceiveActor
     /// <param name="config">The run's configuration (for the summary line and the batch size).</param>
     /// <param name="printEvery">Print a step line every n steps.</param>
     /// <param name="completion">Completed with the director's final message.</param>
-    public static Props Props(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion)
+    /// <param name="live">A live Spectre display on a terminal (bars for the run and the epoch, with ETA), or null for plain lines.</param>
+    public static Props Props(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion, ProgressContext? live = null)
     {
-        return Akka.Actor.Props.Create(() => new TrainingProgressActor(console, config, printEvery, completion));
+        return Akka.Actor.Props.Create(() => new TrainingProgressActor(console, config, printEvery, completion, live));
     }
 
     private void HandleRunStarting(TrainingDirector.RunStarting started)
@@ -55,8 +61,16 @@ public sealed class TrainingProgressActor : ReceiveActor
         _console.MarkupLine(ConsoleObserver.StartLine(started.RunId, started.Resumed, started.Epoch, started.StepInEpoch, started.StepsPerEpoch));
         _console.MarkupLine(ConsoleObserver.ConfigLine(_config));
         _console.MarkupLine($"  {started.WorldSize} worker(s), generation {started.Generation}");
+        _world = $"{started.WorldSize} worker(s), generation {started.Generation}";
         _clock = Stopwatch.StartNew();
         _stepsAtClock = started.GlobalStep;
+        if (_live is not null)
+        {
+            _runTask ??= _live.AddTask("run", maxValue: (double)started.StepsPerEpoch * _config.Epochs);
+            _runTask.Value = started.GlobalStep;
+            _epochTask ??= _live.AddTask($"epoch {started.Epoch}", maxValue: started.StepsPerEpoch);
+            _epochTask.Value = started.StepInEpoch;
+        }
     }
 
     private void HandleNotice(TrainingDirector.Notice notice)
@@ -72,6 +86,15 @@ public sealed class TrainingProgressActor : ReceiveActor
 
     private void HandleStepCompleted(Worker.StepCompleted step)
     {
+        if (_live is not null && _runTask is not null && _epochTask is not null)
+        {
+            double liveRate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
+            _runTask.Value = step.GlobalStep + 1;
+            _epochTask.Value = step.StepInEpoch + 1;
+            _epochTask.Description = string.Format(System.Globalization.CultureInfo.InvariantCulture,
+                "epoch {0}  loss {1:F4}  lr {2:G4}  {3:F0} img/s  {4}", step.Epoch, step.Loss, step.LearningRate, liveRate, _world);
+            return;
+        }
         if ((step.GlobalStep + 1) % _printEvery != 0)
         {
             return;

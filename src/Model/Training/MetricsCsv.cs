@@ -3,7 +3,7 @@ using System.Globalization;
 namespace MoCo.Model.Training;
 
 /// <summary>
-/// The layout of a run's <c>metrics.csv</c>, one row per epoch: written by <see cref="PretrainLoop"/> during training
+/// The layout of a run's <c>metrics.csv</c>, one row per epoch: written by the training director during training
 /// and by <c>moco replay</c> from the run journal, so both produce the same columns and number formats.
 /// </summary>
 public static class MetricsCsv

@@ -26,7 +26,6 @@ public class WorldSizeInvarianceTests
         var steppers = new List<MocoTrainStep>();
         for (int r = 0; r < worldSize; r++)
         {
-            // replicas are built one after the other: initialisation draws from torch's global generator
             var model = new MomentumContrast(() => new ResNet(spec), settings, 7);
             model.to(ScalarType.Float64);
             var sgd = new Sgd(model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), 0.9, 5e-4);

@@ -30,9 +30,6 @@ public sealed class WorkerActor : ReceiveActor
         }
         """;
 
-    /// <summary>Model construction draws from torch's global generator (seeded per model): one at a time, so replicas are equal.</summary>
-    private static readonly Lock ConstructionLock = new();
-
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
     private readonly int _rank;
@@ -86,10 +83,8 @@ public sealed class WorkerActor : ReceiveActor
             }
 
             var layout = new BatchLayout(config.BatchSize, config.BnSplits, _group.WorldSize);
-            lock (ConstructionLock)
-            {
-                _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, collective, layout, _settings.LoaderThreads);
-            }
+            // replicas start equal: model initialisation draws only from the run's own seeded generator
+            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, collective, layout, _settings.LoaderThreads);
 
             if (_settings.ResumeFrom is { } path)
             {

@@ -4,8 +4,9 @@ namespace MoCo.Model.Data;
 
 /// <summary>
 /// A built-in labelled data set for the quickstart, procedural from a seed (no files): small RGB images of ten shape and
-/// texture kinds (the class) at a random position, size and rotation, in random foreground and background colours,
-/// with pixel noise. Colour is drawn independently of the class, so it does not predict the label while shape does:
+/// texture kinds (the class) at a random position and size, nearly upright (within about 17 degrees), with stripe
+/// periods in a narrow band and light pixel noise, in two different colours of a small palette. The nuisances are
+/// what MoCo's augmentations randomise (position, scale, colour), so that instance discrimination has to rely on shape. Colour is drawn independently of the class, so it does not predict the label while shape does:
 /// a random encoder, which mostly sees colour, scores near chance, and a contrastively trained one can do better.
 /// Image i of a split is a pure function of (seed, split, i): it uses <see cref="CounterRng"/> and only +, -, *, /,
 /// sqrt and floor, so it is the same on every machine. Labels cycle (i mod 10), so classes are balanced.
@@ -23,7 +24,7 @@ public sealed class SyntheticShapesDataset : IImageDataset
     public const int DefaultSize = 32;
 
     private const int Supersample = 4;
-    private const double NoiseSigma = 8.0;
+    private const double NoiseSigma = 3.0;
     private static readonly double[][] Palette =
     [
         [230, 60, 50], [60, 180, 75], [40, 90, 220], [250, 210, 40],
@@ -101,11 +102,11 @@ public sealed class SyntheticShapesDataset : IImageDataset
             CentreX = size * rng.Uniform(0.3, 0.7),
             CentreY = size * rng.Uniform(0.3, 0.7),
             Radius = size * rng.Uniform(0.22, 0.4),
-            Period = size / 32.0 * rng.Uniform(4.0, 8.0),
+            Period = size / 32.0 * rng.Uniform(5.5, 6.5),
             Phase = rng.NextDouble(),
             Phase2 = rng.NextDouble(),
         };
-        (shape.Cos, shape.Sin) = Rotation(ref rng, 1.0, true);
+        (shape.Cos, shape.Sin) = Rotation(ref rng, 0.15, false);
         (shape.JitterCos, shape.JitterSin) = Rotation(ref rng, 0.09, false);
         shape.DiagonalSign = rng.Bernoulli(0.5) ? 1.0 : -1.0;
 

@@ -24,7 +24,7 @@ internal sealed class LoaderBench : IStepBench
         _seed = config.Seed;
         _datasetSize = data.Train.Count;
         _stepsPerEpoch = _datasetSize / batch;
-        var augmenter = new Augmenter(AugmentationSettings.CifarDemo(config.ImageSize));
+        var augmenter = new Augmenter(RunTransforms.Pretrain(config));
         _loader = new PretrainLoader(data.Train, ViewTransforms.Random(augmenter), new BatchLayout(batch, config.BnSplits, 1), 0, config.Seed, threads);
         Note = dataNote;
     }

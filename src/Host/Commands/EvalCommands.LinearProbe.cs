@@ -52,11 +52,9 @@ public static partial class EvalCommands
                 CacheFeatures = parse.GetValue(cache),
                 Threads = Environment.ProcessorCount,
             }.Validate();
-            var testTransform = ViewTransforms.Deterministic(config.ImageSize <= 64 ? EvalTransform.Cifar(config.ImageSize) : EvalTransform.ImageNet(config.ImageSize * 256 / 224, config.ImageSize));
-            bool cifar = config.ImageSize <= 64;
-            var trainTransform = settings.CacheFeatures ? null
-                : cifar ? LinearProbe.TrainTransform(config.ImageSize, AugmentationSettings.CifarMean, AugmentationSettings.CifarStd)
-                : LinearProbe.TrainTransform(config.ImageSize);
+            // the pretraining's normalisation for both transforms
+            var testTransform = RunTransforms.Eval(config);
+            var trainTransform = settings.CacheFeatures ? null : ViewTransforms.Random(new Augmenter(RunTransforms.LinearProbeTrain(config)));
             using var probe = new LinearProbe(backbone, splits.Train.Classes.Count, settings);
             var report = probe.Run(splits.Train, splits.Test, trainTransform, testTransform, (epoch, loss, acc) =>
                 console.MarkupLine($"epoch {epoch}: loss {loss:F4}  test top-1 [bold]{acc.Top1:F2}%[/]  top-5 {acc.Top5:F2}%"));

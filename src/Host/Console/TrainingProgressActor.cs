@@ -9,7 +9,7 @@ using Spectre.Console;
 namespace MoCo.Host.Console;
 
 /// <summary>
-/// Prints a run driven by a <see cref="TrainingDirectorActor"/> in <see cref="ConsoleObserver"/>'s wording (a line
+/// Prints a run driven by a <see cref="TrainingDirectorActor"/> in <see cref="ProgressLines"/>'s wording (a line
 /// every n steps, one per epoch) and completes <see cref="Props"/>' task with the director's final message.
 /// </summary>
 public sealed class TrainingProgressActor : ReceiveActor
@@ -58,8 +58,8 @@ public sealed class TrainingProgressActor : ReceiveActor
 
     private void HandleRunStarting(TrainingDirector.RunStarting started)
     {
-        _console.MarkupLine(ConsoleObserver.StartLine(started.RunId, started.Resumed, started.Epoch, started.StepInEpoch, started.StepsPerEpoch));
-        _console.MarkupLine(ConsoleObserver.ConfigLine(_config));
+        _console.MarkupLine(ProgressLines.StartLine(started.RunId, started.Resumed, started.Epoch, started.StepInEpoch, started.StepsPerEpoch));
+        _console.MarkupLine(ProgressLines.ConfigLine(_config));
         _console.MarkupLine($"  {started.WorldSize} worker(s), generation {started.Generation}");
         _world = $"{started.WorldSize} worker(s), generation {started.Generation}";
         _clock = Stopwatch.StartNew();
@@ -80,7 +80,7 @@ public sealed class TrainingProgressActor : ReceiveActor
 
     private void HandleKnnEvaluated(Worker.KnnEvaluated knn)
     {
-        _console.MarkupLine(ConsoleObserver.KnnAtStartLine(knn.Top1Percent));
+        _console.MarkupLine(ProgressLines.KnnAtStartLine(knn.Top1Percent));
         _clock = Stopwatch.StartNew(); // step rates count training only
     }
 
@@ -101,12 +101,12 @@ public sealed class TrainingProgressActor : ReceiveActor
         }
 
         double rate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
-        _console.WriteLine(ConsoleObserver.StepLine(step.Epoch, step.StepInEpoch, step.StepsPerEpoch, step.Loss, step.InstanceAccuracy, step.LearningRate, rate));
+        _console.WriteLine(ProgressLines.StepLine(step.Epoch, step.StepInEpoch, step.StepsPerEpoch, step.Loss, step.InstanceAccuracy, step.LearningRate, rate));
     }
 
     private void HandleEpochDone(Worker.EpochDone epoch)
     {
-        _console.MarkupLine(ConsoleObserver.EpochLine(epoch.Epoch, epoch.Loss, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond, epoch.KnnTop1Percent));
+        _console.MarkupLine(ProgressLines.EpochLine(epoch.Epoch, epoch.Loss, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond, epoch.KnnTop1Percent));
     }
 
     private void HandleCheckpointWritten(Worker.CheckpointWritten written)

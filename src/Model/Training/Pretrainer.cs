@@ -40,14 +40,8 @@ public sealed class Pretrainer : IDisposable
         Model = new MomentumContrast(() => new ResNet(spec, precision), config.Moco, config.Seed);
         Optimizer = new Sgd(Model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
         _step = new MocoTrainStep(Model, Optimizer, config.Seed);
-        var augmentation = config.Augmentation switch
-        {
-            "v1" => AugmentationSettings.MocoV1(config.ImageSize),
-            "v2" => AugmentationSettings.MocoV2(config.ImageSize),
-            _ => AugmentationSettings.CifarDemo(config.ImageSize),
-        };
-        _loader = new PretrainLoader(data.Train, ViewTransforms.Random(new Augmenter(augmentation)), layout, collective.Rank, config.Seed, loaderThreads);
-        _evalTransform = ViewTransforms.Deterministic(config.ImageSize <= 64 ? EvalTransform.Cifar(config.ImageSize) : EvalTransform.ImageNet(config.ImageSize * 256 / 224, config.ImageSize));
+        _loader = new PretrainLoader(data.Train, ViewTransforms.Random(new Augmenter(RunTransforms.Pretrain(config))), layout, collective.Rank, config.Seed, loaderThreads);
+        _evalTransform = RunTransforms.Eval(config);
         StepsPerEpoch = data.Train.Count / config.BatchSize;
         if (StepsPerEpoch < 1)
         {

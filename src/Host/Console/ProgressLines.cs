@@ -5,7 +5,7 @@ using Spectre.Console;
 namespace MoCo.Host.Console;
 
 /// <summary>The wording of a run's progress lines (a line every n steps, one per epoch with the kNN top-1).</summary>
-public static class ConsoleObserver
+public static class ProgressLines
 {
     /// <summary>The markup line that opens a run.</summary>
     public static string StartLine(string runId, bool resumed, int epoch, int stepInEpoch, int stepsPerEpoch) =>

@@ -3,8 +3,9 @@ namespace MoCo.Actors.Training;
 /// <summary>
 /// The protocol of <see cref="TrainingDirectorActor"/>. The director reports to its subscriber: first
 /// <see cref="RunStarting"/>, then the workers' progress as they send it (<see cref="Workers.Worker.KnnEvaluated"/>,
-/// <see cref="Workers.Worker.StepCompleted"/>, <see cref="Workers.Worker.EpochDone"/>, <see cref="Workers.Worker.CheckpointWritten"/>)
-/// and <see cref="Notice"/>s, and last exactly one of <see cref="RunCompleted"/>, <see cref="RunFailed"/> or
+/// <see cref="Workers.Worker.StepCompleted"/>, <see cref="Workers.Worker.EpochDone"/>), the checkpointer's
+/// <see cref="Checkpoints.Checkpointer.Written"/>, the queue keeper's <see cref="Queue.QueueKeeper.Age"/>, each new
+/// <see cref="GenerationFormed"/> after a worker was re-created, and <see cref="Notice"/>s, and last exactly one of <see cref="RunCompleted"/>, <see cref="RunFailed"/> or
 /// <see cref="Interrupted"/>, after which the director stops.
 /// </summary>
 public static class TrainingDirector
@@ -30,6 +31,14 @@ public static class TrainingDirector
     /// <param name="StepInEpoch">The step within <paramref name="Epoch"/> of the next step.</param>
     /// <param name="StepsPerEpoch">Global batches per epoch.</param>
     public sealed record RunStarting(string RunId, bool Resumed, int WorldSize, int Generation, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch) : IMocoMessage;
+
+    /// <summary>A new generation formed after a failure: the failed ranks were re-created and every replica holds the same state.</summary>
+    /// <param name="Generation">The generation, as recorded in the journal.</param>
+    /// <param name="WorldSize">The number of workers.</param>
+    /// <param name="GlobalStep">The global step training resumes at (the interrupted step is redone).</param>
+    /// <param name="Recreated">The ranks re-created.</param>
+    /// <param name="Source">Where their state came from (a surviving rank or a checkpoint).</param>
+    public sealed record GenerationFormed(int Generation, int WorldSize, long GlobalStep, IReadOnlyList<int> Recreated, string Source) : IMocoMessage;
 
     /// <summary>Something a person should know that does not stop the run.</summary>
     /// <param name="Text">The notice.</param>

@@ -1,6 +1,9 @@
 using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
+using Akka.Pattern;
+using MoCo.Actors.Checkpoints;
+using MoCo.Actors.Queue;
 using MoCo.Actors.Run;
 using MoCo.Actors.Workers;
 using MoCo.Model.Checkpoints;
@@ -10,64 +13,87 @@ using TorchSharp;
 namespace MoCo.Actors.Training;
 
 /// <summary>
-/// Runs one run on this process (protocol: <see cref="TrainingDirector"/>). It creates the run coordinator
-/// (persistent on the run journal) and one <see cref="WorkerActor"/> per device slot, records the run, the
-/// membership and a generation, then drives the workers chunk by chunk: every worker runs the same steps, and at
-/// each epoch end rank 0's report becomes <c>EpochCompleted</c> and a checkpoint <c>CheckpointSaved</c>. On a
-/// resumed run it keeps the run id and the history the coordinator recovers from the journal.
+/// Runs one run on this process (protocol: <see cref="TrainingDirector"/>): the active half of the run's coordination,
+/// beside the event-sourced <see cref="RunCoordinatorActor"/> that records what it decides. It creates one
+/// <see cref="WorkerActor"/> per device slot, the <c>checkpointer</c> and the <c>queue-keeper</c>, records the run,
+/// the membership and each generation, then drives the workers chunk by chunk: every worker runs the same steps; at
+/// each epoch end rank 0's report becomes <c>EpochCompleted</c>, and rank 0 copies its state for the checkpointer,
+/// which writes it beside training and reports the file (<c>CheckpointSaved</c>).
 /// </summary>
 /// <remarks>
-/// Failure handling is deliberately simple for now: a worker that fails (it reports <see cref="Worker.WorkerFailed"/>,
-/// or stops) fails the whole run with <c>RunFailed</c> naming the rank and the error. Re-creating the failed worker
-/// and starting a new generation from the survivors or the latest checkpoint is a later task.
+/// Supervision: a worker that fails (an exception, a non-finite loss, out of memory, or it stops) is stopped and
+/// re-created after a backoff; a new generation starts and every replica takes the state of a surviving worker by
+/// broadcast (or, when none survives, of the latest valid checkpoint). Steps are atomic, so the interrupted step left
+/// no trace and is redone. After <see cref="TrainingSettings.MaxWorkerRestarts"/> failures in a row the run ends with
+/// <c>RunFailed</c> and the cause. The coordinator (unless one is given) and the checkpointer run under
+/// <c>Backoff.OnStop</c>.
 /// </remarks>
 public sealed class TrainingDirectorActor : ReceiveActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
     private readonly IActorRef _subscriber;
+    private readonly IActorRef? _givenCoordinator;
     private readonly CheckpointDirectory _checkpoints;
     private readonly Queue<Action> _afterAck = new();
     private readonly HashSet<int> _outstanding = [];
     private readonly List<Worker.WorkerFailed> _failures = [];
     private readonly Dictionary<int, Worker.Ready> _ready = [];
+    private readonly Dictionary<int, Worker.Joined> _joined = [];
     private readonly Dictionary<int, Worker.StepsDone> _done = [];
+    private readonly HashSet<IActorRef> _stopping = [];
     private IActorRef _coordinator = ActorRefs.Nobody;
+    private IActorRef _checkpointer = ActorRefs.Nobody;
+    private IActorRef _queueKeeper = ActorRefs.Nobody;
     private IActorRef[] _workers = [];
     private WorkerGroup? _group;
     private RunState _state = RunState.Empty;
+    private Action? _afterAllReplies;
+    private Action? _afterStopsAndWrites;
     private bool _stateKnown;
+    private bool _started;
     private bool _finishing;
     private bool _finished;
     private bool _interruptRequested;
     private Exception? _lastChildFailure;
     private Worker.EpochDone? _epochDone;
-    private Action<Worker.CheckpointWritten>? _afterCheckpoint;
     private int _stepsPerEpoch;
     private long _globalStep;
     private int _epoch;
+    private int _pendingWrites;
+    private int _failuresInARow;
+    private long _recordsSent;
+    private long _recordsAnswered;
     private string? _lastCheckpoint;
-    private string? _bestPath;
-    private double _bestTop1 = double.NegativeInfinity;
+    private string? _pendingRecovery;
 
     /// <summary>Creates the director; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
     /// <param name="subscriber">Receives the progress and the final message.</param>
-    public TrainingDirectorActor(TrainingSettings settings, IActorRef subscriber)
+    /// <param name="coordinator">The run coordinator to use (a cluster singleton's proxy), or null to create one as a child.</param>
+    public TrainingDirectorActor(TrainingSettings settings, IActorRef subscriber, IActorRef? coordinator)
     {
         _settings = settings;
         _subscriber = subscriber;
+        _givenCoordinator = coordinator;
         _checkpoints = new CheckpointDirectory(settings.RunDirectory);
         Receive<RunState>(HandleRunState);
         Receive<RunCoordinator.Ack>(HandleAck);
         Receive<RunCoordinator.Rejected>(HandleRejected);
+        Receive<JournalTimeout>(HandleJournalTimeout);
         Receive<Worker.Ready>(HandleReady);
-        Receive<Worker.KnnEvaluated>(HandleKnnEvaluated);
-        Receive<Worker.StepCompleted>(HandleStepCompleted);
+        Receive<Worker.Joined>(HandleJoined);
+        Receive<Worker.KnnEvaluated>(knn => _subscriber.Tell(knn));
+        Receive<Worker.StepCompleted>(step => _subscriber.Tell(step));
         Receive<Worker.EpochDone>(HandleEpochDone);
         Receive<Worker.StepsDone>(HandleStepsDone);
-        Receive<Worker.CheckpointWritten>(HandleCheckpointWritten);
+        Receive<Worker.CheckpointTaken>(HandleCheckpointTaken);
         Receive<Worker.WorkerFailed>(HandleWorkerFailed);
+        Receive<Checkpointer.Written>(HandleCheckpointWritten);
+        Receive<Checkpointer.WriteFailed>(HandleCheckpointWriteFailed);
+        Receive<QueueKeeper.Age>(age => _subscriber.Tell(age));
+        Receive<QueueKeeper.Inconsistent>(HandleQueueInconsistent);
+        Receive<RecreateWorkers>(HandleRecreateWorkers);
         Receive<TrainingDirector.Interrupt>(HandleInterrupt);
         Receive<Terminated>(HandleTerminated);
     }
@@ -75,12 +101,13 @@ public sealed class TrainingDirectorActor : ReceiveActor
     /// <summary>Props for the director of one run.</summary>
     /// <param name="settings">The run and how to split the machine; validated here.</param>
     /// <param name="subscriber">Receives the progress and the final message; none when null.</param>
-    public static Props Props(TrainingSettings settings, IActorRef? subscriber)
+    /// <param name="coordinator">The run coordinator (e.g. a cluster singleton proxy); null creates one as a child under Backoff.OnStop.</param>
+    public static Props Props(TrainingSettings settings, IActorRef? subscriber, IActorRef? coordinator = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         var target = subscriber ?? ActorRefs.Nobody;
-        return Akka.Actor.Props.Create(() => new TrainingDirectorActor(settings, target));
+        return Akka.Actor.Props.Create(() => new TrainingDirectorActor(settings, target, coordinator));
     }
 
     /// <summary>The actor name of rank <paramref name="rank"/>'s worker: <c>worker-{rank}</c>, also its worker id in the journal.</summary>
@@ -88,6 +115,17 @@ public sealed class TrainingDirectorActor : ReceiveActor
     public static string WorkerName(int rank)
     {
         return "worker-" + rank.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Props that keep <paramref name="child"/> alive under <c>Backoff.OnStop</c>: when it stops (a persistent actor does
+    /// after a journal failure) it is started again after 0.5 s, doubling to 10 s.
+    /// </summary>
+    /// <param name="child">The supervised actor's props.</param>
+    /// <param name="childName">Its name under the supervisor.</param>
+    public static Props UnderBackoff(Props child, string childName)
+    {
+        return BackoffSupervisor.Props(Akka.Pattern.Backoff.OnStop(child, childName, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10), 0.2));
     }
 
     /// <inheritdoc />
@@ -106,7 +144,14 @@ public sealed class TrainingDirectorActor : ReceiveActor
     {
         torch.set_num_threads(_settings.ThreadsPerWorker);
         Directory.CreateDirectory(_settings.RunDirectory);
-        _coordinator = Context.Watch(Context.ActorOf(RunCoordinatorActor.Props(_settings.RunId), "run-coordinator"));
+        _coordinator = _givenCoordinator
+            ?? Context.ActorOf(UnderBackoff(RunCoordinatorActor.Props(_settings.RunId), "run-coordinator"), "run-coordinator");
+        Context.Watch(_coordinator);
+        _checkpointer = Context.Watch(Context.ActorOf(
+            UnderBackoff(CheckpointerActor.Props(_settings.RunDirectory, _settings.Config.KeepCheckpoints), "checkpointer"), "checkpointer"));
+        var config = _settings.Config;
+        int keysPerStep = config.BatchSize * (config.Moco.Symmetric ? 2 : 1);
+        _queueKeeper = Context.ActorOf(QueueKeeperActor.Props(new QueueLedger(config.Moco.QueueSize, keysPerStep), _settings.Devices, Self), "queue-keeper");
         _coordinator.Tell(RunCoordinator.GetState.Instance);
     }
 
@@ -166,46 +211,99 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     private void StartWorkers()
     {
-        _group = new WorkerGroup(_settings.Devices, _settings.CollectiveTimeout);
+        _group = new WorkerGroup(_settings.Devices, _settings.CollectiveTimeout, _state.Generation + 1);
         _workers = new IActorRef[_settings.Devices];
-        for (int r = 0; r < _settings.Devices; r++)
-        {
-            _workers[r] = Context.Watch(Context.ActorOf(WorkerActor.Props(_settings, r, _group), WorkerName(r)));
-        }
+        var all = Enumerable.Range(0, _settings.Devices).ToList();
+        CreateWorkers(all, WorkerStart.Fresh.Instance);
+        AwaitReplies(all, () => FormGeneration(all, sourceRank: -1, "the run's start"));
+    }
 
-        ExpectFromAll();
+    private void CreateWorkers(IEnumerable<int> ranks, WorkerStart start)
+    {
+        foreach (int r in ranks)
+        {
+            _workers[r] = Context.Watch(Context.ActorOf(WorkerActor.Props(_settings, r, _group!, start, _checkpointer, _queueKeeper), WorkerName(r)));
+        }
     }
 
     private void HandleReady(Worker.Ready ready)
     {
-        if (_finishing)
-        {
-            return;
-        }
-
         _ready[ready.Rank] = ready;
-        if (!Arrive(ready.Rank))
+        Arrive(ready.Rank);
+    }
+
+    /// <summary>
+    /// Records generation <c>_group.Generation</c> (its ranks and the step it resumes at), then tells every worker to
+    /// join it, taking <paramref name="sourceRank"/>'s state when it is not negative.
+    /// </summary>
+    private void FormGeneration(IReadOnlyList<int> newRanks, int sourceRank, string source)
+    {
+        var reference = sourceRank >= 0 ? null : _ready[newRanks[0]];
+        if (reference is not null)
         {
-            return;
+            var disagreeing = newRanks.Select(r => _ready[r]).FirstOrDefault(r => r.GlobalStep != reference.GlobalStep);
+            if (disagreeing is not null)
+            {
+                Fail($"the workers start at different steps (rank {reference.Rank} at {reference.GlobalStep}, rank {disagreeing.Rank} at {disagreeing.GlobalStep})");
+                return;
+            }
+
+            _stepsPerEpoch = reference.StepsPerEpoch;
+            _globalStep = reference.GlobalStep;
+            _epoch = reference.Epoch;
         }
 
-        var first = _ready[0];
-        var disagreeing = _ready.Values.FirstOrDefault(r => r.GlobalStep != first.GlobalStep);
-        if (disagreeing is not null)
-        {
-            Fail($"the workers start at different steps (rank 0 at {first.GlobalStep}, rank {disagreeing.Rank} at {disagreeing.GlobalStep})");
-            return;
-        }
-
-        _stepsPerEpoch = first.StepsPerEpoch;
-        _globalStep = first.GlobalStep;
-        _epoch = first.Epoch;
+        int generation = _group!.Generation;
         Record(new RunCoordinator.StartGeneration(Ranks(), _globalStep), () =>
         {
+            if (_state.Generation != generation)
+            {
+                Fail($"the journal numbered the generation {_state.Generation}, the workers' group is at {generation}");
+                return;
+            }
+
+            _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, _settings.Devices));
+            var all = Enumerable.Range(0, _settings.Devices).ToList();
+            _joined.Clear();
+            AwaitReplies(all, () => GenerationJoined(newRanks, sourceRank, source));
+            foreach (var worker in _workers)
+            {
+                worker.Tell(new Worker.JoinGeneration(generation, sourceRank));
+            }
+        });
+    }
+
+    private void HandleJoined(Worker.Joined joined)
+    {
+        _joined[joined.Rank] = joined;
+        Arrive(joined.Rank);
+    }
+
+    private void GenerationJoined(IReadOnlyList<int> newRanks, int sourceRank, string source)
+    {
+        var first = _joined[0];
+        var disagreeing = _joined.Values.FirstOrDefault(j => j.GlobalStep != first.GlobalStep || j.Epoch != first.Epoch);
+        if (disagreeing is not null)
+        {
+            Fail($"after joining generation {first.Generation} the workers disagree (rank 0 at step {first.GlobalStep}, rank {disagreeing.Rank} at step {disagreeing.GlobalStep})");
+            return;
+        }
+
+        _globalStep = first.GlobalStep;
+        _epoch = first.Epoch;
+        if (!_started)
+        {
+            _started = true;
             _subscriber.Tell(new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _settings.Devices, _state.Generation,
                 _globalStep, first.Epoch, first.StepInEpoch, _stepsPerEpoch));
-            NextChunk();
-        });
+        }
+        else
+        {
+            _log.Info("Run {0}: generation {1} formed at step {2}; rank(s) {3} re-created from {4}", _settings.RunId, _state.Generation, _globalStep, string.Join(", ", newRanks), source);
+            _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _settings.Devices, _globalStep, newRanks, source));
+        }
+
+        NextChunk();
     }
 
     /// <summary>Sends every worker the next chunk of steps, or completes the run when the schedule is done.</summary>
@@ -218,19 +316,23 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         if (_interruptRequested)
         {
-            _finishing = true;
-            StopWorkers();
-            Finish(new TrainingDirector.Interrupted(_settings.RunId, _globalStep, _lastCheckpoint));
+            AfterStopsAndWrites(() =>
+            {
+                _finishing = true;
+                StopWorkers();
+                Finish(new TrainingDirector.Interrupted(_settings.RunId, _globalStep, _lastCheckpoint));
+            });
             return;
         }
 
         if (_epoch >= _settings.Config.Epochs)
         {
-            Record(new RunCoordinator.CompleteRun(_globalStep), () =>
+            // the last checkpoint must be on disk and in the journal before the run is complete
+            AfterStopsAndWrites(() => Record(new RunCoordinator.CompleteRun(_globalStep), () =>
             {
                 StopWorkers();
                 Finish(new TrainingDirector.RunCompleted(_settings.RunId, _globalStep));
-            });
+            }));
             return;
         }
 
@@ -243,21 +345,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         _done.Clear();
         _epochDone = null;
-        ExpectFromAll();
+        AwaitReplies(Enumerable.Range(0, _settings.Devices), ChunkDone);
         foreach (var worker in _workers)
         {
             worker.Tell(new Worker.RunSteps(upTo));
         }
-    }
-
-    private void HandleKnnEvaluated(Worker.KnnEvaluated knn)
-    {
-        _subscriber.Tell(knn);
-    }
-
-    private void HandleStepCompleted(Worker.StepCompleted step)
-    {
-        _subscriber.Tell(step);
     }
 
     private void HandleEpochDone(Worker.EpochDone epoch)
@@ -268,17 +360,12 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     private void HandleStepsDone(Worker.StepsDone done)
     {
-        if (_finishing)
-        {
-            return;
-        }
-
         _done[done.Rank] = done;
-        if (!Arrive(done.Rank))
-        {
-            return;
-        }
+        Arrive(done.Rank);
+    }
 
+    private void ChunkDone()
+    {
         var first = _done[0];
         var disagreeing = _done.Values.FirstOrDefault(d => d.GlobalStep != first.GlobalStep || d.Epoch != first.Epoch);
         if (disagreeing is not null)
@@ -287,6 +374,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
+        _failuresInARow = 0;
         _globalStep = first.GlobalStep;
         _epoch = first.Epoch;
         if (_epochDone is { } epochDone)
@@ -296,7 +384,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         }
         else if (_settings.Config.CheckpointEverySteps > 0 && _globalStep % _settings.Config.CheckpointEverySteps == 0)
         {
-            SaveCheckpoint(written => RecordAll(CheckpointCommands(written), AfterCheckpoint));
+            TakeCheckpoint(null);
         }
         else
         {
@@ -304,99 +392,82 @@ public sealed class TrainingDirectorActor : ReceiveActor
         }
     }
 
-    /// <summary>metrics.csv, a checkpoint, then EpochCompleted and CheckpointSaved in the journal (a crash in between loses the record, never the checkpoint).</summary>
+    /// <summary>metrics.csv and <c>EpochCompleted</c>, then a checkpoint (written beside the next chunk).</summary>
     private void EndEpoch(Worker.EpochDone e)
     {
         AppendMetrics(e);
-        SaveCheckpoint(written =>
+        if (_state.LastEpoch is { } last && e.Epoch <= last.Epoch)
         {
-            if (e.KnnTop1Percent is { } top1 && top1 > _bestTop1)
-            {
-                _bestTop1 = top1;
-                _bestPath = written.Path;
-            }
+            _subscriber.Tell(new TrainingDirector.Notice($"epoch {e.Epoch} is already in the journal (up to epoch {last.Epoch}); not recorded again"));
+            TakeCheckpoint(e.KnnTop1Percent);
+            return;
+        }
 
-            var commands = new List<RunCoordinator.ICommand>();
-            if (_state.LastEpoch is { } last && e.Epoch <= last.Epoch)
-            {
-                _subscriber.Tell(new TrainingDirector.Notice($"epoch {e.Epoch} is already in the journal (up to epoch {last.Epoch}); not recorded again"));
-            }
-            else
-            {
-                var metrics = new EpochMetrics(e.Loss, e.InstanceAccuracy, e.LearningRate, e.KnnTop1Percent / 100, e.KnnTop5Percent / 100, e.Seconds, e.ImagesPerSecond);
-                commands.Add(new RunCoordinator.RecordEpoch(e.Epoch, e.GlobalStep, metrics));
-            }
-
-            commands.AddRange(CheckpointCommands(written));
-            RecordAll(commands, AfterCheckpoint);
-        });
+        var metrics = new EpochMetrics(e.Loss, e.InstanceAccuracy, e.LearningRate, e.KnnTop1Percent / 100, e.KnnTop5Percent / 100, e.Seconds, e.ImagesPerSecond);
+        Record(new RunCoordinator.RecordEpoch(e.Epoch, e.GlobalStep, metrics), () => TakeCheckpoint(e.KnnTop1Percent));
     }
 
-    private List<RunCoordinator.ICommand> CheckpointCommands(Worker.CheckpointWritten written)
+    /// <summary>Rank 0 copies its state into memory and hands it to the checkpointer; training goes on at once.</summary>
+    private void TakeCheckpoint(double? knnTop1Percent)
     {
+        AwaitReplies([0], NextChunk);
+        _workers[0].Tell(new Worker.TakeCheckpoint(_checkpoints.PathFor(_epoch, _globalStep), knnTop1Percent));
+    }
+
+    private void HandleCheckpointTaken(Worker.CheckpointTaken taken)
+    {
+        _pendingWrites++;
+        Arrive(0);
+    }
+
+    private void HandleCheckpointWritten(Checkpointer.Written written)
+    {
+        _pendingWrites--;
+        _lastCheckpoint = written.Path;
+        _subscriber.Tell(written);
+        if (_finished)
+        {
+            return;
+        }
+
         if (_state.LastCheckpoint is { } last && written.GlobalStep < last.Step)
         {
             _subscriber.Tell(new TrainingDirector.Notice($"checkpoint {written.Path} is behind the journal's last checkpoint (step {last.Step}); not recorded"));
-            return [];
-        }
-
-        return [new RunCoordinator.RecordCheckpoint(written.Path, written.Sha256, written.Epoch, written.GlobalStep)];
-    }
-
-    private void AfterCheckpoint()
-    {
-        try
-        {
-            _checkpoints.Prune(_settings.Config.KeepCheckpoints, _bestPath is null ? null : [_bestPath]);
-        }
-        catch (IOException e)
-        {
-            _subscriber.Tell(new TrainingDirector.Notice($"could not prune old checkpoints: {e.Message}"));
-        }
-
-        NextChunk();
-    }
-
-    private void SaveCheckpoint(Action<Worker.CheckpointWritten> then)
-    {
-        _afterCheckpoint = then;
-        _outstanding.Clear();
-        _failures.Clear();
-        _outstanding.Add(0);
-        _workers[0].Tell(new Worker.SaveCheckpoint(_checkpoints.PathFor(_epoch, _globalStep)));
-    }
-
-    private void HandleCheckpointWritten(Worker.CheckpointWritten written)
-    {
-        if (_finishing)
-        {
+            CheckStopsAndWrites();
             return;
         }
 
-        _lastCheckpoint = written.Path;
-        _subscriber.Tell(written);
-        if (!Arrive(0))
-        {
-            return;
-        }
+        Record(new RunCoordinator.RecordCheckpoint(written.Path, written.Sha256, written.Epoch, written.GlobalStep), CheckStopsAndWrites);
+    }
 
-        var then = _afterCheckpoint;
-        _afterCheckpoint = null;
-        then?.Invoke(written);
+    private void HandleCheckpointWriteFailed(Checkpointer.WriteFailed failed)
+    {
+        _pendingWrites--;
+        _subscriber.Tell(new TrainingDirector.Notice($"checkpoint {failed.Path} (step {failed.GlobalStep}) could not be written: {failed.Error}; "
+            + $"the previous checkpoint{(_lastCheckpoint is null ? " (none yet)" : " " + _lastCheckpoint)} stays valid"));
+        CheckStopsAndWrites();
+    }
+
+    private void HandleQueueInconsistent(QueueKeeper.Inconsistent inconsistent)
+    {
+        _subscriber.Tell(new TrainingDirector.Notice($"queue check at step {inconsistent.GlobalStep}: {inconsistent.Problem}"));
     }
 
     private void HandleWorkerFailed(Worker.WorkerFailed failed)
     {
-        if (_finishing)
+        _failures.Add(failed);
+        if (_pendingRecovery is not null)
         {
+            // a recovery is already under way (the rank was stopping, or failed again while idle): it re-creates it
+            _failures.Clear();
             return;
         }
 
-        _failures.Add(failed);
-        if (!_outstanding.Contains(failed.Rank))
+        if (!_outstanding.Contains(failed.Rank) && _outstanding.Count == 0)
         {
-            // a failure outside any exchange: nothing else to wait for
-            _outstanding.Clear();
+            // a failure outside any exchange: handle it now
+            OnGroupFailure();
+            return;
         }
 
         Arrive(failed.Rank);
@@ -411,10 +482,24 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         _interruptRequested = true;
         _subscriber.Tell(new TrainingDirector.Notice("interrupt requested: stopping at the end of the current chunk of steps"));
+        if (_pendingRecovery is not null)
+        {
+            // no chunk is running: a recovery is waiting for its backoff
+            _pendingRecovery = null;
+            _finishing = true;
+            StopWorkers();
+            AfterStopsAndWrites(() => Finish(new TrainingDirector.Interrupted(_settings.RunId, _globalStep, _lastCheckpoint)));
+        }
     }
 
     private void HandleTerminated(Terminated terminated)
     {
+        if (_stopping.Remove(terminated.ActorRef))
+        {
+            CheckStopsAndWrites();
+            return;
+        }
+
         if (_finished)
         {
             return;
@@ -430,15 +515,131 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        int rank = Array.IndexOf(_workers, terminated.ActorRef);
-        if (rank >= 0 && !_finishing)
+        if (terminated.ActorRef.Equals(_checkpointer))
         {
-            Fail($"rank {rank} ({WorkerName(rank)}) stopped unexpectedly{cause}. {NotRestarted()}");
+            Fail($"the checkpointer stopped{cause}");
+            return;
         }
+
+        int rank = Array.IndexOf(_workers, terminated.ActorRef);
+        if (rank < 0 || _finishing)
+        {
+            return;
+        }
+
+        // a worker stopped without reporting (its actor threw): treat it as that rank's failure
+        _group?.ReportFailure(rank);
+        _workers[rank] = ActorRefs.Nobody;
+        HandleWorkerFailed(new Worker.WorkerFailed(rank, "running", -1, -1, -1, $"the worker actor stopped unexpectedly{cause}", FirstFailure: true));
+    }
+
+    /// <summary>
+    /// Every worker of the exchange has answered and some failed: stop the rank that failed first (the others failed
+    /// because the group was aborted; their steps were atomic), then re-create it after a backoff, or fail the run
+    /// when the failures keep coming.
+    /// </summary>
+    private void OnGroupFailure()
+    {
+        if (_finishing)
+        {
+            return;
+        }
+
+        var failures = _failures.ToList();
+        _failures.Clear();
+        var cause = failures.OrderByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).First();
+        var where = cause.GlobalStep < 0 ? string.Empty : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
+        var reason = $"rank {cause.Rank} ({WorkerName(cause.Rank)}) failed while {cause.Operation}{where}: {cause.Error}";
+        var failedRanks = failures.Where(f => f.FirstFailure).Select(f => f.Rank)
+            .Concat(Enumerable.Range(0, _workers.Length).Where(r => _workers[r].IsNobody()))
+            .Append(cause.Rank).Distinct().Order().ToList();
+
+        _failuresInARow++;
+        if (_failuresInARow > _settings.MaxWorkerRestarts)
+        {
+            var checkpoint = _lastCheckpoint ?? _settings.ResumeFrom;
+            Fail($"{reason}. Gave up after {_settings.MaxWorkerRestarts} re-creation(s) in a row without progress (max-worker-restarts); "
+                + (checkpoint is null ? "no checkpoint was written" : $"the latest checkpoint is {checkpoint}"));
+            return;
+        }
+
+        var delay = RestartDelay(_failuresInARow);
+        var survivors = Enumerable.Range(0, _settings.Devices).Except(failedRanks).ToList();
+        var from = survivors.Count > 0 ? $"rank {survivors[0]}" : "the latest checkpoint";
+        _log.Warning($"Run {_settings.RunId}: {reason}; re-creating rank(s) {string.Join(", ", failedRanks)} from {from} in {delay.TotalSeconds:F1} s (attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})");
+        _subscriber.Tell(new TrainingDirector.Notice($"{reason}; re-creating rank(s) {string.Join(", ", failedRanks)} from {from} in {delay.TotalSeconds:F1} s "
+            + $"(attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})"));
+
+        foreach (int r in failedRanks)
+        {
+            if (!_workers[r].IsNobody())
+            {
+                _stopping.Add(_workers[r]);
+                Context.Stop(_workers[r]);
+            }
+        }
+
+        _pendingRecovery = reason;
+        var leaves = failedRanks.Select(r => (RunCoordinator.ICommand)new RunCoordinator.LeaveWorker(WorkerName(r), reason)).ToList();
+        long survivorStep = survivors.Count > 0 ? failures.FirstOrDefault(f => f.Rank == survivors[0] && f.GlobalStep >= 0)?.GlobalStep ?? _globalStep : _globalStep;
+        RecordAll(leaves, () => Context.System.Scheduler.ScheduleTellOnce(delay, Self, new RecreateWorkers(failedRanks, survivors, survivorStep), Self));
+    }
+
+    private void HandleRecreateWorkers(RecreateWorkers recreate)
+    {
+        // the message carries what OnGroupFailure decided; wait for the stopped workers' names and pending writes
+        AfterStopsAndWrites(() =>
+        {
+            if (_pendingRecovery is null || _finishing)
+            {
+                return;
+            }
+
+            _pendingRecovery = null;
+            var (failed, survivors, survivorStep) = recreate;
+            _group!.StartGeneration(_state.Generation + 1, _settings.Devices);
+            WorkerStart start;
+            string source;
+            IReadOnlyList<int> created;
+            if (survivors.Count > 0)
+            {
+                start = WorkerStart.FromPeer.Instance;
+                source = $"rank {survivors[0]}";
+                created = failed;
+            }
+            else
+            {
+                // nobody survived: every rank restarts from the latest valid checkpoint (or the run's start)
+                var latest = CheckpointDirectory.Latest(_settings.RunDirectory, _settings.RunId).Found?.Path ?? _settings.ResumeFrom;
+                start = latest is null ? WorkerStart.Fresh.Instance : new WorkerStart.FromCheckpoint(latest);
+                source = latest is null ? "the run's initial state (no checkpoint yet)" : $"checkpoint {latest}";
+                created = failed; // no survivor: the failed ranks are all the ranks
+            }
+
+            CreateWorkers(created, start);
+            int sourceRank = survivors.Count > 0 ? survivors[0] : -1;
+            AwaitReplies(created, () =>
+            {
+                if (sourceRank >= 0)
+                {
+                    _globalStep = survivorStep;
+                }
+
+                var joins = created.Select(r => (RunCoordinator.ICommand)new RunCoordinator.JoinWorker(Ranks()[r])).ToList();
+                RecordAll(joins, () => FormGeneration(created, sourceRank, source));
+            });
+        });
+    }
+
+    private TimeSpan RestartDelay(int failuresInARow)
+    {
+        double seconds = _settings.RestartBackoffMin.TotalSeconds * Math.Pow(2, failuresInARow - 1);
+        return TimeSpan.FromSeconds(Math.Min(seconds, _settings.RestartBackoffMax.TotalSeconds));
     }
 
     private void HandleAck(RunCoordinator.Ack ack)
     {
+        _recordsAnswered++;
         _state = _state.Apply(ack.Event);
         if (_afterAck.Count > 0)
         {
@@ -448,6 +649,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     private void HandleRejected(RunCoordinator.Rejected rejected)
     {
+        _recordsAnswered++;
         if (_afterAck.Count > 0)
         {
             _afterAck.Dequeue();
@@ -470,58 +672,69 @@ public sealed class TrainingDirectorActor : ReceiveActor
         FinishUnrecorded($"the run journal refused {rejected.Command.GetType().Name}: {rejected.Reason}");
     }
 
-    /// <summary>Waits for one reply (or failure) from every worker.</summary>
-    private void ExpectFromAll()
+    private void HandleJournalTimeout(JournalTimeout timeout)
+    {
+        if (_finished || _recordsAnswered >= timeout.Sequence)
+        {
+            return;
+        }
+
+        _finishing = true;
+        _group?.Abort();
+        StopWorkers();
+        FinishUnrecorded($"the run journal did not acknowledge {timeout.Command} within {_settings.JournalTimeout.TotalSeconds:F0} s; "
+            + $"check the journal (journal.db in {_settings.RunDirectory}, or the PostgreSQL server)");
+    }
+
+    /// <summary>Waits for one reply (or failure) from each of <paramref name="ranks"/>, then runs <paramref name="then"/> (or handles the failures).</summary>
+    private void AwaitReplies(IEnumerable<int> ranks, Action then)
     {
         _outstanding.Clear();
         _failures.Clear();
-        for (int r = 0; r < _settings.Devices; r++)
+        foreach (int r in ranks)
         {
             _outstanding.Add(r);
         }
+
+        _afterAllReplies = then;
     }
 
-    /// <summary>Marks <paramref name="rank"/>'s reply; true once every expected reply is in and none was a failure.</summary>
-    private bool Arrive(int rank)
+    /// <summary>Marks <paramref name="rank"/>'s reply; once every expected reply is in, continues or handles the failures.</summary>
+    private void Arrive(int rank)
     {
-        _outstanding.Remove(rank);
-        if (_outstanding.Count > 0)
+        if (_finishing || !_outstanding.Remove(rank) || _outstanding.Count > 0)
         {
-            return false;
+            return;
         }
 
+        var then = _afterAllReplies;
+        _afterAllReplies = null;
         if (_failures.Count > 0)
         {
-            FailFromWorkers();
-            return false;
+            OnGroupFailure();
+            return;
         }
 
-        return true;
+        then?.Invoke();
     }
 
-    /// <summary>Fails the run naming the rank that failed first and its error (the others were brought down by the abort).</summary>
-    private void FailFromWorkers()
+    /// <summary>Runs <paramref name="then"/> once no worker is still stopping and no checkpoint is still being written.</summary>
+    private void AfterStopsAndWrites(Action then)
     {
-        var ordered = _failures.OrderByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).ToList();
-        var cause = ordered[0];
-        var where = cause.GlobalStep < 0
-            ? string.Empty
-            : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
-        var reason = $"rank {cause.Rank} ({WorkerName(cause.Rank)}) failed while {cause.Operation}{where}: {cause.Error}";
-        var others = ordered.Skip(1).Select(f => f.Rank.ToString(CultureInfo.InvariantCulture)).ToList();
-        if (others.Count > 0)
+        _afterStopsAndWrites = then;
+        CheckStopsAndWrites();
+    }
+
+    private void CheckStopsAndWrites()
+    {
+        if (_afterStopsAndWrites is null || _stopping.Count > 0 || _pendingWrites > 0)
         {
-            reason += $"; rank(s) {string.Join(", ", others)} stopped with it";
+            return;
         }
 
-        Fail($"{reason}. {NotRestarted()}");
-    }
-
-    private string NotRestarted()
-    {
-        var checkpoint = _lastCheckpoint ?? _settings.ResumeFrom;
-        return "Failed workers are not re-created yet (supervision is a later task), so the run is marked failed; "
-            + (checkpoint is null ? "no checkpoint was written" : $"its latest checkpoint is {checkpoint}");
+        var then = _afterStopsAndWrites;
+        _afterStopsAndWrites = null;
+        then();
     }
 
     /// <summary>Stops the workers and records <c>RunFailed</c>; the subscriber hears <see cref="TrainingDirector.RunFailed"/> once it is persisted.</summary>
@@ -560,7 +773,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     private void StopWorkers()
     {
-        foreach (var worker in _workers)
+        foreach (var worker in _workers.Where(w => !w.IsNobody()))
         {
             Context.Unwatch(worker);
             Context.Stop(worker);
@@ -572,6 +785,8 @@ public sealed class TrainingDirectorActor : ReceiveActor
     {
         _afterAck.Enqueue(then);
         _coordinator.Tell(command);
+        _recordsSent++;
+        Context.System.Scheduler.ScheduleTellOnce(_settings.JournalTimeout, Self, new JournalTimeout(_recordsSent, command.GetType().Name), Self);
     }
 
     /// <summary>Records <paramref name="commands"/> in order; <paramref name="then"/> runs after the last acknowledgement (at once when there are none).</summary>
@@ -607,4 +822,10 @@ public sealed class TrainingDirectorActor : ReceiveActor
         writer.WriteLine(MetricsCsv.Row(e.Epoch, e.Steps, e.Loss, e.InstanceAccuracy, e.LearningRate, e.KnnTop1Percent, e.KnnTop5Percent, e.Seconds,
             e.ImagesPerSecond, e.LoaderWaitSeconds));
     }
+
+    /// <summary>Re-create the failed workers (sent to self after the backoff).</summary>
+    private sealed record RecreateWorkers(IReadOnlyList<int> Failed, IReadOnlyList<int> Survivors, long SurvivorStep);
+
+    /// <summary>The journal command number <paramref name="Sequence"/> is due (sent to self).</summary>
+    private sealed record JournalTimeout(long Sequence, string Command);
 }

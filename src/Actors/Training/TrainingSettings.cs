@@ -34,6 +34,21 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     /// <summary>How long a collective waits for a peer before the group is declared broken.</summary>
     public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How many times in a row failed workers are re-created before the run is failed; the count starts again after
+    /// every chunk of steps that completes. 0 fails the run at the first worker failure.
+    /// </summary>
+    public int MaxWorkerRestarts { get; init; } = 3;
+
+    /// <summary>The wait before the first re-creation after a failure; it doubles with each further failure in a row.</summary>
+    public TimeSpan RestartBackoffMin { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest wait before a re-creation.</summary>
+    public TimeSpan RestartBackoffMax { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the director waits for the run journal to acknowledge a command before it stops the run.</summary>
+    public TimeSpan JournalTimeout { get; init; } = TimeSpan.FromMinutes(1);
+
     /// <summary>The node name recorded for the workers.</summary>
     public string Node { get; init; } = Environment.MachineName;
 
@@ -61,6 +76,16 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
         if (Devices > Config.BnSplits)
         {
             throw new ArgumentException($"--devices {Devices} exceeds --bn-splits {Config.BnSplits}: each worker needs at least one whole BN group");
+        }
+
+        if (MaxWorkerRestarts < 0)
+        {
+            throw new ArgumentException($"max worker restarts must not be negative, not {MaxWorkerRestarts}");
+        }
+
+        if (RestartBackoffMin < TimeSpan.Zero || RestartBackoffMax < RestartBackoffMin)
+        {
+            throw new ArgumentException($"restart backoff must satisfy 0 <= min ({RestartBackoffMin}) <= max ({RestartBackoffMax})");
         }
 
         if (ChunkSteps < 1)

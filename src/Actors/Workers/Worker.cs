@@ -10,9 +10,37 @@ public static class Worker
     /// <param name="UpTo">The global step to stop at (exclusive bound of the steps run: the last step run is <c>UpTo - 1</c>).</param>
     public sealed record RunSteps(long UpTo) : IMocoMessage;
 
-    /// <summary>Write a checkpoint of the current state (rank 0 only); answered by <see cref="CheckpointWritten"/> or <see cref="WorkerFailed"/>.</summary>
-    /// <param name="Path">The checkpoint file to write (atomically).</param>
-    public sealed record SaveCheckpoint(string Path) : IMocoMessage;
+    /// <summary>
+    /// Take a checkpoint of the current state (rank 0 only): copy it into memory between two steps and hand the copy to
+    /// the checkpointer, which hashes and writes it on its own thread; answered at once by <see cref="CheckpointTaken"/>
+    /// (or <see cref="WorkerFailed"/>), while the checkpointer later reports the file.
+    /// </summary>
+    /// <param name="Path">The checkpoint file the checkpointer writes (atomically).</param>
+    /// <param name="KnnTop1Percent">The kNN top-1 of the state, when measured (the checkpointer keeps the best).</param>
+    public sealed record TakeCheckpoint(string Path, double? KnnTop1Percent) : IMocoMessage;
+
+    /// <summary>The reply to <see cref="TakeCheckpoint"/>: the state is copied and on its way to the checkpointer.</summary>
+    /// <param name="Path">The file the checkpointer will write.</param>
+    /// <param name="Seconds">How long training was held up by the copy.</param>
+    /// <param name="Bytes">The size of the file to be written.</param>
+    public sealed record CheckpointTaken(string Path, double Seconds, long Bytes) : IMocoMessage;
+
+    /// <summary>
+    /// Join generation <paramref name="Generation"/> of the group: take its collective, and when
+    /// <paramref name="SourceRank"/> is not negative make the state equal to that rank's by broadcast (a collective
+    /// call on every rank). Answered by <see cref="Joined"/> or <see cref="WorkerFailed"/>.
+    /// </summary>
+    /// <param name="Generation">The generation, as recorded by the run coordinator.</param>
+    /// <param name="SourceRank">The rank whose state every replica takes, or -1 when the replicas are already equal.</param>
+    public sealed record JoinGeneration(int Generation, int SourceRank) : IMocoMessage;
+
+    /// <summary>The reply to <see cref="JoinGeneration"/>: where the worker's cursor now is.</summary>
+    /// <param name="Rank">The worker's rank.</param>
+    /// <param name="Generation">The generation joined.</param>
+    /// <param name="GlobalStep">Steps completed since the start of the run.</param>
+    /// <param name="Epoch">The epoch of the next step.</param>
+    /// <param name="StepInEpoch">The step within <paramref name="Epoch"/> of the next step.</param>
+    public sealed record Joined(int Rank, int Generation, long GlobalStep, int Epoch, int StepInEpoch) : IMocoMessage;
 
     /// <summary>The worker built its model (and loaded its checkpoint when resuming); sent to the parent once, at start.</summary>
     /// <param name="Rank">The worker's rank.</param>
@@ -60,14 +88,6 @@ public static class Worker
     /// <param name="Top1Percent">Top-1 in percent.</param>
     /// <param name="Top5Percent">Top-5 in percent.</param>
     public sealed record KnnEvaluated(double Top1Percent, double Top5Percent) : IMocoMessage;
-
-    /// <summary>The reply to <see cref="SaveCheckpoint"/>.</summary>
-    /// <param name="Path">The file written.</param>
-    /// <param name="Sha256">Its SHA-256, lower-case hex.</param>
-    /// <param name="Seconds">How long writing took.</param>
-    /// <param name="Epoch">The epoch in the checkpoint's header (the epoch of the next step).</param>
-    /// <param name="GlobalStep">The global step it holds.</param>
-    public sealed record CheckpointWritten(string Path, string Sha256, double Seconds, int Epoch, long GlobalStep) : IMocoMessage;
 
     /// <summary>The worker failed; its state can no longer be trusted and it must be stopped.</summary>
     /// <param name="Rank">The worker's rank.</param>

@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
+using System.Security.Cryptography;
+using MoCo.Actors.Checkpoints;
+using MoCo.Actors.Queue;
 using MoCo.Actors.Training;
 using MoCo.Model.Checkpoints;
 using MoCo.Model.Evaluation;
@@ -15,7 +18,8 @@ namespace MoCo.Actors.Workers;
 /// member of the <see cref="WorkerGroup"/> and runs on a pinned dispatcher, so the TorchSharp dispose scopes of
 /// its steps open and close on one dedicated thread. Every handler is synchronous: a chunk of steps runs to its
 /// end inside one message. Any exception is reported to the parent as <see cref="Worker.WorkerFailed"/> after
-/// aborting the group (so no peer waits for this rank); the parent then stops the worker.
+/// aborting the group (so no peer waits for this rank); the parent then stops the worker that failed first and
+/// re-creates it (<see cref="WorkerStart"/>), while the others, whose steps were atomic, keep their state.
 /// </summary>
 public sealed class WorkerActor : ReceiveActor
 {
@@ -34,7 +38,11 @@ public sealed class WorkerActor : ReceiveActor
     private readonly TrainingSettings _settings;
     private readonly int _rank;
     private readonly WorkerGroup _group;
+    private readonly WorkerStart _start;
+    private readonly IActorRef _checkpointer;
+    private readonly IActorRef _queueKeeper;
     private Pretrainer? _trainer;
+    private int _generation = -1;
     private bool _knnAtStartPending;
     private Accuracy? _lastKnn;
     private Stopwatch? _epochClock;
@@ -46,27 +54,38 @@ public sealed class WorkerActor : ReceiveActor
     /// <summary>Creates rank <paramref name="rank"/>'s worker; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
     /// <param name="rank">This worker's rank.</param>
-    /// <param name="group">The generation's collective, created by the parent.</param>
-    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup group)
+    /// <param name="group">The run's in-process data plane, created by the parent.</param>
+    /// <param name="start">Where the worker's first state comes from.</param>
+    /// <param name="checkpointer">Writes the checkpoints rank 0 takes.</param>
+    /// <param name="queueKeeper">Receives the queue report at the end of every chunk.</param>
+    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper)
     {
         _settings = settings;
         _rank = rank;
         _group = group;
+        _start = start;
+        _checkpointer = checkpointer;
+        _queueKeeper = queueKeeper;
+        Receive<Worker.JoinGeneration>(HandleJoinGeneration);
         Receive<Worker.RunSteps>(HandleRunSteps);
-        Receive<Worker.SaveCheckpoint>(HandleSaveCheckpoint);
+        Receive<Worker.TakeCheckpoint>(HandleTakeCheckpoint);
     }
 
     /// <summary>Props for rank <paramref name="rank"/>'s worker, on the pinned <see cref="DispatcherId"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
     /// <param name="rank">This worker's rank, in [0, group.WorldSize).</param>
-    /// <param name="group">The generation's collective (a local object reference).</param>
-    public static Props Props(TrainingSettings settings, int rank, WorkerGroup group)
+    /// <param name="group">The run's in-process data plane (a local object reference).</param>
+    /// <param name="start">Where the worker's first state comes from.</param>
+    /// <param name="checkpointer">Writes the checkpoints rank 0 takes.</param>
+    /// <param name="queueKeeper">Receives the queue report at the end of every chunk.</param>
+    public static Props Props(TrainingSettings settings, int rank, WorkerGroup group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(start);
         ArgumentOutOfRangeException.ThrowIfNegative(rank);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, group.WorldSize);
-        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group)).WithDispatcher(DispatcherId);
+        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group, start, checkpointer, queueKeeper)).WithDispatcher(DispatcherId);
     }
 
     /// <inheritdoc />
@@ -76,24 +95,26 @@ public sealed class WorkerActor : ReceiveActor
         {
             torch.set_num_threads(_settings.ThreadsPerWorker);
             var config = _settings.Config;
-            var collective = _group[_rank];
-            if (_settings.WrapCollective is { } wrap)
+            int world = _group.WorldSize;
+            var layout = new BatchLayout(config.BatchSize, config.BnSplits, world);
+            // replicas start equal: model initialisation draws only from the run's own seeded generator;
+            // the collective is bound when the director says which generation to join
+            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads);
+
+            var path = _start switch
             {
-                collective = wrap(_rank, collective);
-            }
-
-            var layout = new BatchLayout(config.BatchSize, config.BnSplits, _group.WorldSize);
-            // replicas start equal: model initialisation draws only from the run's own seeded generator
-            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, collective, layout, _settings.LoaderThreads);
-
-            if (_settings.ResumeFrom is { } path)
+                WorkerStart.FromCheckpoint fromCheckpoint => fromCheckpoint.Path,
+                WorkerStart.Fresh => _settings.ResumeFrom,
+                _ => null,
+            };
+            if (path is not null)
             {
                 using var checkpoint = CheckpointFile.Read(path, _settings.RunId);
                 _trainer.LoadCheckpoint(checkpoint);
             }
 
             _knnAtStartPending = _rank == 0 && _settings.KnnAtStart && _trainer.GlobalStep == 0 && config.KnnEvery > 0;
-            _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads)", _rank, _group.WorldSize, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker);
+            _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads, {5})", _rank, world, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker, _start);
             Context.Parent.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch));
         }
         catch (Exception e)
@@ -109,6 +130,39 @@ public sealed class WorkerActor : ReceiveActor
     {
         _trainer?.Dispose();
         _trainer = null;
+    }
+
+    private void HandleJoinGeneration(Worker.JoinGeneration join)
+    {
+        if (_trainer is null)
+        {
+            Sender.Tell(Failure("joining a generation", "the worker failed to start and holds no model"));
+            return;
+        }
+
+        try
+        {
+            var collective = _group.Member(_rank, join.Generation);
+            if (_settings.WrapCollective is { } wrap)
+            {
+                collective = wrap(_rank, collective);
+            }
+
+            var config = _settings.Config;
+            _trainer.Rebind(collective, new BatchLayout(config.BatchSize, config.BnSplits, collective.WorldSize));
+            _generation = join.Generation;
+            if (join.SourceRank >= 0)
+            {
+                _trainer.SyncFrom(join.SourceRank);
+                _log.Info("Rank {0} took the state of rank {1} in generation {2}: step {3}", _rank, join.SourceRank, join.Generation, _trainer.GlobalStep);
+            }
+
+            Sender.Tell(new Worker.Joined(_rank, join.Generation, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch));
+        }
+        catch (Exception e)
+        {
+            Fail(Sender, "joining a generation", e);
+        }
     }
 
     private void HandleRunSteps(Worker.RunSteps command)
@@ -168,16 +222,17 @@ public sealed class WorkerActor : ReceiveActor
         }
 
         double seconds = clock.Elapsed.TotalSeconds;
+        ReportQueue();
         long steps = _trainer.GlobalStep - firstStep;
         double rate = steps * _settings.Config.BatchSize / Math.Max(1e-9, seconds);
         Sender.Tell(new Worker.StepsDone(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, loss, lr, rate));
     }
 
-    private void HandleSaveCheckpoint(Worker.SaveCheckpoint command)
+    private void HandleTakeCheckpoint(Worker.TakeCheckpoint command)
     {
         if (_trainer is null)
         {
-            Sender.Tell(Failure("writing a checkpoint", "the worker failed to start and holds no model"));
+            Sender.Tell(Failure("taking a checkpoint", "the worker failed to start and holds no model"));
             return;
         }
 
@@ -185,18 +240,34 @@ public sealed class WorkerActor : ReceiveActor
         {
             var clock = Stopwatch.StartNew();
             var extra = new Dictionary<string, string>();
-            if (_lastKnn is not null)
+            if (command.KnnTop1Percent is { } top1)
             {
-                extra["knn-top1"] = _lastKnn.Top1.ToString("R", CultureInfo.InvariantCulture);
+                extra["knn-top1"] = top1.ToString("R", CultureInfo.InvariantCulture);
             }
 
-            var sha = _trainer.SaveCheckpoint(command.Path, extra);
-            Sender.Tell(new Worker.CheckpointWritten(command.Path, sha, clock.Elapsed.TotalSeconds, _trainer.Epoch, _trainer.GlobalStep));
+            var image = _trainer.TakeCheckpoint(extra);
+            _checkpointer.Tell(new Checkpointer.Write(command.Path, image, command.KnnTop1Percent, Sender));
+            Sender.Tell(new Worker.CheckpointTaken(command.Path, clock.Elapsed.TotalSeconds, image.FileLength));
         }
         catch (Exception e)
         {
-            Fail(Sender, "writing a checkpoint", e);
+            Fail(Sender, "taking a checkpoint", e);
         }
+    }
+
+    /// <summary>Tells the queue keeper where this replica's queue stands (rank 0 also sends the keys).</summary>
+    private void ReportQueue()
+    {
+        var trainer = _trainer!;
+        var queue = trainer.Model.Queue;
+        var keys = new float[queue.NumberOfElements];
+        queue.data<float>().CopyTo(keys);
+        long pointer = trainer.Model.QueuePointer;
+        var bytes = new byte[keys.Length * sizeof(float) + sizeof(long)];
+        Buffer.BlockCopy(keys, 0, bytes, 0, keys.Length * sizeof(float));
+        BitConverter.TryWriteBytes(bytes.AsSpan(keys.Length * sizeof(float)), pointer);
+        var digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        _queueKeeper.Tell(new QueueKeeper.Report(_rank, _generation, trainer.GlobalStep, pointer, digest, _rank == 0 ? keys : null, (int)queue.shape[0]));
     }
 
     /// <summary>Closes the epoch's accumulators; rank 0 runs the kNN monitor when due and reports the epoch.</summary>

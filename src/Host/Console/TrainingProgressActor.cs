@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using MoCo.Actors.Checkpoints;
+using MoCo.Actors.Queue;
 using MoCo.Actors.Training;
 using MoCo.Actors.Workers;
 using MoCo.Model.Training;
@@ -23,6 +25,7 @@ public sealed class TrainingProgressActor : ReceiveActor
     private ProgressTask? _runTask;
     private ProgressTask? _epochTask;
     private string _world = "";
+    private string _queue = "";
     private Stopwatch _clock = Stopwatch.StartNew();
     private long _stepsAtClock;
 
@@ -39,7 +42,9 @@ public sealed class TrainingProgressActor : ReceiveActor
         Receive<Worker.KnnEvaluated>(HandleKnnEvaluated);
         Receive<Worker.StepCompleted>(HandleStepCompleted);
         Receive<Worker.EpochDone>(HandleEpochDone);
-        Receive<Worker.CheckpointWritten>(HandleCheckpointWritten);
+        Receive<Checkpointer.Written>(HandleCheckpointWritten);
+        Receive<TrainingDirector.GenerationFormed>(HandleGenerationFormed);
+        Receive<QueueKeeper.Age>(HandleQueueAge);
         Receive<TrainingDirector.RunCompleted>(HandleFinal);
         Receive<TrainingDirector.RunFailed>(HandleFinal);
         Receive<TrainingDirector.Interrupted>(HandleFinal);
@@ -92,7 +97,7 @@ public sealed class TrainingProgressActor : ReceiveActor
             _runTask.Value = step.GlobalStep + 1;
             _epochTask.Value = step.StepInEpoch + 1;
             _epochTask.Description = string.Format(System.Globalization.CultureInfo.InvariantCulture,
-                "epoch {0}  loss {1:F4}  lr {2:G4}  {3:F0} img/s  {4}", step.Epoch, step.Loss, step.LearningRate, liveRate, _world);
+                "epoch {0}  loss {1:F4}  lr {2:G4}  {3:F0} img/s  {4}  {5}", step.Epoch, step.Loss, step.LearningRate, liveRate, _world, _queue);
             return;
         }
         if ((step.GlobalStep + 1) % _printEvery != 0)
@@ -109,9 +114,23 @@ public sealed class TrainingProgressActor : ReceiveActor
         _console.MarkupLine(ProgressLines.EpochLine(epoch.Epoch, epoch.Loss, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond, epoch.KnnTop1Percent));
     }
 
-    private void HandleCheckpointWritten(Worker.CheckpointWritten written)
+    private void HandleCheckpointWritten(Checkpointer.Written written)
     {
-        _log.Debug("Checkpoint {0} ({1:F1} s)", written.Path, written.Seconds);
+        _log.Debug("Checkpoint {0} ({1:F1} s beside training)", written.Path, written.Seconds);
+    }
+
+    private void HandleGenerationFormed(TrainingDirector.GenerationFormed formed)
+    {
+        _world = $"{formed.WorldSize} worker(s), generation {formed.Generation}";
+        _console.MarkupLine($"[yellow]generation {formed.Generation}[/]: rank(s) {string.Join(", ", formed.Recreated)} re-created from {Markup.Escape(formed.Source)}; "
+            + $"training resumes at step {formed.GlobalStep}");
+    }
+
+    private void HandleQueueAge(QueueKeeper.Age age)
+    {
+        _queue = age.OldestKeyAgeSteps is { } oldest
+            ? $"queue oldest key {oldest} steps"
+            : $"queue {age.Filled}/{age.Capacity} filled";
     }
 
     private void HandleFinal(object final)

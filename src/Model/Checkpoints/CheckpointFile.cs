@@ -36,7 +36,9 @@ public static class CheckpointFile
     public const string NotACheckpoint = "not a MoCo.Actors checkpoint";
 
     private const int PrefixLength = 32;
-    private const int TrailerLength = 32;
+
+    /// <summary>Bytes of the SHA-256 trailer that ends every file.</summary>
+    internal const int TrailerLength = 32;
     private const int CopyBufferSize = 1 << 20;
 
     private static ReadOnlySpan<byte> Magic => "MOCOCKPT"u8;
@@ -55,6 +57,19 @@ public static class CheckpointFile
     public static string Write(string path, CheckpointHeader header, IReadOnlyList<KeyValuePair<string, Tensor>> tensors)
     {
         ArgumentNullException.ThrowIfNull(path);
+        return Encode(header, tensors).WriteTo(path);
+    }
+
+    /// <summary>
+    /// Copies <paramref name="tensors"/> under <paramref name="header"/> into memory: the file's bytes up to its
+    /// SHA-256 trailer. This is the only part of a checkpoint that reads the tensors, so a trainer can take it
+    /// between two steps and leave hashing and writing (<see cref="CheckpointImage.WriteTo"/>) to another thread.
+    /// </summary>
+    /// <param name="header">The header.</param>
+    /// <param name="tensors">CPU tensors by unique name; not disposed.</param>
+    /// <returns>The image, detached from every tensor.</returns>
+    public static CheckpointImage Encode(CheckpointHeader header, IReadOnlyList<KeyValuePair<string, Tensor>> tensors)
+    {
         ArgumentNullException.ThrowIfNull(header);
         ArgumentNullException.ThrowIfNull(tensors);
         RequireLittleEndian();
@@ -80,42 +95,36 @@ public static class CheckpointFile
 
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(HeaderDocument.From(header, index), s_json);
         long totalLength = PrefixLength + json.Length + dataLength + TrailerLength;
-        byte[] prefix = BuildPrefix(FormatVersion, (uint)json.Length, totalLength);
-
-        string sha256 = "";
-        AtomicFile.Write(path, file =>
+        long bodyLength = totalLength - TrailerLength;
+        if (bodyLength > Array.MaxLength)
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            using (var hashing = new HashingStream(file, hash))
+            throw new NotSupportedException($"A checkpoint of {bodyLength} bytes exceeds the {Array.MaxLength} bytes one in-memory image can hold.");
+        }
+
+        var body = GC.AllocateUninitializedArray<byte>((int)bodyLength);
+        using (var stream = new MemoryStream(body, writable: true))
+        {
+            stream.Write(BuildPrefix(FormatVersion, (uint)json.Length, totalLength));
+            stream.Write(json);
+            int i = 0;
+            foreach (var (name, tensor) in tensors)
             {
-                hashing.Write(prefix);
-                hashing.Write(json);
-                int i = 0;
-                foreach (var (name, tensor) in tensors)
+                if (i >= index.Count || index[i].Name != name
+                    || index[i].Length != tensor.NumberOfElements * tensor.ElementSize
+                    || index[i].DType != CheckpointDTypes.Name(tensor.dtype))
                 {
-                    if (i >= index.Count || index[i].Name != name
-                        || index[i].Length != tensor.NumberOfElements * tensor.ElementSize
-                        || index[i].DType != CheckpointDTypes.Name(tensor.dtype))
-                    {
-                        throw new InvalidOperationException($"The tensor list changed while checkpoint '{path}' was being written.");
-                    }
-                    WriteTensorBytes(hashing, tensor);
-                    i++;
+                    throw new InvalidOperationException("The tensor list changed while the checkpoint was being encoded.");
                 }
-                if (i != index.Count)
-                {
-                    throw new InvalidOperationException($"The tensor list changed while checkpoint '{path}' was being written.");
-                }
+                WriteTensorBytes(stream, tensor);
+                i++;
             }
-            byte[] digest = hash.GetHashAndReset();
-            file.Write(digest);
-            if (file.Position != totalLength)
+            if (i != index.Count || stream.Position != bodyLength)
             {
-                throw new InvalidOperationException($"Checkpoint '{path}': wrote {file.Position} bytes, expected {totalLength}.");
+                throw new InvalidOperationException("The tensor list changed while the checkpoint was being encoded.");
             }
-            sha256 = Convert.ToHexStringLower(digest);
-        });
-        return sha256;
+        }
+
+        return new CheckpointImage(header, body);
     }
 
     /// <summary>

@@ -96,6 +96,11 @@ public sealed class MocoTrainStep
                 correctSum = stats[1].ToDouble();
             }
 
+            if (!double.IsFinite(lossSum))
+            {
+                throw new NonFiniteLossException(globalStep, epoch, stepInEpoch, lossSum, lr);
+            }
+
             // commit: nothing above changed the state
             _optimizer.Step(lr);
             _model.MomentumUpdate();

@@ -21,11 +21,13 @@ public sealed class Pretrainer : IDisposable
 {
     public const string StepInEpochKey = "step-in-epoch";
 
-    private readonly ICollective _collective;
-    private readonly BatchLayout _layout;
-    private readonly PretrainLoader _loader;
     private readonly MocoTrainStep _step;
     private readonly IViewTransform _evalTransform;
+    private readonly IViewTransform _trainTransform;
+    private readonly int _loaderThreads;
+    private ICollective _collective;
+    private BatchLayout _layout;
+    private PretrainLoader _loader;
     private bool _loaderStarted;
 
     public Pretrainer(RunConfig config, string runId, DatasetSplits data, ICollective collective, BatchLayout layout, int loaderThreads)
@@ -40,7 +42,9 @@ public sealed class Pretrainer : IDisposable
         Model = new MomentumContrast(() => new ResNet(spec, precision), config.Moco, config.Seed);
         Optimizer = new Sgd(Model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
         _step = new MocoTrainStep(Model, Optimizer, config.Seed);
-        _loader = new PretrainLoader(data.Train, ViewTransforms.Random(new Augmenter(RunTransforms.Pretrain(config))), layout, collective.Rank, config.Seed, loaderThreads);
+        _trainTransform = ViewTransforms.Random(new Augmenter(RunTransforms.Pretrain(config)));
+        _loaderThreads = loaderThreads;
+        _loader = new PretrainLoader(data.Train, _trainTransform, layout, collective.Rank, config.Seed, loaderThreads);
         _evalTransform = RunTransforms.Eval(config);
         StepsPerEpoch = data.Train.Count / config.BatchSize;
         if (StepsPerEpoch < 1)
@@ -73,6 +77,68 @@ public sealed class Pretrainer : IDisposable
     public bool Finished => Epoch >= Config.Epochs;
 
     public double LoaderWaitSeconds => _loader.WaitSeconds;
+
+    /// <summary>This replica's rank in its current group.</summary>
+    public int Rank => _collective.Rank;
+
+    /// <summary>The layout of the current group (world size, BN groups per rank).</summary>
+    public BatchLayout Layout => _layout;
+
+    /// <summary>
+    /// Moves this replica into a new generation's group: a new collective and layout (the world size may have
+    /// changed, the global batch and the BN groups never do). The loader is rebuilt for the new share; the state and
+    /// the cursor are untouched (call <see cref="SyncFrom"/> to make every replica equal).
+    /// </summary>
+    public void Rebind(ICollective collective, BatchLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(collective);
+        ArgumentNullException.ThrowIfNull(layout);
+        if (layout.GlobalBatch != _layout.GlobalBatch || layout.Groups != _layout.Groups)
+        {
+            throw new ArgumentException($"a new generation keeps the global batch {_layout.GlobalBatch} and {_layout.Groups} BN groups; got {layout.GlobalBatch} and {layout.Groups}");
+        }
+        if (collective.WorldSize != layout.WorldSize)
+        {
+            throw new ArgumentException($"the collective has {collective.WorldSize} ranks, the layout {layout.WorldSize}");
+        }
+        _loader.Dispose();
+        _collective = collective;
+        _layout = layout;
+        _loader = new PretrainLoader(Data.Train, _trainTransform, layout, collective.Rank, Config.Seed, _loaderThreads);
+        _loaderStarted = false;
+    }
+
+    /// <summary>
+    /// Makes this replica equal to rank <paramref name="root"/>'s, a collective call on every rank of the group:
+    /// the cursor (epoch, step), then every state tensor (model, key encoder, queue and pointer, BN buffers, optimizer
+    /// momentum) by broadcast. How a re-created or newly joined worker takes the state of a surviving one.
+    /// </summary>
+    public void SyncFrom(int root)
+    {
+        using var scope = NewDisposeScope();
+        var cursor = tensor(new long[] { Epoch, StepInEpoch, GlobalStep, Optimizer.HasState ? 1 : 0 });
+        _collective.Broadcast(cursor, root);
+        var values = cursor.data<long>().ToArray();
+        if (values[3] == 1)
+        {
+            Optimizer.EnsureState();
+        }
+        else
+        {
+            Optimizer.ClearState();
+        }
+        using (no_grad())
+        {
+            foreach (var (_, t) in StateTensors())
+            {
+                _collective.Broadcast(t, root);
+            }
+        }
+        Epoch = (int)values[0];
+        StepInEpoch = (int)values[1];
+        GlobalStep = values[2];
+        _loaderStarted = false;
+    }
 
     /// <summary>Runs the next step of the run and advances the cursor.</summary>
     public StepResult TrainStep()
@@ -147,6 +213,13 @@ public sealed class Pretrainer : IDisposable
         };
         return new CheckpointHeader(RunId, Epoch, GlobalStep, DateTimeOffset.UtcNow, Config.ToJson(), all);
     }
+
+    /// <summary>
+    /// Copies the current state and cursor into memory (<see cref="CheckpointFile.Encode"/>), the only part of a
+    /// checkpoint that must happen between two steps; hashing and writing the image can run beside training.
+    /// </summary>
+    public CheckpointImage TakeCheckpoint(Dictionary<string, string>? extra = null) =>
+        CheckpointFile.Encode(Header(extra), StateTensors());
 
     /// <summary>Writes a checkpoint of the current state (atomic; see <see cref="CheckpointFile"/>). Returns its sha256.</summary>
     public string SaveCheckpoint(string path, Dictionary<string, string>? extra = null) =>

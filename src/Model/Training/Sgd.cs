@@ -84,6 +84,31 @@ public sealed class Sgd : IDisposable
         }
     }
 
+    /// <summary>Whether any momentum buffer exists (false before the first step).</summary>
+    public bool HasState => _momentumBuffers.Any(b => b is not null);
+
+    /// <summary>
+    /// Creates a zero momentum buffer for every parameter that has none. Mathematically a no-op: with dampening 0,
+    /// m·0 + d = d, the first step's buffer. Lets a replica receive another's state tensor by tensor.
+    /// </summary>
+    public void EnsureState()
+    {
+        for (int i = 0; i < _params.Count; i++)
+        {
+            _momentumBuffers[i] ??= zeros_like(_params[i].Param).DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Drops every momentum buffer (the state before the first step).</summary>
+    public void ClearState()
+    {
+        for (int i = 0; i < _params.Count; i++)
+        {
+            _momentumBuffers[i]?.Dispose();
+            _momentumBuffers[i] = null;
+        }
+    }
+
     public void LoadState(IReadOnlyDictionary<string, Tensor> tensors)
     {
         for (int i = 0; i < _params.Count; i++)

@@ -68,7 +68,7 @@ public sealed class TrainingDirectorSpec : TestKit
         };
 
     /// <summary>Runs the director to its end; returns its final message (after the director has stopped).</summary>
-    private async Task<object> RunAsync(TrainingSettings settings)
+    private async Task<object> RunAsync(TrainingSettings settings, List<object>? messages = null)
     {
         var probe = CreateTestProbe();
         var director = Sys.ActorOf(TrainingDirectorActor.Props(settings, probe.Ref), "training-director-" + settings.RunId);
@@ -77,6 +77,7 @@ public sealed class TrainingDirectorSpec : TestKit
         while (final is null)
         {
             var message = await probe.ReceiveOneAsync(RunTimeout);
+            messages?.Add(message);
             if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted)
             {
                 final = message;
@@ -187,11 +188,76 @@ public sealed class TrainingDirectorSpec : TestKit
     }
 
     [Fact]
-    public async Task Worker_that_throws_mid_step_must_fail_the_run_naming_rank_and_error()
+    public async Task Worker_that_throws_mid_step_must_be_recreated_and_the_run_must_end_as_an_undisturbed_run()
     {
+        TrainingSettings Every2(string id) => Settings(id, 2) with
+        {
+            Config = TinyConfig() with { CheckpointEverySteps = 2, KeepCheckpoints = 10 },
+            RestartBackoffMin = TimeSpan.FromMilliseconds(50),
+        };
+
+        // rank 1 throws once, on its 7th collective call (the first of step 2): the generation-2 replica does not
+        var faults = new FaultPlan(failOnCalls: [7]);
+        var messages = new List<object>();
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Every2("calm")));
+        var final = await RunAsync(Every2("stormy") with { WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, faults) : inner }, messages);
+
+        Assert.IsType<TrainingDirector.RunCompleted>(final);
+        var formed = Assert.Single(messages.OfType<TrainingDirector.GenerationFormed>());
+        Assert.Equal([1], formed.Recreated);
+        Assert.Equal("rank 0", formed.Source);
+        Assert.Equal(2, formed.GlobalStep); // the interrupted step 2 is redone
+        Assert.Contains(messages.OfType<TrainingDirector.Notice>(), n => n.Text.Contains("injected fault on call 7", StringComparison.Ordinal));
+
+        var calm = await JournalStateAsync("calm");
+        var stormy = await JournalStateAsync("stormy");
+        Assert.Equal(RunStatus.Completed, stormy.Status);
+        Assert.Equal(2, stormy.Generation);
+        Assert.Contains(stormy.Timeline, t => t.Description.StartsWith("worker worker-1 left: rank 1 (worker-1) failed while training", StringComparison.Ordinal));
+        Assert.Contains(stormy.Timeline, t => t.Description.StartsWith("generation 2 started with 2 worker(s) at step 2", StringComparison.Ordinal));
+        Assert.Equal(calm.Checkpoints.Select(c => c.Step), stormy.Checkpoints.Select(c => c.Step));
+
+        // Tolerance 0: the same world size sums in the same order, the re-created replica receives rank 0's tensors
+        // by exact copy, and the redone step sees the same batch (randomness is a function of seed, epoch, step).
+        var (worst, name) = LargestRelativeDifference(FinalCheckpoint(calm), "calm", FinalCheckpoint(stormy), "stormy");
+        Output.WriteLine($"after 8 steps: largest relative difference {worst:E2} in {name}");
+        Assert.True(worst == 0, $"the disturbed run differs by {worst:E2} in {name}");
+    }
+
+    [Fact]
+    public async Task Single_worker_that_fails_must_be_recreated_from_the_latest_checkpoint()
+    {
+        // one worker makes two collective calls per step (the ShuffleBN gathers; no all-reduce in a world of one):
+        // call 11 is in step 5, after the epoch-0 checkpoint at step 4
+        var faults = new FaultPlan(failOnCalls: [11]);
+        var messages = new List<object>();
+        var settings = Settings("alone", 1) with
+        {
+            RestartBackoffMin = TimeSpan.FromMilliseconds(50),
+            WrapCollective = (_, inner) => new ThrowingCollective(inner, faults),
+        };
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("alone-calm", 1)));
+
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(settings, messages));
+
+        var formed = Assert.Single(messages.OfType<TrainingDirector.GenerationFormed>());
+        Assert.StartsWith("checkpoint ", formed.Source, StringComparison.Ordinal);
+        Assert.Equal(4, formed.GlobalStep);
+        var (worst, name) = LargestRelativeDifference(FinalCheckpoint(await JournalStateAsync("alone-calm")), "alone-calm",
+            FinalCheckpoint(await JournalStateAsync("alone")), "alone");
+        Output.WriteLine($"after 8 steps: largest relative difference {worst:E2} in {name}");
+        Assert.True(worst == 0, $"the run restored from its checkpoint differs by {worst:E2} in {name}");
+    }
+
+    [Fact]
+    public async Task Worker_that_keeps_failing_must_fail_the_run_after_the_restart_limit()
+    {
+        var faults = new FaultPlan(failOnCalls: [], failFrom: 7);
         var settings = Settings("broken", 2) with
         {
-            WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, failOnCall: 7) : inner,
+            MaxWorkerRestarts = 2,
+            RestartBackoffMin = TimeSpan.FromMilliseconds(20),
+            WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, faults) : inner,
         };
 
         var final = await RunAsync(settings);
@@ -199,12 +265,34 @@ public sealed class TrainingDirectorSpec : TestKit
         var failed = Assert.IsType<TrainingDirector.RunFailed>(final);
         Output.WriteLine(failed.Reason);
         Assert.True(failed.Recorded);
-        Assert.StartsWith("rank 1 (worker-1) failed while training", failed.Reason, StringComparison.Ordinal);
-        Assert.Contains("injected fault on call 7", failed.Reason, StringComparison.Ordinal);
-        Assert.Contains("rank(s) 0 stopped with it", failed.Reason, StringComparison.Ordinal);
+        Assert.StartsWith("rank 1 (worker-1) failed while", failed.Reason, StringComparison.Ordinal);
+        Assert.Contains("injected fault", failed.Reason, StringComparison.Ordinal);
+        Assert.Contains("Gave up after 2 re-creation(s) in a row", failed.Reason, StringComparison.Ordinal);
         var state = await JournalStateAsync("broken");
         Assert.Equal(RunStatus.Failed, state.Status);
         Assert.Equal(failed.Reason, state.FailureReason);
+        Assert.Equal(3, state.Generation); // the first, then one per re-creation
+    }
+
+    [Fact]
+    public async Task Diverging_loss_must_fail_the_run_with_advice_once_restarts_do_not_help()
+    {
+        var poisoned = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
+        var settings = Settings("diverged", 2) with
+        {
+            MaxWorkerRestarts = 1,
+            RestartBackoffMin = TimeSpan.FromMilliseconds(20),
+            WrapCollective = (rank, inner) => new PoisoningCollective(inner, poisoned, fromStep: 2),
+        };
+
+        var failed = Assert.IsType<TrainingDirector.RunFailed>(await RunAsync(settings));
+
+        Output.WriteLine(failed.Reason);
+        Assert.Contains("the loss of global step 2 (epoch 0, step 2) is NaN", failed.Reason, StringComparison.Ordinal);
+        Assert.Contains("lower --lr", failed.Reason, StringComparison.Ordinal);
+        var state = await JournalStateAsync("diverged");
+        Assert.Null(state.LastCheckpoint); // the first checkpoint would have come at step 4
+        Assert.Equal(RunStatus.Failed, state.Status);
     }
 
     [Fact]
@@ -269,30 +357,43 @@ public sealed class TrainingDirectorSpec : TestKit
         }
     }
 
-    /// <summary>Passes calls through to <paramref name="inner"/> and throws on the n-th call (any operation), like a device error mid-step.</summary>
-    private sealed class ThrowingCollective(ICollective inner, int failOnCall) : ICollective
+    /// <summary>Which collective calls throw, counted over every replica it wraps (so a re-created worker continues the count).</summary>
+    private sealed class FaultPlan(int[] failOnCalls, int failFrom = int.MaxValue)
     {
         private int _calls;
 
+        public void Count()
+        {
+            int call = Interlocked.Increment(ref _calls);
+            if (failOnCalls.Contains(call) || call >= failFrom)
+            {
+                throw new InvalidOperationException($"injected fault on call {call}");
+            }
+        }
+    }
+
+    /// <summary>Passes calls through to <paramref name="inner"/> and throws where the plan says, like a device error mid-step.</summary>
+    private sealed class ThrowingCollective(ICollective inner, FaultPlan plan) : ICollective
+    {
         public int Rank => inner.Rank;
 
         public int WorldSize => inner.WorldSize;
 
         public void AllReduceSum(Tensor tensor)
         {
-            Count();
+            plan.Count();
             inner.AllReduceSum(tensor);
         }
 
         public Tensor AllGather(Tensor local, IReadOnlyList<long> counts)
         {
-            Count();
+            plan.Count();
             return inner.AllGather(local, counts);
         }
 
         public void Broadcast(Tensor tensor, int root)
         {
-            Count();
+            plan.Count();
             inner.Broadcast(tensor, root);
         }
 
@@ -300,13 +401,34 @@ public sealed class TrainingDirectorSpec : TestKit
         {
             inner.Dispose();
         }
+    }
 
-        private void Count()
+    /// <summary>
+    /// Makes every all-reduce of a rank from its n-th on (one per step) return NaN, as a diverging run's gradients would;
+    /// the count per rank is shared by every replica of that rank, so re-created workers stay poisoned.
+    /// </summary>
+    private sealed class PoisoningCollective(ICollective inner, System.Collections.Concurrent.ConcurrentDictionary<int, int> counts, int fromStep) : ICollective
+    {
+        public int Rank => inner.Rank;
+
+        public int WorldSize => inner.WorldSize;
+
+        public void AllReduceSum(Tensor tensor)
         {
-            if (++_calls == failOnCall)
+            inner.AllReduceSum(tensor);
+            if (counts.AddOrUpdate(inner.Rank, 1, (_, n) => n + 1) > fromStep)
             {
-                throw new InvalidOperationException($"injected fault on call {failOnCall}");
+                tensor.fill_(double.NaN);
             }
+        }
+
+        public Tensor AllGather(Tensor local, IReadOnlyList<long> counts) => inner.AllGather(local, counts);
+
+        public void Broadcast(Tensor tensor, int root) => inner.Broadcast(tensor, root);
+
+        public void Dispose()
+        {
+            inner.Dispose();
         }
     }
 }

@@ -78,7 +78,10 @@ public sealed class CheckpointerActor : ReceiveActor
         IReadOnlyList<string> pruned = [];
         try
         {
-            pruned = _directory.Prune(_keep, _bestPath is null ? null : [_bestPath]);
+            if (_keep > 0)
+            {
+                pruned = _directory.Prune(_keep, _bestPath is null ? null : [_bestPath]);
+            }
         }
         catch (IOException e)
         {

@@ -177,7 +177,6 @@ public static class RunJournal
     {
         var cs = Quote(connectionString);
         var provider = Quote(providerName);
-        var allowed = string.Join(", ", HyperionAllowList.Types.Select(t => Quote(t.AssemblyQualifiedName!)));
         return $$"""
             akka.persistence {
               journal {
@@ -210,6 +209,21 @@ public static class RunJournal
                 table-mapping = default
               }
             }
+            {{SerializationHocon}}
+            """;
+    }
+
+    /// <summary>
+    /// The serialization half of the configuration: Hyperion (<see cref="MocoHyperionSerializer"/>) bound to
+    /// <see cref="IMocoMessage"/>, with <c>disallow-unsafe-type</c> and the allow-list of our own types. Every actor
+    /// system of ours needs it, whether its persistence is configured here or by Akka.Hosting.
+    /// </summary>
+    public static string SerializationHocon
+    {
+        get
+        {
+            var allowed = string.Join(", ", HyperionAllowList.Types.Select(t => Quote(t.AssemblyQualifiedName!)));
+            return $$"""
             akka.actor {
               serializers {
                 # Akka's Hyperion serializer, with an allow-list that works when serializing too (MocoHyperionSerializer)
@@ -227,6 +241,7 @@ public static class RunJournal
               }
             }
             """;
+        }
     }
 
     /// <summary>Journal, snapshot store and read journal on one database.</summary>

@@ -4,6 +4,10 @@ using Akka.Configuration;
 using MoCo.Actors.Training;
 using MoCo.Host.Configuration;
 using MoCo.Host.Console;
+using MoCo.Host.Hosting;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using MoCo.Model.Checkpoints;
 using MoCo.Model.Data;
 using MoCo.Model.Training;
@@ -39,6 +43,8 @@ public static class TrainCommand
         command.Options.Add(devices);
         var runOptions = AddSectionOptions<RunConfig>(command, "moco.run");
         var hostOptions = AddSectionOptions<HostSettings>(command, "moco.host", exclude: ["runs-root"]);
+        var clusterOptions = AddSectionOptions<ClusterSettings>(command, "moco.cluster");
+        var journalOptions = AddSectionOptions<JournalSettings>(command, "moco.journal");
         command.SetAction(parse =>
         {
             var (cfg, source) = Presets.Load(parse.GetValue(preset), parse.GetValue(config));
@@ -50,19 +56,27 @@ public static class TrainCommand
             }
             cfg = Presets.WithOverrides(cfg, "moco.run", runValues);
             cfg = Presets.WithOverrides(cfg, "moco.host", Collect(parse, hostOptions));
+            cfg = Presets.WithOverrides(cfg, "moco.cluster", Collect(parse, clusterOptions));
+            cfg = Presets.WithOverrides(cfg, "moco.journal", Collect(parse, journalOptions));
+            SettingsReader.CheckSections(cfg, "moco", Presets.Sections, source);
             var run = SettingsReader.Read<RunConfig>(cfg, "moco.run", source);
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
-            return Train(run, host, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
+            var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
+            var journal = SettingsReader.Read<JournalSettings>(cfg, "moco.journal", source).Validate();
+            var tuning = cfg; // the preset's akka section (split-brain resolver, ...) tunes the actor system
+            return Train(run, host, cluster, journal, tuning, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
         });
         return command;
     }
 
     /// <summary>
-    /// Trains through the actor system: a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers,
-    /// the run journal in the run directory (<c>journal.db</c>), progress printed by a <see cref="TrainingProgressActor"/>.
-    /// The system is a plain <see cref="ActorSystem.Create(string, Config)"/> with that configuration (no Akka.Hosting).
+    /// Trains through the actor system, hosted by Akka.Hosting (<see cref="TrainingHost"/>): a one-node cluster by
+    /// default, the run coordinator as a cluster singleton journaling to the run directory's <c>journal.db</c> (or
+    /// PostgreSQL), a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers, and progress printed by
+    /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
-    private static int Train(RunConfig run, HostSettings host, IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices)
+    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Config tuning,
+        IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices)
     {
         var console = AnsiConsole.Console;
         string runId;
@@ -103,9 +117,12 @@ public static class TrainCommand
             ResumeFrom = resumeFrom,
         }.Validate();
 
-        var akka = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING")
-            .WithFallback(TrainingSystem.ForRunDirectory(runDir!));
-        var system = ActorSystem.Create("moco", akka);
+        var akka = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
+        using var akkaHost = TrainingHost.Build(cluster, journal, runId, runDir!, akka);
+        akkaHost.StartAsync().GetAwaiter().GetResult();
+        var system = akkaHost.Services.GetRequiredService<ActorSystem>();
+        TrainingHost.AwaitMemberUp(system, TimeSpan.FromSeconds(60));
+        var coordinator = akkaHost.Services.GetRequiredService<ActorRegistry>().Get<TrainingHost.RunCoordinatorKey>();
         object final;
         var completion = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         IActorRef? director = null;
@@ -120,7 +137,7 @@ public static class TrainCommand
             object Drive(ProgressContext? live)
             {
                 var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live), "progress");
-                director = system.ActorOf(TrainingDirectorActor.Props(settings, progress), "training-director");
+                director = system.ActorOf(TrainingDirectorActor.Props(settings, progress, coordinator), "training-director");
                 return completion.Task.GetAwaiter().GetResult();
             }
 
@@ -135,7 +152,8 @@ public static class TrainCommand
         finally
         {
             System.Console.CancelKeyPress -= onCancel;
-            system.Terminate().Wait(TimeSpan.FromSeconds(30));
+            // leaves the cluster and stops the actor system (coordinated shutdown)
+            akkaHost.StopAsync().Wait(TimeSpan.FromSeconds(30));
         }
 
         switch (final)

@@ -11,6 +11,9 @@ public static class Presets
 {
     public static readonly IReadOnlyList<string> Names = ["quickstart", "cifar-small", "moco-v1", "moco-v2"];
 
+    /// <summary>The sections of <c>moco</c> the host reads; any other is a mistake.</summary>
+    public static readonly IReadOnlyList<string> Sections = ["run", "host", "cluster", "journal"];
+
     /// <summary>The hocon/ folder next to the executable, or the repository's.</summary>
     public static string Folder()
     {
@@ -49,6 +52,8 @@ public static class Presets
             {
                 ("MOCO_RUN_", "moco.run", SettingsReader.Keys<RunConfig>()),
                 ("MOCO_HOST_", "moco.host", SettingsReader.Keys<HostSettings>()),
+                ("MOCO_CLUSTER_", "moco.cluster", SettingsReader.Keys<ClusterSettings>()),
+                ("MOCO_JOURNAL_", "moco.journal", SettingsReader.Keys<JournalSettings>()),
             })
             {
                 if (!name.StartsWith(prefix, StringComparison.Ordinal))

@@ -43,6 +43,27 @@ public static partial class SettingsReader
         return (T)settings;
     }
 
+    /// <summary>Fails on a sub-section of <paramref name="root"/> that is none of <paramref name="known"/> (a mistyped section name).</summary>
+    /// <param name="config">The configuration.</param>
+    /// <param name="root">The root, e.g. <c>moco</c>.</param>
+    /// <param name="known">The sub-sections the host reads.</param>
+    /// <param name="source">Where the configuration came from, for the message.</param>
+    public static void CheckSections(Config config, string root, IReadOnlyList<string> known, string source)
+    {
+        if (!config.HasPath(root))
+        {
+            return;
+        }
+
+        foreach (var key in config.GetValue(root).GetObject().Items.Keys)
+        {
+            if (!known.Contains(key))
+            {
+                throw new ConfigurationError($"unknown section '{root}.{key}' in {source}{Suggest(key, known)}");
+            }
+        }
+    }
+
     /// <summary>The keys a section may hold, for error messages and environment variables.</summary>
     public static IReadOnlyDictionary<string, Type> Keys<T>() =>
         typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite)

@@ -1,0 +1,61 @@
+using System.Globalization;
+
+namespace MoCo.Host.Configuration;
+
+/// <summary>The <c>moco.cluster</c> section: how this process takes part in the Akka.NET cluster that runs a run.</summary>
+public sealed record ClusterSettings
+{
+    /// <summary>The actor system's name; every node of a cluster must use the same.</summary>
+    public const string SystemName = "moco";
+
+    /// <summary>The cluster role of processes that host workers (and the run coordinator singleton).</summary>
+    public const string TrainerRole = "trainer";
+
+    /// <summary>The address remoting binds to.</summary>
+    public string Hostname { get; init; } = "127.0.0.1";
+
+    /// <summary>The address other nodes use to reach this one, when it differs from <see cref="Hostname"/> (a pod IP, NAT); empty for the same.</summary>
+    public string PublicHostname { get; init; } = "";
+
+    /// <summary>The remoting port; 0 picks a free one (a single node needs no fixed port).</summary>
+    public int Port { get; init; }
+
+    /// <summary>Comma-separated <c>host:port</c> of the nodes to join; empty: this node forms a new cluster by joining itself.</summary>
+    public string SeedNodes { get; init; } = "";
+
+    /// <summary>Throws <see cref="ConfigurationError"/> naming the first unusable key.</summary>
+    /// <returns>This.</returns>
+    public ClusterSettings Validate()
+    {
+        if (Port is < 0 or > 65535)
+        {
+            throw new ConfigurationError($"moco.cluster.port must be in 0..65535, not {Port}");
+        }
+
+        if (string.IsNullOrWhiteSpace(Hostname))
+        {
+            throw new ConfigurationError("moco.cluster.hostname must not be empty");
+        }
+
+        _ = SeedAddresses();
+        return this;
+    }
+
+    /// <summary>The seed nodes as Akka addresses (<c>akka.tcp://moco@host:port</c>).</summary>
+    public IReadOnlyList<string> SeedAddresses()
+    {
+        var seeds = new List<string>();
+        foreach (var part in SeedNodes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int colon = part.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(part[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+            {
+                throw new ConfigurationError($"moco.cluster.seed-nodes: '{part}' is not host:port");
+            }
+
+            seeds.Add($"akka.tcp://{SystemName}@{part[..colon]}:{port}");
+        }
+
+        return seeds;
+    }
+}

@@ -1,0 +1,111 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Hosting;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Persistence.Sql.Hosting;
+using Akka.Remote.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using MoCo.Actors.Persistence;
+using MoCo.Actors.Run;
+using MoCo.Actors.Training;
+using MoCo.Host.Configuration;
+using ClusterSettings = MoCo.Host.Configuration.ClusterSettings;
+
+namespace MoCo.Host.Hosting;
+
+/// <summary>
+/// The Akka.Hosting wiring of a process that trains: remoting, clustering, the run journal (Akka.Persistence.Sql) and the
+/// run coordinator as a cluster singleton under <c>Backoff.OnStop</c>, all as typed code; tuning (dispatchers,
+/// serialization, split-brain resolver) comes from HOCON. Without seed nodes the process joins itself and forms a
+/// one-node cluster, which is what <c>moco train</c> does by default.
+/// </summary>
+public static class TrainingHost
+{
+    /// <summary>Builds (does not start) the host of a run.</summary>
+    /// <param name="cluster">Remoting and seed nodes.</param>
+    /// <param name="journal">Where events go; <paramref name="runDirectory"/>'s SQLite file when no connection string is set.</param>
+    /// <param name="runId">The run whose coordinator the singleton hosts.</param>
+    /// <param name="runDirectory">The run directory.</param>
+    /// <param name="tuning">HOCON that takes precedence over the defaults (log levels, the akka.cluster section of the preset).</param>
+    public static IHost Build(ClusterSettings cluster, JournalSettings journal, string runId, string runDirectory, Config tuning)
+    {
+        cluster.Validate();
+        journal.Validate();
+        var seeds = cluster.SeedAddresses();
+        var (connectionString, provider) = JournalConnection(journal, runDirectory);
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
+        {
+            akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
+                .WithRemoting(new RemoteOptions
+                {
+                    HostName = cluster.Hostname,
+                    PublicHostName = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? null : cluster.PublicHostname,
+                    Port = cluster.Port,
+                })
+                .WithClustering(new ClusterOptions
+                {
+                    Roles = [ClusterSettings.TrainerRole],
+                    SeedNodes = seeds.Count > 0 ? seeds.ToArray() : null,
+                })
+                .WithSqlPersistence(connectionString, provider)
+                .WithSingleton<RunCoordinatorKey>(
+                    "run-coordinator",
+                    TrainingDirectorActor.UnderBackoff(RunCoordinatorActor.Props(runId, new RunCoordinatorSettings(journal.SnapshotEvery)), "run-coordinator"),
+                    new ClusterSingletonOptions { Role = ClusterSettings.TrainerRole },
+                    createProxyToo: true)
+                .AddStartup((system, _) =>
+                {
+                    if (seeds.Count == 0)
+                    {
+                        var self = Akka.Cluster.Cluster.Get(system);
+                        self.Join(self.SelfAddress);
+                    }
+                });
+        });
+        return builder.Build();
+    }
+
+    /// <summary>The connection string and linq2db provider of the journal.</summary>
+    /// <param name="journal">The journal settings.</param>
+    /// <param name="runDirectory">The run directory (for the SQLite default).</param>
+    public static (string ConnectionString, string Provider) JournalConnection(JournalSettings journal, string runDirectory)
+    {
+        if (string.IsNullOrWhiteSpace(journal.ConnectionString))
+        {
+            Directory.CreateDirectory(runDirectory);
+            return (RunJournal.SqliteConnectionString(Path.Combine(runDirectory, RunJournal.DatabaseFileName)), RunJournal.SqliteProvider);
+        }
+
+        if (!RunJournal.IsPostgreSqlConnectionString(journal.ConnectionString))
+        {
+            throw new ConfigurationError("moco.journal.connection-string is not a PostgreSQL connection string (Host=...;Database=...; or postgres://...); "
+                + "leave it empty for the SQLite file in the run directory");
+        }
+
+        return (RunJournal.NormalizePostgreSqlConnectionString(journal.ConnectionString), RunJournal.PostgreSqlProvider);
+    }
+
+    /// <summary>Waits until this node is an Up member of the cluster.</summary>
+    /// <param name="system">The actor system.</param>
+    /// <param name="timeout">How long to wait.</param>
+    /// <exception cref="ConfigurationError">The node did not come up in time (seed nodes unreachable, a port taken).</exception>
+    public static void AwaitMemberUp(ActorSystem system, TimeSpan timeout)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        if (!up.Task.Wait(timeout))
+        {
+            throw new ConfigurationError($"this node ({cluster.SelfAddress}) did not become an Up member of the cluster within {timeout.TotalSeconds:F0} s; "
+                + "check moco.cluster.seed-nodes and that the seed nodes are reachable");
+        }
+    }
+
+    /// <summary>The registry key of the run coordinator singleton's proxy.</summary>
+    public sealed class RunCoordinatorKey
+    {
+    }
+}

@@ -44,7 +44,7 @@ public sealed record NativeLibraryLoad(IntPtr Handle, string? LoadedName, IReadO
 
     /// <summary>
     /// One clause for a message: "<paramref name="what"/> found (libnccl.so.2)", or "<paramref name="what"/> absent
-    /// (tried libnccl.so.2, libnccl.so: not found; add the directory holding libnccl.so.2 to LD_LIBRARY_PATH)", with
+    /// (tried libnccl.so.2, libnccl.so: not found; add the directory holding one of them to LD_LIBRARY_PATH)", with
     /// the loader's own message when a file exists but would not load (a missing dependency, a wrong architecture).
     /// </summary>
     /// <param name="what">What the library is, for a person ("libnccl").</param>
@@ -57,8 +57,8 @@ public sealed record NativeLibraryLoad(IntPtr Handle, string? LoadedName, IReadO
 
         var broken = Failures.Where(f => f != NotFound).Distinct().ToList();
         var reasons = broken.Count == 0 ? NotFound : string.Join("; ", broken);
-        var first = Tried.Count > 0 ? Tried[0] : what;
-        return $"{what} absent (tried {string.Join(", ", Tried)}: {reasons}; add the directory holding {first} to LD_LIBRARY_PATH)";
+        var holding = Tried.Count > 1 ? "one of them" : "it";
+        return $"{what} absent (tried {string.Join(", ", Tried)}: {reasons}; add the directory holding {holding} to LD_LIBRARY_PATH)";
     }
 
     /// <summary>The dynamic loader's own words (the lines after .NET's generic first line), "not found" when it found no file.</summary>

@@ -31,7 +31,7 @@ public sealed record NcclProbeResult(
 
     /// <summary>
     /// One clause per missing piece, each naming it and what to do: "CUDA absent (...)", "libcudart absent (tried ...)",
-    /// "libnccl absent (tried libnccl.so.2, libnccl.so: not found; add the directory holding libnccl.so.2 to
+    /// "libnccl absent (tried libnccl.so.2, libnccl.so: not found; add the directory holding one of them to
     /// LD_LIBRARY_PATH)", "libnccl 2.12.12 found (libnccl.so.2) but older than 2.14.0". Empty when available.
     /// </summary>
     public IReadOnlyList<string> Problems

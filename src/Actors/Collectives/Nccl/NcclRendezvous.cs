@@ -1,0 +1,41 @@
+namespace MoCo.Actors.Collectives.Nccl;
+
+/// <summary>
+/// The NCCL unique id of one generation, as it travels with the coordinator's generation message to every rank: rank
+/// 0 makes it (<see cref="NcclUniqueId.Create"/>), every rank passes <see cref="UniqueId"/> to
+/// <see cref="NcclCollective"/>. A rank ignores a rendezvous of another generation. Not persisted: an id names sockets
+/// of one process's lifetime, so a replayed one would be stale.
+/// </summary>
+public sealed record NcclRendezvous : IMocoMessage
+{
+    private readonly byte[] _uniqueId;
+
+    /// <summary>The rendezvous of <paramref name="generation"/>.</summary>
+    /// <param name="generation">The generation whose communicator the id names.</param>
+    /// <param name="uniqueId">The id.</param>
+    public NcclRendezvous(int generation, NcclUniqueId uniqueId)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(generation);
+        Generation = generation;
+        _uniqueId = uniqueId.ToArray();
+    }
+
+    /// <summary>The generation whose communicator the id names (the first is 1).</summary>
+    public int Generation { get; }
+
+    /// <summary>The id, as <c>ncclCommInitRankConfig</c> takes it.</summary>
+    public NcclUniqueId UniqueId => NcclUniqueId.FromBytes(_uniqueId);
+
+    /// <summary>Value equality, comparing the id byte by byte.</summary>
+    /// <param name="other">The other rendezvous.</param>
+    public bool Equals(NcclRendezvous? other)
+    {
+        return other is not null && Generation == other.Generation && _uniqueId.AsSpan().SequenceEqual(other._uniqueId);
+    }
+
+    /// <inheritdoc />
+    public override int GetHashCode()
+    {
+        return HashCode.Combine(Generation, UniqueId);
+    }
+}

@@ -13,7 +13,8 @@ internal static class Program
         "usage:\n" +
         "  moco-bench step [--batch 256] [--steps 10] [--warmup 2] [--data synthetic|PATH] [--threads T] [--what a,b,c,d,e]\n" +
         "  moco-bench step-one --what a|b|c|d|e [same options as step]   (one configuration; prints one JSON line)\n" +
-        "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]";
+        "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]\n" +
+        "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--threads T]   (actor path vs bare loop; checkpoint stall)";
 
     private const int RedirectedWidth = 160;
 
@@ -37,6 +38,7 @@ internal static class Program
                 "step" => StepCommand.Run(StepOptions.From(options)),
                 "step-one" => StepOneCommand.Run(StepOptions.From(options), StepWorkloads.Parse(options.String("what", ""))),
                 "cifar" => CifarCommand.Run(CifarOptions.From(options)),
+                "actors" => ActorsCommand.Run(options),
                 _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
             };
         }

@@ -416,6 +416,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     private void HandleCheckpointTaken(Worker.CheckpointTaken taken)
     {
+        _subscriber.Tell(taken);
         _pendingWrites++;
         Arrive(0);
     }

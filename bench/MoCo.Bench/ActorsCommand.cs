@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Globalization;
+using Akka.Actor;
+using Akka.Configuration;
+using MoCo.Actors.Checkpoints;
+using MoCo.Actors.Training;
+using MoCo.Actors.Workers;
+using MoCo.Model.Collectives;
+using MoCo.Model.Data;
+using MoCo.Model.Training;
+using Spectre.Console;
+using TorchSharp;
+
+namespace MoCo.Bench;
+
+/// <summary>
+/// <c>moco-bench actors</c>: the same steps of the same run (cifar-small, synthetic data) through (a) the bare
+/// in-process loop (<see cref="Pretrainer.TrainStep"/> in a loop), (b) the actor system with one worker, (c) with two
+/// in-process workers, and (d) one worker taking a checkpoint every k steps, whose write runs beside training. Prints
+/// images/s as ratios to (a) measured in the same process, and the step time while a checkpoint is being written.
+/// </summary>
+internal static class ActorsCommand
+{
+    public static int Run(BenchArgs args)
+    {
+        int batch = args.Int("batch", 256, CifarSmall.BnSplits);
+        int steps = args.Int("steps", 30, 2);
+        int warmup = args.Int("warmup", 5, 1);
+        int every = args.Int("checkpoint-every", 5, 1);
+        int threads = args.Int("threads", Environment.ProcessorCount, 1);
+        args.EnsureAllRead();
+
+        int total = warmup + steps;
+        var (data, note) = BenchData.Open($"synthetic:{batch * total}", batch, threads);
+        var config = CifarSmall.Config(1, batch, "synthetic") with { KnnEvery = 0, CheckpointEverySteps = 0, KeepCheckpoints = 2 };
+        AnsiConsole.MarkupLine(Markup.Escape($"cifar-small ({config.Arch} width {config.Width}, K {config.MocoK}), batch {batch}, {warmup} warm-up + {steps} timed steps, {threads} threads; {note}"));
+        torch.set_num_threads(threads);
+
+        var bare = BareLoop(config, data, warmup, threads);
+        AnsiConsole.MarkupLine(Markup.Escape($"(a) bare loop: {Format(bare.ImagesPerSecond, 1)} img/s"));
+        var root = Path.Combine(Path.GetTempPath(), "moco-bench-actors-" + Guid.NewGuid().ToString("N")[..8]);
+        var system = ActorSystem.Create("moco-bench", ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(TrainingSystem.Dispatchers)
+            .WithFallback(MoCo.Actors.Persistence.RunJournal.Sqlite(Path.Combine(root, "journal.db"))));
+        try
+        {
+            Directory.CreateDirectory(root);
+            var one = Director(system, config, data, root, "one", 1, threads, warmup);
+            AnsiConsole.MarkupLine(Markup.Escape($"(b) actors, 1 worker: {Format(one.ImagesPerSecond, 1)} img/s"));
+            var two = Director(system, config, data, root, "two", 2, threads, warmup);
+            AnsiConsole.MarkupLine(Markup.Escape($"(c) actors, 2 workers: {Format(two.ImagesPerSecond, 1)} img/s"));
+            var ckpt = Director(system, config with { CheckpointEverySteps = every }, data, root, "ckpt", 1, threads, warmup);
+            AnsiConsole.MarkupLine(Markup.Escape($"(d) actors, 1 worker, checkpoint every {every} steps: {Format(ckpt.ImagesPerSecond, 1)} img/s"));
+
+            var table = new Table().Title("moco-bench actors").Border(TableBorder.Markdown);
+            table.AddColumn("");
+            table.AddColumn("configuration");
+            table.AddColumn(new TableColumn("median step (ms)").RightAligned());
+            table.AddColumn(new TableColumn("images/s").RightAligned());
+            table.AddColumn(new TableColumn("vs (a)").RightAligned());
+            foreach (var (letter, what, m) in new[]
+            {
+                ("(a)", "bare in-process loop (Pretrainer.TrainStep)", bare),
+                ("(b)", "moco train path: director + 1 worker actor", one),
+                ("(c)", "director + 2 in-process workers (1 torch thread each)", two),
+                ("(d)", $"(b) + a checkpoint every {every} steps", ckpt),
+            })
+            {
+                table.AddRow(letter, Markup.Escape(what), Format(m.MedianStep * 1000, 0), Format(m.ImagesPerSecond, 1), Format(m.ImagesPerSecond / bare.ImagesPerSecond, 3) + "x");
+            }
+
+            AnsiConsole.Write(table);
+            var stall = new Table().Title("checkpoints in (d)").Border(TableBorder.Markdown);
+            stall.AddColumn("quantity");
+            stall.AddColumn(new TableColumn("value").RightAligned());
+            stall.AddRow("checkpoints written (timed part)", ckpt.Writes.ToString(CultureInfo.InvariantCulture));
+            stall.AddRow("checkpoint size (MiB)", Format(ckpt.CheckpointMiB, 1));
+            stall.AddRow("copy into memory on the worker, mean (ms)", Format(ckpt.TakeSeconds * 1000, 1));
+            stall.AddRow("hash + write + fsync on the checkpointer, mean (ms)", Format(ckpt.WriteSeconds * 1000, 1));
+            stall.AddRow("median step, no write in flight (ms)", Format(ckpt.MedianQuietStep * 1000, 0));
+            stall.AddRow("mean step while a write is in flight (ms)", Format(ckpt.MeanStepDuringWrite * 1000, 0));
+            stall.AddRow("step time during a write / normal", Format(ckpt.MeanStepDuringWrite / ckpt.MedianQuietStep, 3) + "x");
+            stall.AddRow("step that took the copy / normal", Format(ckpt.MeanTakeStep / ckpt.MedianQuietStep, 3) + "x");
+            stall.AddRow("a synchronous write would add per checkpoint (ms)", Format((ckpt.TakeSeconds + ckpt.WriteSeconds) * 1000, 0));
+            AnsiConsole.Write(stall);
+            return 0;
+        }
+        finally
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(30));
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static Measurement BareLoop(RunConfig config, DatasetSplits data, int warmup, int threads)
+    {
+        using var trainer = new Pretrainer(config, "bench-bare", data, SingleProcessCollective.Instance, new BatchLayout(config.BatchSize, config.BnSplits, 1), Math.Max(1, threads / 2));
+        var times = new List<long>();
+        while (!trainer.Finished)
+        {
+            trainer.TrainStep();
+            times.Add(Stopwatch.GetTimestamp());
+        }
+
+        return Measurement.FromStepTimes(times, warmup, config.BatchSize);
+    }
+
+    private static Measurement Director(ActorSystem system, RunConfig config, DatasetSplits data, string root, string runId, int devices, int threads, int warmup)
+    {
+        var settings = new TrainingSettings(config, runId, Path.Combine(root, runId), data, devices)
+        {
+            Threads = threads,
+            LoaderThreads = Math.Max(1, threads / 2 / devices),
+            ChunkSteps = 50,
+        };
+        var done = new TaskCompletionSource<List<(long At, object Message)>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var recorder = system.ActorOf(Props.Create(() => new Recorder(done)), "recorder-" + runId);
+        system.ActorOf(TrainingDirectorActor.Props(settings, recorder), "director-" + runId);
+        var messages = done.Task.GetAwaiter().GetResult();
+        if (messages[^1].Message is not TrainingDirector.RunCompleted)
+        {
+            throw new InvalidOperationException($"run {runId} did not complete: {messages[^1].Message}");
+        }
+
+        var steps = messages.Where(m => m.Message is Worker.StepCompleted).Select(m => m.At).ToList();
+        var measurement = Measurement.FromStepTimes(steps, warmup, config.BatchSize);
+        var writes = messages.Where(m => m.Message is Checkpointer.Written).ToList();
+        var takes = messages.Where(m => m.Message is Worker.CheckpointTaken).ToList();
+        if (writes.Count == 0)
+        {
+            return measurement;
+        }
+
+        // a step "during a write" ends inside [written - seconds, written]; the step after a take carried the copy
+        var intervals = Enumerable.Range(warmup + 1, steps.Count - warmup - 1).Select(i => (End: steps[i], Seconds: Seconds(steps[i] - steps[i - 1]))).ToList();
+        bool InWrite(long end) => writes.Any(w => end > w.At - (long)(((Checkpointer.Written)w.Message).Seconds * Stopwatch.Frequency) && end <= w.At);
+        bool AfterTake(long end, long start) => takes.Any(t => t.At > start && t.At <= end);
+        var during = intervals.Where(i => InWrite(i.End)).Select(i => i.Seconds).ToList();
+        var withTake = intervals.Where(i => AfterTake(i.End, i.End - (long)(i.Seconds * Stopwatch.Frequency))).Select(i => i.Seconds).ToList();
+        var quiet = intervals.Where(i => !InWrite(i.End) && !AfterTake(i.End, i.End - (long)(i.Seconds * Stopwatch.Frequency))).Select(i => i.Seconds).Order().ToList();
+        return measurement with
+        {
+            Writes = writes.Count,
+            CheckpointMiB = ((Checkpointer.Written)writes[0].Message).Bytes / (1024.0 * 1024.0),
+            TakeSeconds = takes.Average(t => ((Worker.CheckpointTaken)t.Message).Seconds),
+            WriteSeconds = writes.Average(w => ((Checkpointer.Written)w.Message).Seconds),
+            MedianQuietStep = quiet.Count == 0 ? double.NaN : quiet[quiet.Count / 2],
+            MeanStepDuringWrite = during.Count == 0 ? double.NaN : during.Average(),
+            MeanTakeStep = withTake.Count == 0 ? double.NaN : withTake.Average(),
+        };
+    }
+
+    private static double Seconds(long ticks) => (double)ticks / Stopwatch.Frequency;
+
+    private static string Format(double value, int decimals) =>
+        double.IsFinite(value) ? value.ToString("F" + decimals.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) : "n/a";
+
+    /// <summary>Throughput after the warm-up, from the times at which steps ended.</summary>
+    private sealed record Measurement(double ImagesPerSecond, double MedianStep)
+    {
+        public int Writes { get; init; }
+
+        public double CheckpointMiB { get; init; }
+
+        public double TakeSeconds { get; init; }
+
+        public double WriteSeconds { get; init; }
+
+        public double MedianQuietStep { get; init; }
+
+        public double MeanStepDuringWrite { get; init; }
+
+        public double MeanTakeStep { get; init; }
+
+        public static Measurement FromStepTimes(IReadOnlyList<long> ends, int warmup, int batch)
+        {
+            if (ends.Count <= warmup + 1)
+            {
+                throw new InvalidOperationException($"only {ends.Count} steps for a warm-up of {warmup}");
+            }
+
+            double seconds = Seconds(ends[^1] - ends[warmup - 1]);
+            int timed = ends.Count - warmup;
+            var intervals = Enumerable.Range(warmup, timed).Select(i => Seconds(ends[i] - ends[i - 1])).Order().ToList();
+            return new Measurement(timed * batch / seconds, intervals[intervals.Count / 2]);
+        }
+    }
+
+    /// <summary>Records every message from the director with its arrival time; completes on the final one.</summary>
+    private sealed class Recorder : ReceiveActor
+    {
+        private readonly List<(long, object)> _messages = [];
+
+        public Recorder(TaskCompletionSource<List<(long At, object Message)>> done)
+        {
+            ReceiveAny(message =>
+            {
+                _messages.Add((Stopwatch.GetTimestamp(), message));
+                if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted)
+                {
+                    done.TrySetResult(_messages);
+                }
+            });
+        }
+    }
+}

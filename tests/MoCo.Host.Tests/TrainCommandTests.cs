@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace MoCo.Host.Tests;
+
+/// <summary>
+/// <c>moco train</c> as a user runs it: the built host in a process of its own, through Akka.Hosting (a one-node
+/// cluster, the coordinator singleton, the journal in the run directory), then <c>moco history --json</c> on its journal.
+/// </summary>
+public sealed class TrainCommandTests : IDisposable
+{
+    private static readonly string Moco = Path.Combine(AppContext.BaseDirectory, "moco.dll");
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-train-cli-" + Guid.NewGuid().ToString("N"));
+
+    private static readonly string[] Tiny =
+    [
+        "--data", "synthetic:256", "--epochs", "1", "--batch-size", "32", "--moco-k", "64", "--width", "4",
+        "--moco-dim", "16", "--bn-splits", "4", "--knn-every", "0",
+    ];
+
+    [Fact]
+    public void Train_with_two_devices_must_run_two_workers_through_the_cluster_and_journal_them()
+    {
+        var runDir = Path.Combine(_dir, "two");
+        var (code, output) = Run(["train", .. Tiny, "--devices", "2", "--run-dir", runDir]);
+
+        Assert.True(code == 0, output);
+        Assert.Contains("2 worker(s), generation 1", output, StringComparison.Ordinal);
+        Assert.Contains("done: 8 steps", output, StringComparison.Ordinal);
+
+        var (historyCode, json) = Run(["history", runDir, "--json"]);
+        Assert.True(historyCode == 0, json);
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        Assert.Equal("Completed", root.GetProperty("status").GetString());
+        var generation = Assert.Single(root.GetProperty("generations").EnumerateArray());
+        Assert.Equal(["worker-0", "worker-1"], generation.GetProperty("ranks").EnumerateArray().Select(w => w.GetProperty("workerId").GetString()));
+        Assert.Single(root.GetProperty("checkpoints").EnumerateArray());
+    }
+
+    [Fact]
+    public void Train_must_refuse_more_devices_than_bn_groups_naming_both()
+    {
+        var (code, output) = Run(["train", .. Tiny, "--devices", "5", "--run-dir", Path.Combine(_dir, "five")]);
+
+        Assert.Equal(2, code);
+        Assert.Contains("--devices 5 exceeds --bn-splits 4", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_must_name_a_mistyped_cluster_variable_and_a_bad_seed_node()
+    {
+        var (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "env")], ("MOCO_CLUSTER_PORTT", "4053"));
+        Assert.Equal(2, code);
+        Assert.Contains("MOCO_CLUSTER_PORTT names no key of moco.cluster", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "seed"), "--seed-nodes", "localhost"]);
+        Assert.Equal(2, code);
+        Assert.Contains("moco.cluster.seed-nodes: 'localhost' is not host:port", output, StringComparison.Ordinal);
+    }
+
+    private static (int Code, string Output) Run(string[] args, params (string Name, string Value)[] environment)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Moco);
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        start.Environment["COLUMNS"] = "200";
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("moco " + string.Join(' ', args) + " did not finish within 3 minutes:\n" + stdout.Result + stderr.Result);
+        }
+
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

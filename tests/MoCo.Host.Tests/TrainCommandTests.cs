@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using MoCo.Actors.Tests.Persistence;
 
 namespace MoCo.Host.Tests;
 
@@ -57,6 +58,37 @@ public sealed class TrainCommandTests : IDisposable
         (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "seed"), "--seed-nodes", "localhost"]);
         Assert.Equal(2, code);
         Assert.Contains("moco.cluster.seed-nodes: 'localhost' is not host:port", output, StringComparison.Ordinal);
+    }
+
+    [PostgresFact]
+    public void Train_must_journal_to_postgresql_when_configured_and_history_must_read_it_there()
+    {
+        var connection = PostgresFactAttribute.ConnectionString ?? throw new InvalidOperationException(PostgresFactAttribute.HowToProvide);
+        var runDir = Path.Combine(_dir, "pg");
+        var (code, output) = Run(["train", .. Tiny, "--run-dir", runDir], ("MOCO_JOURNAL_CONNECTION_STRING", connection));
+        Assert.True(code == 0, output);
+        Assert.False(File.Exists(Path.Combine(runDir, "journal.db")), "the SQLite journal was written although PostgreSQL was configured");
+        var runId = System.Text.RegularExpressions.Regex.Match(output, @"starting run (\S+)").Groups[1].Value;
+
+        var (historyCode, json) = Run(["history", connection, "--run", runId, "--json"]);
+        Assert.True(historyCode == 0, json);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal("Completed", doc.RootElement.GetProperty("status").GetString());
+        Assert.Equal(8, doc.RootElement.GetProperty("lastStep").GetInt64());
+    }
+
+    [Fact]
+    public void Resume_must_accept_changeable_keys_and_name_the_ones_that_define_the_run()
+    {
+        var saved = new MoCo.Model.Training.RunConfig { Epochs = 5, Lr = 0.03 };
+        var requested = saved with { Epochs = 9, Lr = 0.5, KnnEvery = 3 };
+
+        var resumed = Commands.TrainCommand.ResumedConfig(saved, requested, ["epochs", "knn-every"]);
+        Assert.Equal((saved with { Epochs = 9, KnnEvery = 3 }).ToJson(), resumed.ToJson());
+
+        var e = Assert.Throws<MoCo.Host.Configuration.ConfigurationError>(() => Commands.TrainCommand.ResumedConfig(saved, requested, ["epochs", "lr"]));
+        Assert.Contains("cannot change lr to 0.5 (the run has 0.03)", e.Message, StringComparison.Ordinal);
+        Assert.Contains("only epochs, data, knn-k", e.Message, StringComparison.Ordinal);
     }
 
     private static (int Code, string Output) Run(string[] args, params (string Name, string Value)[] environment)

@@ -87,13 +87,7 @@ public static class TrainCommand
             (checkpoint, runDir) = OpenResume(resume, console);
             runId = checkpoint.Header.RunId;
             resumeFrom = checkpoint.Path;
-            var saved = RunConfig.FromJson(checkpoint.Header.ConfigJson);
-            // a resumed run keeps its configuration; only --epochs and --data may be given again
-            run = saved with
-            {
-                Epochs = flags.ContainsKey("epochs") ? run.Epochs : saved.Epochs,
-                Data = flags.ContainsKey("data") ? run.Data : saved.Data,
-            };
+            run = ResumedConfig(RunConfig.FromJson(checkpoint.Header.ConfigJson), run, flags.Keys);
         }
         else
         {
@@ -172,6 +166,41 @@ public static class TrainCommand
                 console.MarkupLine($"[red]run ended unexpectedly[/]: {Markup.Escape(final.ToString() ?? "")}");
                 return 1;
         }
+    }
+
+    /// <summary>
+    /// A resumed run keeps its saved configuration; the keys given again on the command line or in the environment
+    /// apply only where <see cref="RunConfig.RunDefinition"/> allows a change (epochs, data, kNN monitor, checkpoint
+    /// cadence). Giving a key that defines the run with another value is an error that names it.
+    /// </summary>
+    internal static RunConfig ResumedConfig(RunConfig saved, RunConfig requested, IEnumerable<string> givenKeys)
+    {
+        var savedNode = System.Text.Json.Nodes.JsonNode.Parse(saved.ToJson())!.AsObject();
+        var requestedNode = System.Text.Json.Nodes.JsonNode.Parse(requested.ToJson())!.AsObject();
+        var refused = new List<string>();
+        foreach (var key in givenKeys.Where(requestedNode.ContainsKey))
+        {
+            if (System.Text.Json.Nodes.JsonNode.DeepEquals(savedNode[key], requestedNode[key]))
+            {
+                continue;
+            }
+
+            if (!RunConfig.ChangeableOnResume.Contains(key))
+            {
+                refused.Add($"{key} to {requestedNode[key]?.ToJsonString()} (the run has {savedNode[key]?.ToJsonString()})");
+                continue;
+            }
+
+            savedNode[key] = requestedNode[key]?.DeepClone();
+        }
+
+        if (refused.Count > 0)
+        {
+            throw new ConfigurationError($"a resumed run keeps what defines it: cannot change {string.Join("; ", refused)}. "
+                + $"On resume only {string.Join(", ", RunConfig.ChangeableOnResume)} may change");
+        }
+
+        return RunConfig.FromJson(savedNode.ToJsonString());
     }
 
     private static (CheckpointInfo Checkpoint, string RunDir) OpenResume(string resume, IAnsiConsole console)

@@ -80,23 +80,27 @@ public sealed record RunConfig
     }
 
     /// <summary>
-    /// The configuration with the settings that may change when a run is resumed or evaluated (epochs, data
-    /// location, kNN monitor, checkpoint cadence) reset, so that two configurations of the same run compare equal.
+    /// The configuration as JSON without the settings that may change when a run is resumed or evaluated
+    /// (<see cref="ChangeableOnResume"/>: epochs, data location, kNN monitor, checkpoint cadence), so that two
+    /// configurations of the same run compare equal.
     /// </summary>
-    public RunConfig RunDefinition() => this with
+    public System.Text.Json.Nodes.JsonObject RunDefinition()
     {
-        Epochs = 0,
-        Data = "",
-        KnnK = 0,
-        KnnT = 0,
-        KnnEvery = 0,
-        KnnFeatures = "",
-        CheckpointEverySteps = 0,
-        KeepCheckpoints = 0,
-    };
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
+        foreach (var key in ChangeableOnResume)
+        {
+            node.Remove(key);
+        }
+        return node;
+    }
+
+    /// <summary>The keys (kebab-case) a resumed run may change: everything else defines the run.</summary>
+    public static readonly IReadOnlyList<string> ChangeableOnResume =
+        ["epochs", "data", "knn-k", "knn-t", "knn-every", "knn-features", "checkpoint-every-steps", "keep-checkpoints"];
 
     /// <summary>True when both define the same run (see <see cref="RunDefinition"/>).</summary>
-    public bool DefinesSameRunAs(RunConfig other) => RunDefinition().ToJson() == other.RunDefinition().ToJson();
+    public bool DefinesSameRunAs(RunConfig other) =>
+        System.Text.Json.Nodes.JsonNode.DeepEquals(RunDefinition(), other.RunDefinition());
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {

@@ -1,0 +1,21 @@
+using Akka.Configuration;
+using Akka.Discovery.KubernetesApi;
+using Akka.Management.Dsl;
+
+namespace MoCo.Deploy.Tests;
+
+/// <summary>The reference configurations of the Akka packages the host runs with (what a key in hocon/ must exist in).</summary>
+public static class AkkaReference
+{
+    /// <summary>Akka.Cluster's reference.conf (it has no public accessor).</summary>
+    public static Config Cluster => ConfigurationFactory.FromResource<Akka.Cluster.Cluster>("Akka.Cluster.Configuration.Cluster.conf");
+
+    /// <summary>Akka.Management's: the HTTP server and cluster bootstrap.</summary>
+    public static Config Management => AkkaManagementProvider.DefaultConfiguration();
+
+    /// <summary>Akka.Discovery.KubernetesApi's.</summary>
+    public static Config KubernetesDiscovery => Akka.Discovery.KubernetesApi.KubernetesDiscovery.DefaultConfiguration();
+
+    /// <summary>Everything above over Akka's own defaults.</summary>
+    public static Config All => Management.WithFallback(KubernetesDiscovery).WithFallback(Cluster).WithFallback(ConfigurationFactory.Default());
+}

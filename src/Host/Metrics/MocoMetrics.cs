@@ -4,10 +4,9 @@ namespace MoCo.Host.Metrics;
 
 /// <summary>
 /// The training metrics of one process, as <see cref="System.Diagnostics.Metrics"/> instruments of the meter
-/// <see cref="MeterName"/>; <see cref="PrometheusEndpoint"/> serves them. Each <c>Record</c> method is cheap
-/// (no allocation, no lock) and may be called from any thread, e.g. from the actor that prints progress.
-/// Prometheus names (what a scrape shows): <c>moco_steps_total</c>, <c>moco_step_rate</c>,
-/// <c>moco_images_per_second</c>, <c>moco_loss</c>, <c>moco_lr</c>, <c>moco_epoch</c>, <c>moco_global_step</c>,
+/// <see cref="MeterName"/>; <see cref="MetricsEndpoint"/> serves them. Each <c>Record</c> method is cheap and may be
+/// called from any thread, e.g. from the actor that prints progress. Prometheus names (what a scrape shows):
+/// <c>moco_steps_total</c>, <c>moco_step_rate</c>, <c>moco_images_per_second</c>, <c>moco_loss</c>, <c>moco_lr</c>, <c>moco_epoch</c>, <c>moco_global_step</c>,
 /// <c>moco_knn_top1_percent</c>, <c>moco_generation</c>, <c>moco_world_size</c>, <c>moco_queue_age_steps</c>,
 /// <c>moco_allreduce_duration_seconds</c> and <c>moco_checkpoint_duration_seconds</c> (histograms).
 /// </summary>
@@ -23,6 +22,9 @@ public sealed class MocoMetrics : IDisposable
     public static readonly IReadOnlyList<double> CheckpointBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250];
 
     private readonly Meter _meter;
+
+    /// <summary>The meter (one per instance, so that two instances never mix).</summary>
+    public Meter Meter => _meter;
     private readonly Counter<long> _steps;
     private readonly Gauge<double> _stepRate;
     private readonly Gauge<double> _imagesPerSecond;

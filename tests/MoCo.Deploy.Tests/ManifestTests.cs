@@ -319,7 +319,7 @@ public sealed partial class ManifestTests
         var manifests = Manifests.Render(kustomization);
         var configMap = manifests.ConfigMapOfConfigPath;
         Assert.True(Manifests.IsGeneratedFrom(configMap.Metadata.Name, "moco-hocon"), $"{kustomization}: --config is read from ConfigMap {configMap.Metadata.Name}, not the one generated from hocon/");
-        var files = Directory.GetFiles(Repository.PathOf("hocon"), "*.conf").ToDictionary(Path.GetFileName, File.ReadAllText);
+        var files = Directory.GetFiles(Repository.PathOf("hocon"), "*.conf").ToDictionary(f => Path.GetFileName(f), File.ReadAllText);
         var missing = files.Keys.Except(configMap.Data.Keys).ToList();
         Assert.True(missing.Count == 0, $"{kustomization}: hocon/kustomization.yaml does not list {string.Join(", ", missing)}");
         Assert.Empty(configMap.Data.Keys.Except(files.Keys));

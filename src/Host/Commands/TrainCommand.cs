@@ -43,7 +43,7 @@ public static class TrainCommand
         command.Options.Add(devices);
         var runOptions = AddSectionOptions<RunConfig>(command, "moco.run");
         var hostOptions = AddSectionOptions<HostSettings>(command, "moco.host", exclude: ["runs-root"]);
-        var clusterOptions = AddSectionOptions<ClusterSettings>(command, "moco.cluster");
+        var clusterOptions = AddSectionOptions<ClusterSettings>(command, "moco.cluster", exclude: ["secret"]); // a secret on the command line shows in ps: MOCO_CLUSTER_SECRET only
         var journalOptions = AddSectionOptions<JournalSettings>(command, "moco.journal");
         command.SetAction(parse =>
         {

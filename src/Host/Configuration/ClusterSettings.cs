@@ -23,6 +23,19 @@ public sealed record ClusterSettings
     /// <summary>Comma-separated <c>host:port</c> of the nodes to join; empty: this node forms a new cluster by joining itself.</summary>
     public string SeedNodes { get; init; } = "";
 
+    /// <summary>Workers (cluster members offering devices) that must be Up before a run starts.</summary>
+    public int MinWorkers { get; init; } = 1;
+
+    /// <summary>TCP port of the data plane's listener (the ring) on this node; 0 picks a free one per generation.</summary>
+    public int DataPlanePort { get; init; }
+
+    /// <summary>
+    /// The cluster's shared secret (at least 16 bytes of text; from <c>MOCO_CLUSTER_SECRET</c>, never a file that is
+    /// committed): the data plane's connections prove they hold it. Empty: a random secret for this process alone,
+    /// enough for a single node.
+    /// </summary>
+    public string Secret { get; init; } = "";
+
     /// <summary>Throws <see cref="ConfigurationError"/> naming the first unusable key.</summary>
     /// <returns>This.</returns>
     public ClusterSettings Validate()
@@ -35,6 +48,26 @@ public sealed record ClusterSettings
         if (string.IsNullOrWhiteSpace(Hostname))
         {
             throw new ConfigurationError("moco.cluster.hostname must not be empty");
+        }
+
+        if (MinWorkers < 1)
+        {
+            throw new ConfigurationError($"moco.cluster.min-workers must be at least 1, not {MinWorkers}");
+        }
+
+        if (DataPlanePort is < 0 or > 65535)
+        {
+            throw new ConfigurationError($"moco.cluster.data-plane-port must be in 0..65535, not {DataPlanePort}");
+        }
+
+        if (Secret.Length is > 0 and < 16)
+        {
+            throw new ConfigurationError($"moco.cluster.secret must be at least 16 characters (it has {Secret.Length}); use e.g. `openssl rand -hex 32`");
+        }
+
+        if (Secret.StartsWith("CHANGE-ME", StringComparison.Ordinal))
+        {
+            throw new ConfigurationError("moco.cluster.secret is still the placeholder of k8s/base/secrets.env; set a real secret (e.g. `openssl rand -hex 32`)");
         }
 
         _ = SeedAddresses();

@@ -12,7 +12,7 @@ public static class Presets
     public static readonly IReadOnlyList<string> Names = ["quickstart", "cifar-small", "moco-v1", "moco-v2"];
 
     /// <summary>The sections of <c>moco</c> the host reads; any other is a mistake.</summary>
-    public static readonly IReadOnlyList<string> Sections = ["run", "host", "cluster", "journal"];
+    public static readonly IReadOnlyList<string> Sections = ["run", "host", "cluster", "journal", "metrics"];
 
     /// <summary>The hocon/ folder next to the executable, or the repository's.</summary>
     public static string Folder()
@@ -54,6 +54,7 @@ public static class Presets
                 ("MOCO_HOST_", "moco.host", SettingsReader.Keys<HostSettings>()),
                 ("MOCO_CLUSTER_", "moco.cluster", SettingsReader.Keys<ClusterSettings>()),
                 ("MOCO_JOURNAL_", "moco.journal", SettingsReader.Keys<JournalSettings>()),
+                ("MOCO_METRICS_", "moco.metrics", SettingsReader.Keys<Metrics.MetricsSettings>()),
             })
             {
                 if (!name.StartsWith(prefix, StringComparison.Ordinal))

@@ -5,7 +5,8 @@ namespace MoCo.Bench;
 /// <summary>
 /// moco-bench: throughput and memory of the MoCo step against a bare TorchSharp loop of the same network
 /// (<c>step</c>, one child process per configuration through <c>step-one</c>), and a short cifar-small
-/// pretraining with the kNN monitor after every epoch (<c>cifar</c>).
+/// pretraining with the kNN monitor after every epoch (<c>cifar</c>), and the TCP ring's all-reduce against
+/// PyTorch's Gloo between local processes (<c>allreduce</c>, one child per rank through <c>allreduce-rank</c>).
 /// </summary>
 internal static class Program
 {
@@ -14,7 +15,8 @@ internal static class Program
         "  moco-bench step [--batch 256] [--steps 10] [--warmup 2] [--data synthetic|PATH] [--threads T] [--what a,b,c,d,e]\n" +
         "  moco-bench step-one --what a|b|c|d|e [same options as step]   (one configuration; prints one JSON line)\n" +
         "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]\n" +
-        "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--threads T]   (actor path vs bare loop; checkpoint stall)";
+        "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--threads T]   (actor path vs bare loop; checkpoint stall)\n" +
+        "  moco-bench allreduce [--sizes 1,4,16,64] [--procs 2,3] [--warmup 3] [--chunks BYTES,...] [--gloo on|off] [--python /usr/bin/python3] [--rounds 3]";
 
     private const int RedirectedWidth = 160;
 
@@ -39,6 +41,8 @@ internal static class Program
                 "step-one" => StepOneCommand.Run(StepOptions.From(options), StepWorkloads.Parse(options.String("what", ""))),
                 "cifar" => CifarCommand.Run(CifarOptions.From(options)),
                 "actors" => ActorsCommand.Run(options),
+                "allreduce" => AllReduceCommand.Run(AllReduceOptions.From(options)),
+                "allreduce-rank" => AllReduceRankCommand.Run(options),
                 _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
             };
         }

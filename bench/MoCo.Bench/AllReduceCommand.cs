@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Spectre.Console;
+
+namespace MoCo.Bench;
+
+/// <summary>
+/// <c>moco-bench allreduce</c>: the TCP ring's float32 all-reduce between local processes against PyTorch's Gloo
+/// backend measured in the same run, as bus bandwidth (nccl-tests: algbw = bytes / time, busbw = algbw · 2(n − 1)/n).
+/// For each process count it starts one <c>allreduce-rank</c> child per rank (this executable again), acts as their
+/// coordinator (collects the listeners' endpoints, hands out the ring with a fresh secret), then runs
+/// bench/gloo_allreduce.py with the same sizes, warm-up and call counts.
+/// </summary>
+internal static class AllReduceCommand
+{
+    /// <summary>Runs the measurements and prints the tables; returns 1 when a side failed.</summary>
+    public static int Run(AllReduceOptions options)
+    {
+        AnsiConsole.MarkupLine(Markup.Escape(
+            $"float32 all-reduce (sum) on 127.0.0.1: sizes {string.Join(", ", options.SizesMiB)} MiB, {string.Join(" and ", options.Procs)} processes, " +
+            $"{options.Warmup} warm-up calls, then {string.Join("/", options.SizesBytes.Select(AllReduceOptions.Iterations))} timed calls per size; " +
+            $"ring chunks {string.Join(", ", options.ChunkBytes.Select(Kib))}; {Environment.ProcessorCount} cores"));
+        var ours = new List<AllReduceMeasurement>();
+        var gloo = new List<AllReduceMeasurement>();
+        bool failed = false;
+        // rounds interleave the two sides, so that a burst of load on a shared machine hits both
+        foreach (var (round, procs) in Enumerable.Range(1, options.Rounds).SelectMany(r => options.Procs.Select(p => (r, p))))
+        {
+            AnsiConsole.MarkupLine(Markup.Escape($"round {round}/{options.Rounds}: ring, {procs} processes ..."));
+            try
+            {
+                ours.AddRange(RunRing(options, procs));
+            }
+            catch (InvalidOperationException e)
+            {
+                AnsiConsole.MarkupLine($"[red]{Markup.Escape($"the ring with {procs} processes failed: {e.Message}")}[/]");
+                failed = true;
+            }
+            if (options.Gloo)
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"round {round}/{options.Rounds}: gloo, {procs} processes ..."));
+                var (measured, error) = GlooBaseline.Run(options, procs);
+                gloo.AddRange(measured);
+                if (error is not null)
+                {
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(error)}[/]");
+                    failed = true;
+                }
+            }
+        }
+        AnsiConsole.Write(Comparison(options, ours, gloo));
+        if (options.ChunkBytes.Count > 1)
+        {
+            AnsiConsole.Write(ChunkSweep(options, ours));
+        }
+        return failed ? 1 : 0;
+    }
+
+    private static List<AllReduceMeasurement> RunRing(AllReduceOptions options, int procs)
+    {
+        var measurements = new List<AllReduceMeasurement>();
+        using var group = RankGroup.Start(procs, r => options.ChildArguments(r, procs));
+        foreach (int chunk in options.ChunkBytes)
+        {
+            var endpoints = Enumerable.Range(0, procs).Select(r => Expect(group.ReadLine(r), "listening", r)).ToArray();
+            string secret = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
+            for (int r = 0; r < procs; r++)
+            {
+                group.WriteLine(r, $"ring {secret} {string.Join(' ', endpoints)}");
+            }
+            foreach (long _ in options.SizesBytes)
+            {
+                string line = group.ReadLine(0);
+                measurements.Add(AllReduceMeasurement.TryParse(line) ?? throw new InvalidOperationException($"rank 0 printed '{line}' where a measurement was due"));
+            }
+        }
+        for (int r = 0; r < procs; r++)
+        {
+            Expect(group.ReadLine(r), "done", r);
+        }
+        group.WaitForAll();
+        return measurements;
+    }
+
+    private static string Expect(string line, string word, int rank)
+    {
+        var parts = line.Split(' ', 2);
+        return parts[0] == word
+            ? (parts.Length > 1 ? parts[1] : "")
+            : throw new InvalidOperationException($"rank {rank} printed '{line}' where '{word}' was due");
+    }
+
+    private static Table Comparison(AllReduceOptions options, List<AllReduceMeasurement> ours, List<AllReduceMeasurement> gloo)
+    {
+        int chunk = options.ChunkBytes[0];
+        var table = new Table().Title($"moco-bench allreduce (ring chunk {Kib(chunk)}; medians of {options.Rounds} rounds)").Border(TableBorder.Markdown);
+        table.AddColumn(new TableColumn("procs").RightAligned());
+        table.AddColumn(new TableColumn("size (MiB)").RightAligned());
+        table.AddColumn(new TableColumn("calls").RightAligned());
+        table.AddColumn(new TableColumn("ring (ms)").RightAligned());
+        table.AddColumn(new TableColumn("ring busbw (GB/s)").RightAligned());
+        table.AddColumn(new TableColumn("gloo (ms)").RightAligned());
+        table.AddColumn(new TableColumn("gloo busbw (GB/s)").RightAligned());
+        table.AddColumn(new TableColumn("ring / gloo").RightAligned());
+        foreach (int procs in options.Procs)
+        {
+            foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
+            {
+                var mine = Median(ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == chunk));
+                var theirs = Median(gloo.Where(m => m.Procs == procs && m.Bytes == bytes));
+                table.AddRow(
+                    procs.ToString(CultureInfo.InvariantCulture),
+                    mib.ToString(CultureInfo.InvariantCulture),
+                    AllReduceOptions.Iterations(bytes).ToString(CultureInfo.InvariantCulture),
+                    mine is null ? "n/a" : Format(mine.Seconds * 1000, 2),
+                    mine is null ? "n/a" : Format(mine.BusBandwidth, 2),
+                    theirs is null ? "n/a" : Format(theirs.Seconds * 1000, 2),
+                    theirs is null ? "n/a" : Format(theirs.BusBandwidth, 2),
+                    mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x");
+            }
+        }
+        return table;
+    }
+
+    private static Table ChunkSweep(AllReduceOptions options, List<AllReduceMeasurement> ours)
+    {
+        var table = new Table().Title($"ring bus bandwidth (GB/s) by chunk size (medians of {options.Rounds} rounds; best in bold)").Border(TableBorder.Markdown);
+        table.AddColumn(new TableColumn("procs").RightAligned());
+        table.AddColumn(new TableColumn("size (MiB)").RightAligned());
+        foreach (int chunk in options.ChunkBytes)
+        {
+            table.AddColumn(new TableColumn(Kib(chunk)).RightAligned());
+        }
+        foreach (int procs in options.Procs)
+        {
+            foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
+            {
+                var row = options.ChunkBytes.Select(c => Median(ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == c))).ToList();
+                double best = row.Where(m => m is not null).Select(m => m!.BusBandwidth).DefaultIfEmpty(double.NaN).Max();
+                var cells = new List<string> { procs.ToString(CultureInfo.InvariantCulture), mib.ToString(CultureInfo.InvariantCulture) };
+                cells.AddRange(row.Select(m => m is null ? "n/a" : m.BusBandwidth == best ? $"[bold]{Format(m.BusBandwidth, 2)}[/]" : Format(m.BusBandwidth, 2)));
+                table.AddRow(cells.ToArray());
+            }
+        }
+        return table;
+    }
+
+    /// <summary>The measurement of median time among the rounds' (the upper median when there is an even number), or null when there is none.</summary>
+    private static AllReduceMeasurement? Median(IEnumerable<AllReduceMeasurement> rounds)
+    {
+        var sorted = rounds.OrderBy(m => m.Seconds).ToList();
+        return sorted.Count == 0 ? null : sorted[sorted.Count / 2];
+    }
+
+    private static string Kib(int bytes) => bytes % (1024 * 1024) == 0 ? $"{bytes / (1024 * 1024)} MiB" : $"{bytes / 1024} KiB";
+
+    private static string Format(double value, int decimals) =>
+        double.IsFinite(value) ? value.ToString("F" + decimals.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) : "n/a";
+}

@@ -1,0 +1,168 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using MoCo.Model.Collectives;
+
+namespace MoCo.Actors.Collectives;
+
+/// <summary>
+/// The first half of a rank's rendezvous: a TCP listener bound before the ring is known, so that its actual port
+/// (port 0 picks a free one) can be published to the coordinator, which then hands every rank the endpoints of all
+/// ranks. <see cref="TcpRingCollective.Connect"/> takes the listener over, accepts the predecessor on it and closes it.
+/// </summary>
+public sealed class TcpRingListener : IDisposable
+{
+    private const int Backlog = 64;
+
+    private readonly Socket _socket;
+    private int _disposed;
+
+    private TcpRingListener(Socket socket)
+    {
+        _socket = socket;
+        EndPoint = (IPEndPoint)socket.LocalEndPoint!;
+    }
+
+    /// <summary>The address and port the listener is bound to (the actual port when port 0 was asked for).</summary>
+    public IPEndPoint EndPoint { get; }
+
+    /// <summary>Binds a listener to <paramref name="endPoint"/>; port 0 picks a free port.</summary>
+    /// <param name="endPoint">The local address and port, e.g. 0.0.0.0:0 or 127.0.0.1:0.</param>
+    /// <exception cref="SocketException">The address cannot be bound (in use, not local).</exception>
+    public static TcpRingListener Bind(IPEndPoint endPoint)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(endPoint);
+            socket.Listen(Backlog);
+            return new TcpRingListener(socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Stops listening.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _socket.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Accepts connections until one completes the handshake as <paramref name="predecessor"/> of the same run,
+    /// generation and world, and returns it. Every connection is handshaken on its own thread within
+    /// <paramref name="handshakeTimeout"/>, so a stranger that sends garbage or nothing never holds up the
+    /// predecessor; refused connections are dropped and described in <paramref name="refusals"/> (for error messages).
+    /// </summary>
+    /// <exception cref="CollectiveException">No predecessor completed the handshake before <paramref name="deadline"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    internal (Socket Socket, string Address) AcceptPredecessor(
+        RingIdentity me, int predecessor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, long deadline,
+        ConcurrentQueue<string> refusals, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var winner = new TaskCompletionSource<(Socket, string)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        int claimed = 0;
+        var stop = new CancellationTokenSource();
+
+        void Handshake(Socket socket)
+        {
+            string address = socket.RemoteEndPoint?.ToString() ?? "an unknown address";
+            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            using var guard = new SocketDeadline(socket, remaining < handshakeTimeout ? remaining : handshakeTimeout, stop.Token);
+            try
+            {
+                using (var stream = new NetworkStream(socket, ownsSocket: false))
+                {
+                    RingHandshake.RunServer(stream, me, predecessor, secret.Span, address, () => Interlocked.CompareExchange(ref claimed, 1, 0) == 0);
+                }
+                if (!guard.TryDisarm())
+                {
+                    Interlocked.Exchange(ref claimed, 0);
+                    refusals.Enqueue($"{address}: the handshake completed just as its time ran out");
+                    return;
+                }
+                if (!winner.TrySetResult((socket, address)))
+                {
+                    socket.Dispose();
+                }
+            }
+            catch (Exception) when (stop.IsCancellationRequested)
+            {
+                socket.Dispose(); // cut short because the rendezvous is over: nothing worth reporting
+            }
+            catch (RingHandshakeException e)
+            {
+                refusals.Enqueue(guard.HasFired ? $"{address}: no complete handshake within {handshakeTimeout.TotalSeconds:0.#} s" : $"{address}: {e.Message}");
+                socket.Dispose();
+            }
+            catch (Exception e)
+            {
+                refusals.Enqueue($"{address}: {e.GetType().Name}: {e.Message}");
+                socket.Dispose();
+            }
+        }
+
+        var acceptor = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Socket accepted;
+                try
+                {
+                    accepted = _socket.Accept();
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    return; // the listener was closed
+                }
+                accepted.NoDelay = true;
+                var handshaker = new Thread(() => Handshake(accepted)) { IsBackground = true, Name = $"ring-handshake-{me.Rank}" };
+                handshaker.Start();
+            }
+        })
+        { IsBackground = true, Name = $"ring-accept-{me.Rank}" };
+        acceptor.Start();
+
+        bool returned = false;
+        try
+        {
+            using var cancelled = cancellationToken.Register(() => winner.TrySetCanceled(cancellationToken));
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            bool done;
+            try
+            {
+                done = winner.Task.Wait(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
+            }
+            catch (AggregateException e) when (e.InnerException is TaskCanceledException)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
+            if (!done)
+            {
+                string seen = refusals.IsEmpty ? "no peer connected" : "refused: " + string.Join("; ", refusals);
+                throw new CollectiveException($"rank {me.Rank}: its predecessor rank {predecessor} did not complete a ring handshake before the connect timeout ({seen})");
+            }
+            returned = true;
+            return winner.Task.Result;
+        }
+        finally
+        {
+            // stop accepting: pending handshakes are cut short, and later connections find the port closed
+            if (!returned && !winner.TrySetCanceled() && winner.Task.IsCompletedSuccessfully)
+            {
+                winner.Task.Result.Item1.Dispose(); // a predecessor that arrived too late
+            }
+            stop.Cancel();
+            Dispose();
+            acceptor.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+}

@@ -2,7 +2,9 @@ using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Pattern;
+using Akka.Cluster;
 using MoCo.Actors.Checkpoints;
+using MoCo.Actors.Nodes;
 using MoCo.Actors.Queue;
 using MoCo.Actors.Run;
 using MoCo.Actors.Workers;
@@ -45,8 +47,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private IActorRef _coordinator = ActorRefs.Nobody;
     private IActorRef _checkpointer = ActorRefs.Nobody;
     private IActorRef _queueKeeper = ActorRefs.Nobody;
-    private IActorRef[] _workers = [];
+    private readonly Dictionary<string, RemoteNode> _remoteNodes = [];
+    private readonly Dictionary<int, string> _endpoints = [];
+    private List<Slot> _slots = [];
     private WorkerGroup? _group;
+    private int _incarnation;
     private RunState _state = RunState.Empty;
     private Action? _afterAllReplies;
     private Action? _afterStopsAndWrites;
@@ -66,6 +71,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private long _recordsAnswered;
     private string? _lastCheckpoint;
     private string? _pendingRecovery;
+    private bool _awaitingMinimum;
+    private readonly Dictionary<string, string> _leaveReasons = [];
+
+    /// <summary>The cluster role of nodes that offer workers.</summary>
+    public const string TrainerRole = "trainer";
 
     /// <summary>Creates the director; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
@@ -94,6 +104,14 @@ public sealed class TrainingDirectorActor : ReceiveActor
         Receive<QueueKeeper.Age>(age => _subscriber.Tell(age));
         Receive<QueueKeeper.Inconsistent>(HandleQueueInconsistent);
         Receive<RecreateWorkers>(HandleRecreateWorkers);
+        Receive<Worker.Prepared>(HandlePrepared);
+        Receive<NodeAgent.Offer>(HandleOffer);
+        Receive<NodeAgent.StartFailed>(HandleStartFailed);
+        Receive<AskForOffer>(ask => AskForOfferNow(ask.Node));
+        Receive<ClusterEvent.CurrentClusterState>(HandleClusterState);
+        Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
+        Receive<ClusterEvent.UnreachableMember>(u => HandleNodeLost(u.Member.Address.ToString(), "unreachable"));
+        Receive<ClusterEvent.MemberRemoved>(r => HandleNodeLost(r.Member.Address.ToString(), "removed from the cluster"));
         Receive<TrainingDirector.Interrupt>(HandleInterrupt);
         Receive<Terminated>(HandleTerminated);
     }
@@ -152,12 +170,23 @@ public sealed class TrainingDirectorActor : ReceiveActor
         var config = _settings.Config;
         int keysPerStep = config.BatchSize * (config.Moco.Symmetric ? 2 : 1);
         _queueKeeper = Context.ActorOf(QueueKeeperActor.Props(new QueueLedger(config.Moco.QueueSize, keysPerStep), _settings.Devices, Self), "queue-keeper");
+        if (_settings.Elastic)
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
+                typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberRemoved));
+        }
+
         _coordinator.Tell(RunCoordinator.GetState.Instance);
     }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
+        if (_settings.Elastic)
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        }
+
         // children (the workers) have stopped by now: nobody uses the group any more
         _group?.Dispose();
     }
@@ -190,57 +219,120 @@ public sealed class TrainingDirectorActor : ReceiveActor
         }
     }
 
-    /// <summary>Brings the journal's membership to exactly this session's workers, then starts them.</summary>
+    /// <summary>Creates this node's workers; in an elastic run, also those of the nodes that offered, once enough are there.</summary>
     private void JoinWorkers()
     {
-        var ranks = Ranks();
-        var ids = ranks.Select(w => w.WorkerId).ToHashSet(StringComparer.Ordinal);
-        var commands = new List<RunCoordinator.ICommand>();
-        foreach (var member in _state.Members.Keys.Where(id => !ids.Contains(id)))
+        if (_settings.Elastic)
         {
-            commands.Add(new RunCoordinator.LeaveWorker(member, $"not part of the resumed world of {_settings.Devices} worker(s)"));
+            _awaitingMinimum = true;
+            TryStartElastic();
+            return;
         }
 
-        foreach (var worker in ranks.Where(w => !_state.Members.ContainsKey(w.WorkerId)))
-        {
-            commands.Add(new RunCoordinator.JoinWorker(worker));
-        }
-
-        RecordAll(commands, StartWorkers);
+        StartWorkers();
     }
 
     private void StartWorkers()
     {
-        _group = new WorkerGroup(_settings.Devices, _settings.CollectiveTimeout, _state.Generation + 1);
-        _workers = new IActorRef[_settings.Devices];
-        var all = Enumerable.Range(0, _settings.Devices).ToList();
-        CreateWorkers(all, WorkerStart.Fresh.Instance);
-        AwaitReplies(all, () => FormGeneration(all, sourceRank: -1, "the run's start"));
+        int generation = _state.Generation + 1;
+        _group = _settings.Elastic ? null : new WorkerGroup(_settings.Devices, _settings.CollectiveTimeout, generation);
+        var local = Enumerable.Range(0, _settings.Devices).ToList();
+        var remote = _settings.Elastic ? PlanRemote(_settings.Devices) : [];
+        int world = local.Count + remote.Sum(r => r.Ranks.Count);
+        _slots = [];
+        CreateLocalWorkers(local, WorkerStart.Fresh.Instance, world);
+        foreach (var (node, ranks) in remote)
+        {
+            StartRemoteWorkers(node, ranks, world);
+        }
+
+        var all = Enumerable.Range(0, world).ToList();
+        // every replica of an elastic run takes rank 0's state: the remote ones start empty
+        int source = remote.Count > 0 ? 0 : -1;
+        AwaitReplies(all, () => FormGeneration(all, source, "the run's start"));
     }
 
-    private void CreateWorkers(IEnumerable<int> ranks, WorkerStart start)
+    /// <summary>Local workers at <paramref name="ranks"/> (the slot list grows or the slot is replaced).</summary>
+    private void CreateLocalWorkers(IEnumerable<int> ranks, WorkerStart start, int world)
     {
         foreach (int r in ranks)
         {
-            _workers[r] = Context.Watch(Context.ActorOf(WorkerActor.Props(_settings, r, _group!, start, _checkpointer, _queueKeeper), WorkerName(r)));
+            // torch threads split over this node's devices (WorkerActor knows the world from the group or its join)
+            var worker = Context.Watch(Context.ActorOf(WorkerActor.Props(_settings, r, _group, start, _checkpointer, _queueKeeper), WorkerName(r)));
+            var slot = new Slot(worker, WorkerName(r), _settings.Node, null);
+            if (r < _slots.Count)
+            {
+                _slots[r] = slot;
+            }
+            else
+            {
+                _slots.Add(slot);
+            }
         }
+    }
+
+    /// <summary>Asks <paramref name="node"/>'s agent for workers at <paramref name="ranks"/>; they start empty and take rank 0's state.</summary>
+    private void StartRemoteWorkers(RemoteNode node, IReadOnlyList<int> ranks, int world)
+    {
+        int incarnation = ++_incarnation;
+        node.Agent.Tell(new NodeAgent.StartWorkers(_settings.RunId, _settings.Config.ToJson(), ranks, world, incarnation));
+        node.InRun = true;
+        for (int i = 0; i < ranks.Count; i++)
+        {
+            // the worker's reference arrives with its Ready; until then the slot holds the agent
+            var slot = new Slot(ActorRefs.Nobody, $"{node.Address}/worker-{incarnation}-{i}", node.Address, node.Agent);
+            if (ranks[i] < _slots.Count)
+            {
+                _slots[ranks[i]] = slot;
+            }
+            else
+            {
+                _slots.Add(slot);
+            }
+        }
+    }
+
+    /// <summary>The remote nodes (offered, not quarantined, not in the run) that fit beside <paramref name="taken"/> workers, with their ranks.</summary>
+    private List<(RemoteNode Node, IReadOnlyList<int> Ranks)> PlanRemote(int taken)
+    {
+        var plan = new List<(RemoteNode, IReadOnlyList<int>)>();
+        int next = taken;
+        foreach (var node in _remoteNodes.Values.Where(n => !n.InRun && n.Devices > 0 && n.QuarantinedUntil <= DateTime.UtcNow).OrderBy(n => n.Address, StringComparer.Ordinal))
+        {
+            int devices = Math.Min(node.Devices, _settings.Config.BnSplits - next);
+            if (devices <= 0)
+            {
+                break;
+            }
+
+            plan.Add((node, Enumerable.Range(next, devices).ToList()));
+            next += devices;
+        }
+
+        return plan;
     }
 
     private void HandleReady(Worker.Ready ready)
     {
         _ready[ready.Rank] = ready;
+        if (ready.Rank < _slots.Count && _slots[ready.Rank].Agent is not null && _slots[ready.Rank].Ref.IsNobody())
+        {
+            _slots[ready.Rank] = _slots[ready.Rank] with { Ref = Context.Watch(Sender) };
+        }
+
         Arrive(ready.Rank);
     }
 
     /// <summary>
-    /// Records generation <c>_group.Generation</c> (its ranks and the step it resumes at), then tells every worker to
-    /// join it, taking <paramref name="sourceRank"/>'s state when it is not negative.
+    /// Forms the next generation of the current slots: in an elastic run every worker first binds its ring listener and
+    /// the endpoints are collected; then the membership and the generation (its ranks and the step it resumes at) are
+    /// journaled, and every worker joins it, taking <paramref name="sourceRank"/>'s state when that is not negative.
     /// </summary>
     private void FormGeneration(IReadOnlyList<int> newRanks, int sourceRank, string source)
     {
-        var reference = sourceRank >= 0 ? null : _ready[newRanks[0]];
-        if (reference is not null)
+        if (sourceRank < 0)
         {
+            var reference = _ready[newRanks[0]];
             var disagreeing = newRanks.Select(r => _ready[r]).FirstOrDefault(r => r.GlobalStep != reference.GlobalStep);
             if (disagreeing is not null)
             {
@@ -252,9 +344,71 @@ public sealed class TrainingDirectorActor : ReceiveActor
             _globalStep = reference.GlobalStep;
             _epoch = reference.Epoch;
         }
+        else if (_ready.TryGetValue(sourceRank, out var sourceReady) && newRanks.Contains(sourceRank))
+        {
+            // the source itself is new (a run's start): its cursor is the run's
+            _stepsPerEpoch = sourceReady.StepsPerEpoch;
+            _globalStep = sourceReady.GlobalStep;
+            _epoch = sourceReady.Epoch;
+        }
 
-        int generation = _group!.Generation;
-        Record(new RunCoordinator.StartGeneration(Ranks(), _globalStep), () =>
+        int generation = _state.Generation + 1;
+        int world = _slots.Count;
+        var all = Enumerable.Range(0, world).ToList();
+        if (_settings.Elastic)
+        {
+            _endpoints.Clear();
+            AwaitReplies(all, () => RecordGeneration(generation, newRanks, sourceRank, source, all.Select(r => _endpoints[r]).ToList()));
+            for (int r = 0; r < world; r++)
+            {
+                _slots[r].Ref.Tell(new Worker.PrepareGeneration(generation, r));
+            }
+
+            return;
+        }
+
+        if (_group!.Generation != generation)
+        {
+            _group.StartGeneration(generation, world);
+        }
+
+        RecordGeneration(generation, newRanks, sourceRank, source, null);
+    }
+
+    private void HandlePrepared(Worker.Prepared prepared)
+    {
+        _endpoints[prepared.Rank] = prepared.Endpoint;
+        Arrive(prepared.Rank);
+    }
+
+    /// <summary>Journals the membership and generation <paramref name="generation"/>, then has every worker join it.</summary>
+    private void RecordGeneration(int generation, IReadOnlyList<int> newRanks, int sourceRank, string source, IReadOnlyList<string>? endpoints)
+    {
+        var ranks = Ranks();
+        var ids = ranks.Select(w => w.WorkerId).ToHashSet(StringComparer.Ordinal);
+        var commands = new List<RunCoordinator.ICommand>();
+        foreach (var member in _state.Members.Keys.Where(id => !ids.Contains(id)))
+        {
+            commands.Add(new RunCoordinator.LeaveWorker(member, _leaveReasons.GetValueOrDefault(member) ?? $"not part of the world of {ranks.Count} worker(s)"));
+        }
+
+        foreach (var worker in ranks)
+        {
+            if (_state.Members.ContainsKey(worker.WorkerId) && _leaveReasons.TryGetValue(worker.WorkerId, out var reason))
+            {
+                // a re-created worker keeps its id: the history shows it leaving and joining again
+                commands.Add(new RunCoordinator.LeaveWorker(worker.WorkerId, reason));
+                commands.Add(new RunCoordinator.JoinWorker(worker));
+            }
+            else if (!_state.Members.ContainsKey(worker.WorkerId))
+            {
+                commands.Add(new RunCoordinator.JoinWorker(worker));
+            }
+        }
+
+        commands.Add(new RunCoordinator.StartGeneration(ranks, _globalStep));
+        _leaveReasons.Clear();
+        RecordAll(commands, () =>
         {
             if (_state.Generation != generation)
             {
@@ -262,13 +416,13 @@ public sealed class TrainingDirectorActor : ReceiveActor
                 return;
             }
 
-            _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, _settings.Devices));
-            var all = Enumerable.Range(0, _settings.Devices).ToList();
+            int world = _slots.Count;
+            _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, world));
             _joined.Clear();
-            AwaitReplies(all, () => GenerationJoined(newRanks, sourceRank, source));
-            foreach (var worker in _workers)
+            AwaitReplies(Enumerable.Range(0, world), () => GenerationJoined(newRanks, sourceRank, source));
+            for (int r = 0; r < world; r++)
             {
-                worker.Tell(new Worker.JoinGeneration(generation, sourceRank));
+                _slots[r].Ref.Tell(new Worker.JoinGeneration(generation, sourceRank, r, world, endpoints));
             }
         });
     }
@@ -294,13 +448,13 @@ public sealed class TrainingDirectorActor : ReceiveActor
         if (!_started)
         {
             _started = true;
-            _subscriber.Tell(new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _settings.Devices, _state.Generation,
+            _subscriber.Tell(new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _slots.Count, _state.Generation,
                 _globalStep, first.Epoch, first.StepInEpoch, _stepsPerEpoch));
         }
         else
         {
             _log.Info("Run {0}: generation {1} formed at step {2}; rank(s) {3} re-created from {4}", _settings.RunId, _state.Generation, _globalStep, string.Join(", ", newRanks), source);
-            _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _settings.Devices, _globalStep, newRanks, source));
+            _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _slots.Count, _globalStep, newRanks, source));
         }
 
         NextChunk();
@@ -336,6 +490,12 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
+        if (_settings.Elastic && _slots.Count < _settings.Config.BnSplits && PlanRemote(_slots.Count).Count > 0)
+        {
+            Grow();
+            return;
+        }
+
         long upTo = _globalStep + _settings.ChunkSteps;
         int every = _settings.Config.CheckpointEverySteps;
         if (every > 0)
@@ -345,10 +505,10 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         _done.Clear();
         _epochDone = null;
-        AwaitReplies(Enumerable.Range(0, _settings.Devices), ChunkDone);
-        foreach (var worker in _workers)
+        AwaitReplies(Enumerable.Range(0, _slots.Count), ChunkDone);
+        foreach (var slot in _slots)
         {
-            worker.Tell(new Worker.RunSteps(upTo));
+            slot.Ref.Tell(new Worker.RunSteps(upTo));
         }
     }
 
@@ -411,7 +571,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private void TakeCheckpoint(double? knnTop1Percent)
     {
         AwaitReplies([0], NextChunk);
-        _workers[0].Tell(new Worker.TakeCheckpoint(_checkpoints.PathFor(_epoch, _globalStep), knnTop1Percent));
+        _slots[0].Ref.Tell(new Worker.TakeCheckpoint(_checkpoints.PathFor(_epoch, _globalStep), knnTop1Percent));
     }
 
     private void HandleCheckpointTaken(Worker.CheckpointTaken taken)
@@ -522,15 +682,15 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        int rank = Array.IndexOf(_workers, terminated.ActorRef);
+        int rank = _slots.FindIndex(s => s.Ref.Equals(terminated.ActorRef));
         if (rank < 0 || _finishing)
         {
             return;
         }
 
-        // a worker stopped without reporting (its actor threw): treat it as that rank's failure
+        // a worker stopped without reporting (its actor threw, or its node is gone): treat it as that rank's failure
         _group?.ReportFailure(rank);
-        _workers[rank] = ActorRefs.Nobody;
+        _slots[rank] = _slots[rank] with { Ref = ActorRefs.Nobody };
         HandleWorkerFailed(new Worker.WorkerFailed(rank, "running", -1, -1, -1, $"the worker actor stopped unexpectedly{cause}", FirstFailure: true));
     }
 
@@ -552,7 +712,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         var where = cause.GlobalStep < 0 ? string.Empty : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
         var reason = $"rank {cause.Rank} ({WorkerName(cause.Rank)}) failed while {cause.Operation}{where}: {cause.Error}";
         var failedRanks = failures.Where(f => f.FirstFailure).Select(f => f.Rank)
-            .Concat(Enumerable.Range(0, _workers.Length).Where(r => _workers[r].IsNobody()))
+            .Concat(Enumerable.Range(0, _slots.Count).Where(r => _slots[r].Ref.IsNobody()))
             .Append(cause.Rank).Distinct().Order().ToList();
 
         _failuresInARow++;
@@ -565,7 +725,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         }
 
         var delay = RestartDelay(_failuresInARow);
-        var survivors = Enumerable.Range(0, _settings.Devices).Except(failedRanks).ToList();
+        var survivors = Enumerable.Range(0, _slots.Count).Except(failedRanks).ToList();
         var from = survivors.Count > 0 ? $"rank {survivors[0]}" : "the latest checkpoint";
         _log.Warning($"Run {_settings.RunId}: {reason}; re-creating rank(s) {string.Join(", ", failedRanks)} from {from} in {delay.TotalSeconds:F1} s (attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})");
         _subscriber.Tell(new TrainingDirector.Notice($"{reason}; re-creating rank(s) {string.Join(", ", failedRanks)} from {from} in {delay.TotalSeconds:F1} s "
@@ -573,22 +733,39 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         foreach (int r in failedRanks)
         {
-            if (!_workers[r].IsNobody())
+            var slot = _slots[r];
+            _leaveReasons[slot.Id] = reason;
+            if (slot.Agent is not null)
             {
-                _stopping.Add(_workers[r]);
-                Context.Stop(_workers[r]);
+                // a remote worker is not re-created in place: its node leaves the run, quarantined, and may offer again
+                Quarantine(slot.Node, reason);
+                if (!slot.Ref.IsNobody())
+                {
+                    Context.Unwatch(slot.Ref);
+                }
+
+                slot.Agent.Tell(new NodeAgent.StopWorkers(_settings.RunId));
+            }
+            else if (!slot.Ref.IsNobody())
+            {
+                _stopping.Add(slot.Ref);
+                Context.Stop(slot.Ref);
             }
         }
 
         _pendingRecovery = reason;
-        var leaves = failedRanks.Select(r => (RunCoordinator.ICommand)new RunCoordinator.LeaveWorker(WorkerName(r), reason)).ToList();
         long survivorStep = survivors.Count > 0 ? failures.FirstOrDefault(f => f.Rank == survivors[0] && f.GlobalStep >= 0)?.GlobalStep ?? _globalStep : _globalStep;
-        RecordAll(leaves, () => Context.System.Scheduler.ScheduleTellOnce(delay, Self, new RecreateWorkers(failedRanks, survivors, survivorStep), Self));
+        if (_settings.Elastic)
+        {
+            // every rank of the generation reports (the survivors' collectives failed); they agree on the step
+            survivorStep = failures.Where(f => survivors.Contains(f.Rank) && f.GlobalStep >= 0).Select(f => f.GlobalStep).DefaultIfEmpty(survivorStep).Min();
+        }
+        Context.System.Scheduler.ScheduleTellOnce(delay, Self, new RecreateWorkers(failedRanks, survivors, survivorStep), Self);
     }
 
     private void HandleRecreateWorkers(RecreateWorkers recreate)
     {
-        // the message carries what OnGroupFailure decided; wait for the stopped workers' names and pending writes
+        // wait for the stopped workers' names and the pending writes
         AfterStopsAndWrites(() =>
         {
             if (_pendingRecovery is null || _finishing)
@@ -598,15 +775,28 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
             _pendingRecovery = null;
             var (failed, survivors, survivorStep) = recreate;
-            _group!.StartGeneration(_state.Generation + 1, _settings.Devices);
+            // remote failed slots leave the world; local ones are re-created in place
+            var dropped = failed.Where(r => _slots[r].Agent is not null).ToHashSet();
+            var kept = Enumerable.Range(0, _slots.Count).Where(r => !dropped.Contains(r)).ToList();
+            var renumber = kept.Select((oldRank, newRank) => (oldRank, newRank)).ToDictionary(p => p.oldRank, p => p.newRank);
+            _slots = kept.Select(r => _slots[r]).ToList();
+            var localFailed = failed.Where(r => !dropped.Contains(r)).Select(r => renumber[r]).ToList();
+            var survivorRanks = survivors.Select(r => renumber[r]).ToList();
+            int world = _slots.Count;
+            if (!_settings.Elastic)
+            {
+                _group!.StartGeneration(_state.Generation + 1, world);
+            }
+
             WorkerStart start;
             string source;
             IReadOnlyList<int> created;
-            if (survivors.Count > 0)
+            if (survivorRanks.Count > 0)
             {
                 start = WorkerStart.FromPeer.Instance;
                 source = $"rank {survivors[0]}";
-                created = failed;
+                created = localFailed;
+                _globalStep = survivorStep;
             }
             else
             {
@@ -614,22 +804,159 @@ public sealed class TrainingDirectorActor : ReceiveActor
                 var latest = CheckpointDirectory.Latest(_settings.RunDirectory, _settings.RunId).Found?.Path ?? _settings.ResumeFrom;
                 start = latest is null ? WorkerStart.Fresh.Instance : new WorkerStart.FromCheckpoint(latest);
                 source = latest is null ? "the run's initial state (no checkpoint yet)" : $"checkpoint {latest}";
-                created = failed; // no survivor: the failed ranks are all the ranks
+                created = localFailed;
             }
 
-            CreateWorkers(created, start);
-            int sourceRank = survivors.Count > 0 ? survivors[0] : -1;
-            AwaitReplies(created, () =>
+            CreateLocalWorkers(created, start, world);
+            int sourceRank = survivorRanks.Count > 0 ? survivorRanks[0] : (_settings.Elastic && world > created.Count ? 0 : -1);
+            if (created.Count == 0)
             {
-                if (sourceRank >= 0)
+                FormGeneration(created, sourceRank, source);
+                return;
+            }
+
+            AwaitReplies(created, () => FormGeneration(created, sourceRank, source));
+        });
+    }
+
+    /// <summary>New nodes offered devices: a new generation with their workers, which take rank 0's state.</summary>
+    private void Grow()
+    {
+        var plan = PlanRemote(_slots.Count);
+        int world = _slots.Count + plan.Sum(p => p.Ranks.Count);
+        foreach (var (node, ranks) in plan)
+        {
+            StartRemoteWorkers(node, ranks, world);
+        }
+
+        var created = plan.SelectMany(p => p.Ranks).ToList();
+        _subscriber.Tell(new TrainingDirector.Notice($"node(s) {string.Join(", ", plan.Select(p => p.Node.Address))} join the run: "
+            + $"{world} worker(s) from step {_globalStep}"));
+        AwaitReplies(created, () => FormGeneration(created, 0, "rank 0"));
+    }
+
+    private void HandleClusterState(ClusterEvent.CurrentClusterState state)
+    {
+        foreach (var member in state.Members.Where(m => m.Status == MemberStatus.Up))
+        {
+            HandleMemberUp(member);
+        }
+    }
+
+    private void HandleMemberUp(Member member)
+    {
+        var self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
+        if (member.Address.Equals(self) || !member.HasRole(TrainerRole))
+        {
+            return;
+        }
+
+        AskForOfferNow(member.Address.ToString());
+    }
+
+    private void AskForOfferNow(string node)
+    {
+        if (_finishing)
+        {
+            return;
+        }
+
+        if (_remoteNodes.TryGetValue(node, out var known) && known.QuarantinedUntil > DateTime.UtcNow)
+        {
+            Context.System.Scheduler.ScheduleTellOnce(known.QuarantinedUntil - DateTime.UtcNow, Self, new AskForOffer(node), Self);
+            return;
+        }
+
+        Context.ActorSelection(node + NodeAgent.Path).Tell(new NodeAgent.GetOffer(_settings.RunId));
+    }
+
+    private void HandleOffer(NodeAgent.Offer offer)
+    {
+        if (_finishing)
+        {
+            Sender.Tell(new NodeAgent.RunEnded(_settings.RunId, "the run is finishing"));
+            return;
+        }
+
+        if (!_remoteNodes.TryGetValue(offer.Node, out var node))
+        {
+            node = new RemoteNode(offer.Node, Sender);
+            _remoteNodes[offer.Node] = node;
+        }
+
+        node.Agent = Sender;
+        node.Devices = offer.Devices;
+        _log.Info("Run {0}: node {1} offers {2} device(s)", _settings.RunId, offer.Node, offer.Devices);
+        TryStartElastic();
+    }
+
+    /// <summary>Starts an elastic run once this node's and the offered devices reach the configured minimum.</summary>
+    private void TryStartElastic()
+    {
+        if (!_awaitingMinimum || !_stateKnown)
+        {
+            return;
+        }
+
+        int offered = _settings.Devices + _remoteNodes.Values.Where(n => n.QuarantinedUntil <= DateTime.UtcNow).Sum(n => n.Devices);
+        if (offered < _settings.MinWorkers)
+        {
+            _subscriber.Tell(new TrainingDirector.Notice($"waiting for workers: {offered} of the {_settings.MinWorkers} required are offered"));
+            return;
+        }
+
+        _awaitingMinimum = false;
+        StartWorkers();
+    }
+
+    private void HandleStartFailed(NodeAgent.StartFailed failed)
+    {
+        Quarantine(failed.Node, failed.Error);
+        int rank = _slots.FindIndex(s => s.Node == failed.Node && s.Ref.IsNobody());
+        if (rank >= 0)
+        {
+            HandleWorkerFailed(new Worker.WorkerFailed(rank, "starting", -1, -1, -1, $"node {failed.Node} could not start its workers: {failed.Error}", FirstFailure: true));
+        }
+    }
+
+    /// <summary>A node hosting workers is unreachable or gone: each of its workers failed.</summary>
+    private void HandleNodeLost(string node, string how)
+    {
+        if (_remoteNodes.TryGetValue(node, out var known))
+        {
+            known.Devices = 0; // until it offers again
+        }
+
+        for (int r = 0; r < _slots.Count; r++)
+        {
+            if (_slots[r].Node == node && _slots[r].Agent is not null && !_finishing)
+            {
+                var lost = _slots[r];
+                if (!lost.Ref.IsNobody())
                 {
-                    _globalStep = survivorStep;
+                    Context.Unwatch(lost.Ref);
                 }
 
-                var joins = created.Select(r => (RunCoordinator.ICommand)new RunCoordinator.JoinWorker(Ranks()[r])).ToList();
-                RecordAll(joins, () => FormGeneration(created, sourceRank, source));
-            });
-        });
+                _slots[r] = lost with { Ref = ActorRefs.Nobody };
+                HandleWorkerFailed(new Worker.WorkerFailed(r, "running", -1, -1, -1, $"node {node} is {how}", FirstFailure: true));
+            }
+        }
+    }
+
+    /// <summary>Keeps <paramref name="node"/> out of the run for a while that doubles with each of its failures (at most 5 minutes).</summary>
+    private void Quarantine(string node, string reason)
+    {
+        if (!_remoteNodes.TryGetValue(node, out var known))
+        {
+            return;
+        }
+
+        known.InRun = false;
+        known.Failures++;
+        var wait = TimeSpan.FromSeconds(Math.Min(300, _settings.RestartBackoffMin.TotalSeconds * Math.Pow(2, known.Failures - 1)));
+        known.QuarantinedUntil = DateTime.UtcNow + wait;
+        _log.Warning($"Run {_settings.RunId}: node {node} quarantined for {wait.TotalSeconds:F1} s after failure {known.Failures}: {reason}");
+        Context.System.Scheduler.ScheduleTellOnce(wait, Self, new AskForOffer(node), Self);
     }
 
     private TimeSpan RestartDelay(int failuresInARow)
@@ -768,16 +1095,21 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         _finished = true;
         _finishing = true;
+        foreach (var node in _remoteNodes.Values)
+        {
+            node.Agent.Tell(new NodeAgent.RunEnded(_settings.RunId, message.GetType().Name));
+        }
+
         _subscriber.Tell(message);
         Context.Stop(Self);
     }
 
     private void StopWorkers()
     {
-        foreach (var worker in _workers.Where(w => !w.IsNobody()))
+        foreach (var slot in _slots.Where(s => !s.Ref.IsNobody()))
         {
-            Context.Unwatch(worker);
-            Context.Stop(worker);
+            Context.Unwatch(slot.Ref);
+            Context.Stop(slot.Ref);
         }
     }
 
@@ -807,7 +1139,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     private List<WorkerInfo> Ranks()
     {
-        return Enumerable.Range(0, _settings.Devices).Select(r => new WorkerInfo(WorkerName(r), _settings.Node, "cpu")).ToList();
+        return _slots.Select(s => new WorkerInfo(s.Id, s.Node, "cpu")).ToList();
     }
 
     private void AppendMetrics(Worker.EpochDone e)
@@ -823,6 +1155,28 @@ public sealed class TrainingDirectorActor : ReceiveActor
         writer.WriteLine(MetricsCsv.Row(e.Epoch, e.Steps, e.Loss, e.InstanceAccuracy, e.LearningRate, e.KnnTop1Percent, e.KnnTop5Percent, e.Seconds,
             e.ImagesPerSecond, e.LoaderWaitSeconds));
     }
+
+    /// <summary>One rank of the current or forming generation: its worker, its id in the journal, its node, and the agent that created it (null: this node).</summary>
+    private sealed record Slot(IActorRef Ref, string Id, string Node, IActorRef? Agent);
+
+    /// <summary>What the director knows of a remote node's agent.</summary>
+    private sealed class RemoteNode(string address, IActorRef agent)
+    {
+        public string Address { get; } = address;
+
+        public IActorRef Agent { get; set; } = agent;
+
+        public int Devices { get; set; }
+
+        public bool InRun { get; set; }
+
+        public int Failures { get; set; }
+
+        public DateTime QuarantinedUntil { get; set; } = DateTime.MinValue;
+    }
+
+    /// <summary>Ask a node for its offer again (its quarantine ended).</summary>
+    private sealed record AskForOffer(string Node);
 
     /// <summary>Re-create the failed workers (sent to self after the backoff).</summary>
     private sealed record RecreateWorkers(IReadOnlyList<int> Failed, IReadOnlyList<int> Survivors, long SurvivorStep);

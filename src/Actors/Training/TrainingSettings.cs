@@ -49,6 +49,18 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     /// <summary>How long the director waits for the run journal to acknowledge a command before it stops the run.</summary>
     public TimeSpan JournalTimeout { get; init; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Whether the run may span processes: the director then accepts workers of other cluster nodes (their agents
+    /// offer devices), forms every generation over the TCP ring, and takes nodes in and out between chunks.
+    /// </summary>
+    public bool Elastic { get; init; }
+
+    /// <summary>In an elastic run, the workers (this node's included) that must be offered before training starts.</summary>
+    public int MinWorkers { get; init; } = 1;
+
+    /// <summary>The network data plane of this node's workers, used when the run spans processes.</summary>
+    public DataPlaneSettings DataPlane { get; init; } = DataPlaneSettings.Loopback;
+
     /// <summary>The node name recorded for the workers.</summary>
     public string Node { get; init; } = Environment.MachineName;
 

@@ -26,13 +26,31 @@ public static class Worker
     public sealed record CheckpointTaken(string Path, double Seconds, long Bytes) : IMocoMessage;
 
     /// <summary>
-    /// Join generation <paramref name="Generation"/> of the group: take its collective, and when
-    /// <paramref name="SourceRank"/> is not negative make the state equal to that rank's by broadcast (a collective
-    /// call on every rank). Answered by <see cref="Joined"/> or <see cref="WorkerFailed"/>.
+    /// Get ready for generation <paramref name="Generation"/> over the network: bind the data plane's listener and
+    /// answer with its endpoint (<see cref="Prepared"/>), which the director publishes to every rank.
+    /// </summary>
+    /// <param name="Generation">The generation about to start.</param>
+    /// <param name="Rank">The worker's rank in it.</param>
+    public sealed record PrepareGeneration(int Generation, int Rank) : IMocoMessage;
+
+    /// <summary>The reply to <see cref="PrepareGeneration"/>.</summary>
+    /// <param name="Rank">The worker's rank in the coming generation.</param>
+    /// <param name="Generation">The generation.</param>
+    /// <param name="Endpoint">Where its ring listener accepts its predecessor (<c>host:port</c>).</param>
+    public sealed record Prepared(int Rank, int Generation, string Endpoint) : IMocoMessage;
+
+    /// <summary>
+    /// Join generation <paramref name="Generation"/> as rank <paramref name="Rank"/> of <paramref name="WorldSize"/>:
+    /// take its collective (the in-process group, or the TCP ring through <paramref name="Endpoints"/>), and when
+    /// <paramref name="SourceRank"/> is not negative make the state equal to that rank's by broadcast (a collective call
+    /// on every rank). Answered by <see cref="Joined"/> or <see cref="WorkerFailed"/>.
     /// </summary>
     /// <param name="Generation">The generation, as recorded by the run coordinator.</param>
     /// <param name="SourceRank">The rank whose state every replica takes, or -1 when the replicas are already equal.</param>
-    public sealed record JoinGeneration(int Generation, int SourceRank) : IMocoMessage;
+    /// <param name="Rank">This worker's rank in the generation.</param>
+    /// <param name="WorldSize">The generation's number of workers.</param>
+    /// <param name="Endpoints">Every rank's ring endpoint in rank order, or null for the in-process group.</param>
+    public sealed record JoinGeneration(int Generation, int SourceRank, int Rank, int WorldSize, IReadOnlyList<string>? Endpoints) : IMocoMessage;
 
     /// <summary>The reply to <see cref="JoinGeneration"/>: where the worker's cursor now is.</summary>
     /// <param name="Rank">The worker's rank.</param>

@@ -2,7 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
+using System.Net;
 using System.Security.Cryptography;
+using MoCo.Actors.Collectives;
+using MoCo.Model.Collectives;
 using MoCo.Actors.Checkpoints;
 using MoCo.Actors.Queue;
 using MoCo.Actors.Training;
@@ -36,8 +39,11 @@ public sealed class WorkerActor : ReceiveActor
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
-    private readonly int _rank;
-    private readonly WorkerGroup _group;
+    private readonly WorkerGroup? _group;
+    private readonly IActorRef? _director;
+    private int _rank;
+    private TcpRingListener? _listener;
+    private TcpRingCollective? _ring;
     private readonly WorkerStart _start;
     private readonly IActorRef _checkpointer;
     private readonly IActorRef _queueKeeper;
@@ -58,14 +64,17 @@ public sealed class WorkerActor : ReceiveActor
     /// <param name="start">Where the worker's first state comes from.</param>
     /// <param name="checkpointer">Writes the checkpoints rank 0 takes.</param>
     /// <param name="queueKeeper">Receives the queue report at the end of every chunk.</param>
-    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper)
+    /// <param name="director">Who drives the worker; null for the parent (a remote node's agent creates workers for a director elsewhere).</param>
+    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup? group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper, IActorRef? director = null)
     {
         _settings = settings;
         _rank = rank;
         _group = group;
+        _director = director;
         _start = start;
         _checkpointer = checkpointer;
         _queueKeeper = queueKeeper;
+        Receive<Worker.PrepareGeneration>(HandlePrepareGeneration);
         Receive<Worker.JoinGeneration>(HandleJoinGeneration);
         Receive<Worker.RunSteps>(HandleRunSteps);
         Receive<Worker.TakeCheckpoint>(HandleTakeCheckpoint);
@@ -78,15 +87,21 @@ public sealed class WorkerActor : ReceiveActor
     /// <param name="start">Where the worker's first state comes from.</param>
     /// <param name="checkpointer">Writes the checkpoints rank 0 takes.</param>
     /// <param name="queueKeeper">Receives the queue report at the end of every chunk.</param>
-    public static Props Props(TrainingSettings settings, int rank, WorkerGroup group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper)
+    /// <param name="director">Who drives the worker; null for the parent.</param>
+    public static Props Props(TrainingSettings settings, int rank, WorkerGroup? group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper, IActorRef? director = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(group);
         ArgumentNullException.ThrowIfNull(start);
         ArgumentOutOfRangeException.ThrowIfNegative(rank);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, group.WorldSize);
-        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group, start, checkpointer, queueKeeper)).WithDispatcher(DispatcherId);
+        if (group is not null)
+        {
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, group.WorldSize);
+        }
+
+        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group, start, checkpointer, queueKeeper, director)).WithDispatcher(DispatcherId);
     }
+
+    private IActorRef Director => _director ?? Context.Parent;
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -95,7 +110,7 @@ public sealed class WorkerActor : ReceiveActor
         {
             torch.set_num_threads(_settings.ThreadsPerWorker);
             var config = _settings.Config;
-            int world = _group.WorldSize;
+            int world = _group?.WorldSize ?? _rank + 1;
             var layout = new BatchLayout(config.BatchSize, config.BnSplits, world);
             // replicas start equal: model initialisation draws only from the run's own seeded generator;
             // the collective is bound when the director says which generation to join
@@ -115,21 +130,38 @@ public sealed class WorkerActor : ReceiveActor
 
             _knnAtStartPending = _rank == 0 && _settings.KnnAtStart && _trainer.GlobalStep == 0 && config.KnnEvery > 0;
             _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads, {5})", _rank, world, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker, _start);
-            Context.Parent.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch));
+            Director.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch));
         }
         catch (Exception e)
         {
             _trainer?.Dispose();
             _trainer = null;
-            Fail(Context.Parent, "starting", e);
+            Fail(Director, "starting", e);
         }
     }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
+        _ring?.Dispose();
+        _listener?.Dispose();
         _trainer?.Dispose();
         _trainer = null;
+    }
+
+    private void HandlePrepareGeneration(Worker.PrepareGeneration prepare)
+    {
+        try
+        {
+            _listener?.Dispose();
+            _listener = TcpRingListener.Bind(new IPEndPoint(IPAddress.Parse(_settings.DataPlane.BindAddress), _settings.DataPlane.Port));
+            var endpoint = $"{_settings.DataPlane.AdvertisedHost}:{_listener.EndPoint.Port.ToString(CultureInfo.InvariantCulture)}";
+            Sender.Tell(new Worker.Prepared(prepare.Rank, prepare.Generation, endpoint));
+        }
+        catch (Exception e)
+        {
+            Fail(Sender, "binding the data plane", e);
+        }
     }
 
     private void HandleJoinGeneration(Worker.JoinGeneration join)
@@ -142,7 +174,27 @@ public sealed class WorkerActor : ReceiveActor
 
         try
         {
-            var collective = _group.Member(_rank, join.Generation);
+            _rank = join.Rank;
+            _ring?.Dispose();
+            _ring = null;
+            ICollective collective;
+            if (join.Endpoints is { } endpoints)
+            {
+                var listener = _listener ?? throw new InvalidOperationException($"generation {join.Generation}: the data plane was not prepared (no PrepareGeneration)");
+                _listener = null; // Connect takes it over
+                var options = new TcpRingOptions(join.Rank, endpoints.Select(TcpRingOptions.ParseEndpoint).ToList(), _settings.RunId, join.Generation, _settings.DataPlane.Secret)
+                {
+                    ConnectTimeout = _settings.DataPlane.ConnectTimeout,
+                    OperationTimeout = _settings.CollectiveTimeout,
+                };
+                _ring = TcpRingCollective.Connect(listener, options);
+                collective = _ring;
+            }
+            else
+            {
+                collective = (_group ?? throw new InvalidOperationException("an in-process generation needs the in-process group")).Member(join.Rank, join.Generation);
+            }
+
             if (_settings.WrapCollective is { } wrap)
             {
                 collective = wrap(_rank, collective);
@@ -308,7 +360,9 @@ public sealed class WorkerActor : ReceiveActor
     /// <summary>Aborts the group and tells <paramref name="replyTo"/> what failed.</summary>
     private void Fail(IActorRef replyTo, string operation, Exception e)
     {
-        bool first = _group.ReportFailure(_rank);
+        // the first failure of the generation is the cause; the others failed because the group was aborted
+        bool first = _group?.ReportFailure(_rank) ?? e is not CollectiveException;
+        _ring?.Abort();
         if (first)
         {
             _log.Error(e, "Rank {0} failed while {1}", _rank, operation);

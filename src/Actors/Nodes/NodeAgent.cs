@@ -1,0 +1,48 @@
+namespace MoCo.Actors.Nodes;
+
+/// <summary>
+/// The protocol of <see cref="NodeAgentActor"/>: every process of a cluster runs one agent at <see cref="Path"/>; it offers
+/// the node's devices to the run's director and creates the workers the director asks for, on this node.
+/// </summary>
+public static class NodeAgent
+{
+    /// <summary>The agent's actor name (top level: <c>/user/node-agent</c>).</summary>
+    public const string Name = "node-agent";
+
+    /// <summary>The agent's path on its node, for <c>ActorSelection</c> from another node.</summary>
+    public const string Path = "/user/" + Name;
+
+    /// <summary>A director asks the agent what it offers; answered by <see cref="Offer"/>.</summary>
+    /// <param name="RunId">The run the director drives.</param>
+    public sealed record GetOffer(string RunId) : IMocoMessage;
+
+    /// <summary>The node's devices, offered to the run.</summary>
+    /// <param name="Node">The node's cluster address.</param>
+    /// <param name="Devices">How many workers it can host.</param>
+    public sealed record Offer(string Node, int Devices) : IMocoMessage;
+
+    /// <summary>
+    /// Create workers for the run: one per entry of <paramref name="Ranks"/>, each starting empty (its state comes from a
+    /// surviving rank by broadcast when the generation starts). The workers answer the sender (the director) directly.
+    /// </summary>
+    /// <param name="RunId">The run.</param>
+    /// <param name="ConfigJson">The run's configuration (the node opens the data set it names).</param>
+    /// <param name="Ranks">The ranks the new workers take in the coming generation.</param>
+    /// <param name="WorldSize">The coming generation's size.</param>
+    /// <param name="Incarnation">Distinguishes successive workers of this node (their actor names).</param>
+    public sealed record StartWorkers(string RunId, string ConfigJson, IReadOnlyList<int> Ranks, int WorldSize, int Incarnation) : IMocoMessage;
+
+    /// <summary>The agent could not create the workers (the data set could not be opened, a bad configuration).</summary>
+    /// <param name="Node">The node.</param>
+    /// <param name="Error">What went wrong.</param>
+    public sealed record StartFailed(string Node, string Error) : IMocoMessage;
+
+    /// <summary>Stop every worker of the run on this node (the node leaves the run; it may offer again later).</summary>
+    /// <param name="RunId">The run.</param>
+    public sealed record StopWorkers(string RunId) : IMocoMessage;
+
+    /// <summary>The run is over: the node's process may end.</summary>
+    /// <param name="RunId">The run.</param>
+    /// <param name="Outcome">How it ended, for the log.</param>
+    public sealed record RunEnded(string RunId, string Outcome) : IMocoMessage;
+}

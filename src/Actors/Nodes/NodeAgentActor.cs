@@ -1,0 +1,109 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using MoCo.Actors.Training;
+using MoCo.Actors.Workers;
+using MoCo.Model.Data;
+using MoCo.Model.Training;
+
+namespace MoCo.Actors.Nodes;
+
+/// <summary>
+/// A node's agent (protocol: <see cref="NodeAgent"/>): offers this process's device slots to a run's director and
+/// creates workers for it on this node. The data set is opened here, from the run's configuration, once per run.
+/// When the run ends (or the director's node leaves the cluster) it completes <c>runEnded</c>, so that a
+/// <c>moco node</c> process ends cleanly.
+/// </summary>
+public sealed class NodeAgentActor : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly NodeAgentSettings _settings;
+    private readonly TaskCompletionSource<string>? _runEnded;
+    private readonly List<IActorRef> _workers = [];
+    private DatasetSplits? _data;
+    private string? _dataSpec;
+
+    /// <summary>Creates the agent; use <see cref="Props"/>.</summary>
+    /// <param name="settings">The node's devices, threads and data plane.</param>
+    /// <param name="runEnded">Completed with the outcome when a director says the run ended; null on the node that runs the director.</param>
+    public NodeAgentActor(NodeAgentSettings settings, TaskCompletionSource<string>? runEnded)
+    {
+        _settings = settings;
+        _runEnded = runEnded;
+        Receive<NodeAgent.GetOffer>(_ => Sender.Tell(new NodeAgent.Offer(Cluster.Get(Context.System).SelfAddress.ToString(), _settings.Devices)));
+        Receive<NodeAgent.StartWorkers>(HandleStartWorkers);
+        Receive<NodeAgent.StopWorkers>(_ => StopAll());
+        Receive<NodeAgent.RunEnded>(HandleRunEnded);
+        Receive<Terminated>(t => _workers.Remove(t.ActorRef));
+    }
+
+    /// <summary>Props for the agent (name it <see cref="NodeAgent.Name"/>, at the top level).</summary>
+    /// <param name="settings">The node's devices, threads and data plane.</param>
+    /// <param name="runEnded">Completed when the run ends; null when the process does not wait for it.</param>
+    public static Props Props(NodeAgentSettings settings, TaskCompletionSource<string>? runEnded = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return Akka.Actor.Props.Create(() => new NodeAgentActor(settings, runEnded));
+    }
+
+    /// <inheritdoc />
+    protected override SupervisorStrategy SupervisorStrategy()
+    {
+        return new OneForOneStrategy(_ => Directive.Stop);
+    }
+
+    private void HandleStartWorkers(NodeAgent.StartWorkers start)
+    {
+        string node = Cluster.Get(Context.System).SelfAddress.ToString();
+        var director = Sender;
+        try
+        {
+            var config = RunConfig.FromJson(start.ConfigJson).Validate();
+            if (_data is null || _dataSpec != config.Data)
+            {
+                _data = DataSource.Open(config.Data, new DataSourceOptions { SyntheticSeed = config.Seed });
+                _dataSpec = config.Data;
+            }
+
+            var settings = new TrainingSettings(config, start.RunId, _settings.RunDirectory, _data, Math.Max(1, start.Ranks.Count))
+            {
+                Threads = _settings.Threads,
+                LoaderThreads = _settings.LoaderThreads,
+                Node = node,
+                DataPlane = _settings.DataPlane,
+                CollectiveTimeout = _settings.CollectiveTimeout,
+            };
+            for (int i = 0; i < start.Ranks.Count; i++)
+            {
+                var props = WorkerActor.Props(settings, start.Ranks[i], null, WorkerStart.FromPeer.Instance, ActorRefs.Nobody, ActorRefs.Nobody, director);
+                var worker = Context.ActorOf(props, $"worker-{start.Incarnation}-{i}");
+                Context.Watch(worker);
+                _workers.Add(worker);
+            }
+
+            _log.Info("Node {0}: started {1} worker(s) for run {2} as rank(s) {3}", node, start.Ranks.Count, start.RunId, string.Join(", ", start.Ranks));
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            _log.Error(e, "Node {0}: cannot start workers for run {1}", node, start.RunId);
+            director.Tell(new NodeAgent.StartFailed(node, $"{e.GetType().Name}: {e.Message}"));
+        }
+    }
+
+    private void HandleRunEnded(NodeAgent.RunEnded ended)
+    {
+        _log.Info("Run {0} ended ({1})", ended.RunId, ended.Outcome);
+        StopAll();
+        _runEnded?.TrySetResult(ended.Outcome);
+    }
+
+    private void StopAll()
+    {
+        foreach (var worker in _workers)
+        {
+            Context.Stop(worker);
+        }
+
+        _workers.Clear();
+    }
+}

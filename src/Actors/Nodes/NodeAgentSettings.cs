@@ -1,0 +1,15 @@
+using MoCo.Actors.Training;
+
+namespace MoCo.Actors.Nodes;
+
+/// <summary>What a node offers and how its workers run. A local object, never a message.</summary>
+/// <param name="Devices">Worker slots this node offers.</param>
+/// <param name="Threads">CPU cores the node's workers share.</param>
+/// <param name="LoaderThreads">Data loader threads per worker.</param>
+/// <param name="RunDirectory">Where this node's workers keep run files (none are written by non-zero ranks today).</param>
+/// <param name="DataPlane">The node's ring listeners and the cluster's secret.</param>
+public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThreads, string RunDirectory, DataPlaneSettings DataPlane)
+{
+    /// <summary>How long a collective waits for a peer before the generation is declared broken.</summary>
+    public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
+}

@@ -6,8 +6,15 @@ using MoCo.Host.History;
 using MoCo.Model.Checkpoints;
 using Spectre.Console;
 
+if (Console.IsOutputRedirected)
+{
+    // logs and pipes: one event per line, never wrapped at Spectre's default 80 columns
+    AnsiConsole.Profile.Width = 400;
+}
+
 var root = new RootCommand("moco: MoCo (Momentum Contrast) pretraining, evaluation and export");
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(EvalCommands.CreateKnn());
 root.Subcommands.Add(EvalCommands.CreateLinearProbe());
 root.Subcommands.Add(EvalCommands.CreateExport());

@@ -14,12 +14,14 @@ public static class NodeAgent
 
     /// <summary>A director asks the agent what it offers; answered by <see cref="Offer"/>.</summary>
     /// <param name="RunId">The run the director drives.</param>
-    public sealed record GetOffer(string RunId) : IMocoMessage;
+    /// <param name="Nonce">Fresh random bytes the agent must sign with the cluster's secret.</param>
+    public sealed record GetOffer(string RunId, byte[] Nonce) : IMocoMessage;
 
-    /// <summary>The node's devices, offered to the run.</summary>
+    /// <summary>The node's devices, offered to the run, with proof that the node holds the cluster's secret.</summary>
     /// <param name="Node">The node's cluster address.</param>
     /// <param name="Devices">How many workers it can host.</param>
-    public sealed record Offer(string Node, int Devices) : IMocoMessage;
+    /// <param name="Proof">HMAC-SHA256 under the cluster's secret of the run id, the node address and the nonce (<see cref="ClusterProof"/>).</param>
+    public sealed record Offer(string Node, int Devices, byte[] Proof) : IMocoMessage;
 
     /// <summary>
     /// Create workers for the run: one per entry of <paramref name="Ranks"/>, each starting empty (its state comes from a

@@ -21,6 +21,7 @@ public sealed class NodeAgentActor : ReceiveActor
     private readonly TaskCompletionSource<string>? _runEnded;
     private readonly List<IActorRef> _workers = [];
     private DatasetSplits? _data;
+    private IActorRef? _director;
     private string? _dataSpec;
 
     /// <summary>Creates the agent; use <see cref="Props"/>.</summary>
@@ -30,11 +31,15 @@ public sealed class NodeAgentActor : ReceiveActor
     {
         _settings = settings;
         _runEnded = runEnded;
-        Receive<NodeAgent.GetOffer>(_ => Sender.Tell(new NodeAgent.Offer(Cluster.Get(Context.System).SelfAddress.ToString(), _settings.Devices)));
+        Receive<NodeAgent.GetOffer>(get =>
+        {
+            var node = Cluster.Get(Context.System).SelfAddress.ToString();
+            Sender.Tell(new NodeAgent.Offer(node, _settings.Devices, ClusterProof.Sign(_settings.DataPlane.Secret.Span, get.RunId, node, get.Nonce)));
+        });
         Receive<NodeAgent.StartWorkers>(HandleStartWorkers);
         Receive<NodeAgent.StopWorkers>(_ => StopAll());
         Receive<NodeAgent.RunEnded>(HandleRunEnded);
-        Receive<Terminated>(t => _workers.Remove(t.ActorRef));
+        Receive<Terminated>(HandleTerminated);
     }
 
     /// <summary>Props for the agent (name it <see cref="NodeAgent.Name"/>, at the top level).</summary>
@@ -56,6 +61,12 @@ public sealed class NodeAgentActor : ReceiveActor
     {
         string node = Cluster.Get(Context.System).SelfAddress.ToString();
         var director = Sender;
+        if (!director.Equals(_director))
+        {
+            _director = director;
+            Context.Watch(director); // the director's node gone: the run is over for this node
+        }
+
         try
         {
             var config = RunConfig.FromJson(start.ConfigJson).Validate();
@@ -88,6 +99,19 @@ public sealed class NodeAgentActor : ReceiveActor
             _log.Error(e, "Node {0}: cannot start workers for run {1}", node, start.RunId);
             director.Tell(new NodeAgent.StartFailed(node, $"{e.GetType().Name}: {e.Message}"));
         }
+    }
+
+    private void HandleTerminated(Terminated terminated)
+    {
+        if (terminated.ActorRef.Equals(_director))
+        {
+            _log.Warning("The run's director ({0}) is gone", terminated.ActorRef.Path);
+            StopAll();
+            _runEnded?.TrySetResult("the run's director is gone");
+            return;
+        }
+
+        _workers.Remove(terminated.ActorRef);
     }
 
     private void HandleRunEnded(NodeAgent.RunEnded ended)

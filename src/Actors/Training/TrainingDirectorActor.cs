@@ -73,9 +73,10 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private string? _pendingRecovery;
     private bool _awaitingMinimum;
     private readonly Dictionary<string, string> _leaveReasons = [];
+    private readonly Dictionary<string, byte[]> _nonces = [];
 
-    /// <summary>The cluster role of nodes that offer workers.</summary>
-    public const string TrainerRole = "trainer";
+    /// <summary>The cluster role of nodes that offer workers to the run (<c>moco node</c>).</summary>
+    public const string WorkerRole = "worker";
 
     /// <summary>Creates the director; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
@@ -107,7 +108,15 @@ public sealed class TrainingDirectorActor : ReceiveActor
         Receive<Worker.Prepared>(HandlePrepared);
         Receive<NodeAgent.Offer>(HandleOffer);
         Receive<NodeAgent.StartFailed>(HandleStartFailed);
-        Receive<AskForOffer>(ask => AskForOfferNow(ask.Node));
+        Receive<AskForOffer>(ask =>
+        {
+            bool answered = _remoteNodes.TryGetValue(ask.Node, out var known) && known.Devices > 0;
+            bool member = Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address.ToString() == ask.Node && m.Status == MemberStatus.Up);
+            if (!ask.Retry || (!answered && member && _nonces.ContainsKey(ask.Node)))
+            {
+                AskForOfferNow(ask.Node);
+            }
+        });
         Receive<ClusterEvent.CurrentClusterState>(HandleClusterState);
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.UnreachableMember>(u => HandleNodeLost(u.Member.Address.ToString(), "unreachable"));
@@ -846,7 +855,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private void HandleMemberUp(Member member)
     {
         var self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
-        if (member.Address.Equals(self) || !member.HasRole(TrainerRole))
+        if (member.Address.Equals(self) || !member.HasRole(WorkerRole))
         {
             return;
         }
@@ -867,7 +876,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        Context.ActorSelection(node + NodeAgent.Path).Tell(new NodeAgent.GetOffer(_settings.RunId));
+        var nonce = ClusterProof.NewNonce();
+        _nonces[node] = nonce;
+        Context.ActorSelection(node + NodeAgent.Path).Tell(new NodeAgent.GetOffer(_settings.RunId, nonce));
+        // ask again until the agent answers (it may not exist yet when its node comes Up) or the node leaves
+        Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromSeconds(2), Self, new AskForOffer(node, Retry: true), Self);
     }
 
     private void HandleOffer(NodeAgent.Offer offer)
@@ -875,6 +888,15 @@ public sealed class TrainingDirectorActor : ReceiveActor
         if (_finishing)
         {
             Sender.Tell(new NodeAgent.RunEnded(_settings.RunId, "the run is finishing"));
+            return;
+        }
+
+        if (!_nonces.Remove(offer.Node, out var nonce) || !ClusterProof.Verify(_settings.DataPlane.Secret.Span, _settings.RunId, offer.Node, nonce, offer.Proof)
+            || !Sender.Path.Address.ToString().Equals(offer.Node, StringComparison.Ordinal))
+        {
+            _log.Warning("Run {0}: node {1} failed the cluster secret check; it gets no workers and is downed", _settings.RunId, offer.Node);
+            _subscriber.Tell(new TrainingDirector.Notice($"node {offer.Node} does not hold the cluster's secret (MOCO_CLUSTER_SECRET): refused and downed"));
+            Akka.Cluster.Cluster.Get(Context.System).Down(Sender.Path.Address);
             return;
         }
 
@@ -1176,7 +1198,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     }
 
     /// <summary>Ask a node for its offer again (its quarantine ended).</summary>
-    private sealed record AskForOffer(string Node);
+    private sealed record AskForOffer(string Node, bool Retry = false);
 
     /// <summary>Re-create the failed workers (sent to self after the backoff).</summary>
     private sealed record RecreateWorkers(IReadOnlyList<int> Failed, IReadOnlyList<int> Survivors, long SurvivorStep);

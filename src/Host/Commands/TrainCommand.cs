@@ -95,6 +95,8 @@ public static class TrainCommand
             runDir ??= Path.Combine(host.RunsRoot, runId);
         }
         run.Validate();
+        // other processes may join when this node listens on a known port or waits for more workers
+        bool elastic = cluster.Port != 0 || cluster.MinWorkers > 1;
         Directory.CreateDirectory(runDir!);
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
         console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");
@@ -109,6 +111,11 @@ public static class TrainCommand
             LoaderThreads = Math.Max(1, host.EffectiveLoaderThreads / Math.Max(1, devices)),
             KnnAtStart = host.KnnAtStart,
             ResumeFrom = resumeFrom,
+            Elastic = elastic,
+            CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+            MinWorkers = cluster.MinWorkers,
+            DataPlane = TrainingHost.DataPlane(cluster, elastic),
+            Node = elastic ? $"{cluster.PublicHostnameOrHostname()}:{cluster.Port}" : Environment.MachineName,
         }.Validate();
 
         var akka = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);

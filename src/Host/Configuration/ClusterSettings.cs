@@ -74,6 +74,9 @@ public sealed record ClusterSettings
         return this;
     }
 
+    /// <summary>The host other nodes reach this one at.</summary>
+    public string PublicHostnameOrHostname() => string.IsNullOrWhiteSpace(PublicHostname) ? Hostname : PublicHostname;
+
     /// <summary>The seed nodes as Akka addresses (<c>akka.tcp://moco@host:port</c>).</summary>
     public IReadOnlyList<string> SeedAddresses()
     {

@@ -12,6 +12,9 @@ public sealed record HostSettings
     /// <summary>Background image threads (0: automatic).</summary>
     public int LoaderThreads { get; init; }
 
+    /// <summary>Seconds a collective waits for a peer (a dead or frozen worker) before the generation is declared broken.</summary>
+    public int CollectiveTimeoutSeconds { get; init; } = 300;
+
     /// <summary>Folder under which new run directories are created.</summary>
     public string RunsRoot { get; init; } = "runs";
 

@@ -122,8 +122,10 @@ public sealed class TrainingProgressActor : ReceiveActor
     private void HandleGenerationFormed(TrainingDirector.GenerationFormed formed)
     {
         _world = $"{formed.WorldSize} worker(s), generation {formed.Generation}";
-        _console.MarkupLine($"[yellow]generation {formed.Generation}[/]: rank(s) {string.Join(", ", formed.Recreated)} re-created from {Markup.Escape(formed.Source)}; "
-            + $"training resumes at step {formed.GlobalStep}");
+        var what = formed.Recreated.Count == 0
+            ? $"{formed.WorldSize} worker(s) go on"
+            : $"{formed.WorldSize} worker(s); rank(s) {string.Join(", ", formed.Recreated)} took their state from {Markup.Escape(formed.Source)}";
+        _console.MarkupLine($"[yellow]generation {formed.Generation}[/]: {what}; training resumes at step {formed.GlobalStep}");
     }
 
     private void HandleQueueAge(QueueKeeper.Age age)

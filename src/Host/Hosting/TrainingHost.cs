@@ -39,12 +39,7 @@ public static class TrainingHost
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
             akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
-                .WithRemoting(new RemoteOptions
-                {
-                    HostName = cluster.Hostname,
-                    PublicHostName = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? null : cluster.PublicHostname,
-                    Port = cluster.Port,
-                })
+                .WithRemoting(Remoting(cluster))
                 .WithClustering(new ClusterOptions
                 {
                     Roles = [ClusterSettings.TrainerRole],
@@ -66,6 +61,68 @@ public static class TrainingHost
                 });
         });
         return builder.Build();
+    }
+
+    /// <summary>
+    /// Builds (does not start) the host of a worker node (<c>moco node</c>): remoting and clustering with role
+    /// <c>worker</c>, joining <paramref name="cluster"/>'s seed nodes; no journal and no coordinator (they live on the
+    /// node that runs <c>moco train</c>).
+    /// </summary>
+    /// <param name="cluster">Remoting and the seed nodes to join (at least one).</param>
+    /// <param name="tuning">HOCON that takes precedence over the defaults.</param>
+    public static IHost BuildNode(ClusterSettings cluster, Config tuning)
+    {
+        cluster.Validate();
+        var seeds = cluster.SeedAddresses();
+        if (seeds.Count == 0)
+        {
+            throw new ConfigurationError("moco node needs a node to join: --join HOST:PORT (or moco.cluster.seed-nodes)");
+        }
+
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
+        {
+            akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
+                .WithRemoting(Remoting(cluster))
+                .WithClustering(new ClusterOptions { Roles = [TrainingDirectorActor.WorkerRole], SeedNodes = seeds.ToArray() });
+        });
+        return builder.Build();
+    }
+
+    private static RemoteOptions Remoting(ClusterSettings cluster) => new()
+    {
+        HostName = cluster.Hostname,
+        PublicHostName = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? null : cluster.PublicHostname,
+        Port = cluster.Port,
+    };
+
+    /// <summary>
+    /// The data plane of this node's workers: listeners bound where remoting binds, advertised at the public host name,
+    /// on <c>data-plane-port</c>, authenticated by the cluster's secret. A process that may share its run with other
+    /// processes needs <c>MOCO_CLUSTER_SECRET</c>; a single process gets a random one.
+    /// </summary>
+    /// <param name="cluster">The cluster settings.</param>
+    /// <param name="multiNode">Whether other processes take part (then the secret is required).</param>
+    public static DataPlaneSettings DataPlane(ClusterSettings cluster, bool multiNode)
+    {
+        if (string.IsNullOrEmpty(cluster.Secret))
+        {
+            if (multiNode)
+            {
+                throw new ConfigurationError("a run of several processes needs the cluster's shared secret on every node: "
+                    + "set MOCO_CLUSTER_SECRET (at least 16 characters, e.g. `openssl rand -hex 32`)");
+            }
+
+            return DataPlaneSettings.Loopback;
+        }
+
+        var advertised = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? cluster.Hostname : cluster.PublicHostname;
+        if (advertised == "0.0.0.0")
+        {
+            throw new ConfigurationError("moco.cluster.hostname is 0.0.0.0: set moco.cluster.public-hostname (MOCO_CLUSTER_PUBLIC_HOSTNAME) to the address other nodes reach this one at");
+        }
+
+        return new DataPlaneSettings(cluster.Hostname, advertised, cluster.DataPlanePort, System.Text.Encoding.UTF8.GetBytes(cluster.Secret));
     }
 
     /// <summary>The connection string and linq2db provider of the journal.</summary>

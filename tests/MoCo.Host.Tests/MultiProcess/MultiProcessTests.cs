@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MoCo.Model.Checkpoints;
+using Xunit.Abstractions;
+
+namespace MoCo.Host.Tests.MultiProcess;
+
+/// <summary>
+/// Runs of several <c>moco</c> processes on 127.0.0.1: a run started by <c>moco train --port</c>, nodes that join with
+/// <c>moco node --join</c>, the TCP ring between them. Every process is killed when its test ends, also on failure.
+/// Each process gets one torch thread (two processes with two threads each on two cores stall each other).
+/// </summary>
+public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
+{
+    private const string Secret = "test-secret-0123456789abcdef";
+    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-multi-" + Guid.NewGuid().ToString("N"));
+    private readonly List<MocoProcess> _processes = [];
+
+    private static string[] Tiny(int epochs, int threads = 1) =>
+    [
+        "--data", "synthetic:256", "--epochs", epochs.ToString(CultureInfo.InvariantCulture), "--batch-size", "32", "--moco-k", "64",
+        "--width", "4", "--moco-dim", "16", "--bn-splits", "4", "--knn-every", "0", "--knn-at-start", "false",
+        "--threads", threads.ToString(CultureInfo.InvariantCulture), "--loader-threads", "1", "--checkpoint-every-steps", "4", "--keep-checkpoints", "20",
+    ];
+
+    private static readonly (string, string) SecretVariable = ("MOCO_CLUSTER_SECRET", Secret);
+
+    [Fact]
+    public async Task Two_processes_must_compute_what_one_process_with_two_workers_computes()
+    {
+        var single = Start("single", ["train", .. Tiny(1, threads: 2), "--devices", "2", "--run-dir", RunDir("single")]);
+        Assert.Equal(0, await single.WaitForExitAsync(Bound));
+
+        int port = MocoProcess.FreePort();
+        var train = Start("train", ["train", .. Tiny(1), "--port", Port(port), "--min-workers", "2", "--run-dir", RunDir("multi")], SecretVariable);
+        await train.WaitForAsync("waiting for workers: 1 of the 2", Bound);
+        var node = Start("node", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
+
+        await train.WaitForAsync("2 worker\\(s\\), generation 1", Bound);
+        Assert.Equal(0, await train.WaitForExitAsync(Bound));
+        Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("node done: RunCompleted", node.Output, StringComparison.Ordinal);
+
+        // Tolerance 0: two workers sum their two shares in the same order whether the ring is in one process or two
+        // (a + b is exact-commutative), each with one torch thread; the node's replica took rank 0's state by broadcast.
+        var (worst, name) = LargestDifference(LastCheckpoint("single"), LastCheckpoint("multi"));
+        output.WriteLine($"2 processes vs 1 process with 2 workers after 8 steps: largest absolute difference {worst:E2} ({name})");
+        Assert.True(worst == 0, $"{name} differs by {worst:E2}");
+        var history = History("multi");
+        var generation = Assert.Single(history.GetProperty("generations").EnumerateArray());
+        var ranks = generation.GetProperty("ranks").EnumerateArray().Select(r => r.GetProperty("workerId").GetString()!).ToList();
+        Assert.Equal(2, ranks.Count);
+        Assert.Contains("/worker-", ranks[1], StringComparison.Ordinal); // the node's worker, named by its node's address
+    }
+
+    [Fact]
+    public async Task A_node_that_joins_mid_run_must_take_its_share_within_bounded_time()
+    {
+        int port = MocoProcess.FreePort();
+        var train = Start("train", ["train", .. Tiny(6), "--port", Port(port), "--run-dir", RunDir("grow")], SecretVariable);
+        await train.WaitForAsync("^epoch 0:", Bound);
+        var clock = Stopwatch.StartNew();
+        var node = Start("node", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
+
+        var joined = await train.WaitForAsync(@"generation 2\b.*2 worker\(s\).*resumes at step (\d+)", Bound);
+        output.WriteLine($"the node joined and its generation formed {clock.Elapsed.TotalSeconds:F1} s after the node was started, at step {joined.Groups[1].Value}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"joining took {clock.Elapsed.TotalSeconds:F0} s");
+        Assert.Equal(0, await train.WaitForExitAsync(Bound));
+        Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+
+        var history = History("grow");
+        var generations = history.GetProperty("generations").EnumerateArray().ToList();
+        Assert.Equal([1, 2], generations.Select(g => g.GetProperty("ranks").GetArrayLength()));
+        Assert.Equal(48, history.GetProperty("lastStep").GetInt64()); // 6 epochs x 8 steps: no step skipped or repeated
+        Assert.Equal(Enumerable.Range(0, 6), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
+    }
+
+    [Fact]
+    public async Task A_killed_node_must_leave_the_run_which_goes_on_with_the_survivors()
+    {
+        int port = MocoProcess.FreePort();
+        var train = Start("train", ["train", .. Tiny(4), "--port", Port(port), "--min-workers", "3", "--run-dir", RunDir("kill")], SecretVariable);
+        await train.WaitForAsync("waiting for workers", Bound);
+        var first = Start("node-1", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
+        var second = Start("node-2", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
+        await train.WaitForAsync("3 worker\\(s\\), generation 1", Bound);
+        await train.WaitForAsync("^epoch 0:", Bound);
+
+        second.Signal("KILL");
+        var clock = Stopwatch.StartNew();
+        var regrouped = await train.WaitForAsync(@"generation 2\b.*2 worker\(s\) go on.*resumes at step (\d+)", Bound);
+        output.WriteLine($"SIGKILL to the next generation: {clock.Elapsed.TotalSeconds:F1} s (resumed at step {regrouped.Groups[1].Value})");
+        Assert.Equal(0, await train.WaitForExitAsync(Bound));
+        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+
+        var history = History("kill");
+        Assert.Equal([3, 2], history.GetProperty("generations").EnumerateArray().Select(g => g.GetProperty("ranks").GetArrayLength()));
+        Assert.Equal(32, history.GetProperty("lastStep").GetInt64());
+        Assert.Equal(Enumerable.Range(0, 4), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
+        Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("change").GetString() == "left");
+    }
+
+    [Fact]
+    public async Task A_node_without_the_secret_must_be_refused_and_downed()
+    {
+        int port = MocoProcess.FreePort();
+        var train = Start("train", ["train", .. Tiny(3), "--port", Port(port), "--run-dir", RunDir("stranger")], SecretVariable);
+        await train.WaitForAsync("1 worker\\(s\\), generation 1", Bound);
+        var stranger = Start("stranger", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1"], ("MOCO_CLUSTER_SECRET", "not-the-secret-but-long-enough"));
+
+        await train.WaitForAsync("does not hold the cluster's secret", Bound);
+        Assert.Equal(1, await stranger.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("this node left the cluster (downed or removed)", stranger.Output, StringComparison.Ordinal);
+        Assert.Equal(0, await train.WaitForExitAsync(Bound));
+        Assert.Single(History("stranger").GetProperty("generations").EnumerateArray());
+    }
+
+    private MocoProcess Start(string name, string[] args, params (string, string)[] environment)
+    {
+        var process = MocoProcess.Start(name, args, environment);
+        _processes.Add(process);
+        return process;
+    }
+
+    private string RunDir(string name) => Path.Combine(_dir, name);
+
+    private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+    private string LastCheckpoint(string run) => new CheckpointDirectory(RunDir(run)).List()[^1];
+
+    private JsonElement History(string run)
+    {
+        var history = MocoProcess.Start("history", ["history", RunDir(run), "--json"]);
+        _processes.Add(history);
+        Assert.Equal(0, history.WaitForExitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult());
+        return JsonDocument.Parse(history.Output).RootElement.Clone();
+    }
+
+    private static (double Worst, string Name) LargestDifference(string a, string b)
+    {
+        using var x = CheckpointFile.Read(a);
+        using var y = CheckpointFile.Read(b);
+        Assert.Equal(x.Names.Order(), y.Names.Order());
+        double worst = 0;
+        string where = "";
+        foreach (var name in x.Names)
+        {
+            double diff = x[name].to(TorchSharp.torch.ScalarType.Float64).sub(y[name].to(TorchSharp.torch.ScalarType.Float64)).abs().max().item<double>();
+            if (diff > worst)
+            {
+                worst = diff;
+                where = name;
+            }
+        }
+
+        return (worst, where);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var process in _processes)
+        {
+            process.Dispose();
+        }
+
+        foreach (var process in _processes)
+        {
+            output.WriteLine($"--- {process.Name}\n{process.Output}");
+        }
+
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -102,6 +102,8 @@ internal static class AllReduceCommand
         table.AddColumn(new TableColumn("gloo (ms)").RightAligned());
         table.AddColumn(new TableColumn("gloo busbw (GB/s)").RightAligned());
         table.AddColumn(new TableColumn("ring / gloo").RightAligned());
+        table.AddColumn(new TableColumn("ring CPU (ms/call)").RightAligned());
+        table.AddColumn(new TableColumn("gloo CPU (ms/call)").RightAligned());
         foreach (int procs in options.Procs)
         {
             foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
@@ -116,7 +118,9 @@ internal static class AllReduceCommand
                     mine is null ? "n/a" : Format(mine.BusBandwidth, 2),
                     theirs is null ? "n/a" : Format(theirs.Seconds * 1000, 2),
                     theirs is null ? "n/a" : Format(theirs.BusBandwidth, 2),
-                    mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x");
+                    mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x",
+                    mine is null ? "n/a" : Format(mine.CpuSeconds * 1000, 1),
+                    theirs is null ? "n/a" : Format(theirs.CpuSeconds * 1000, 1));
             }
         }
         return table;

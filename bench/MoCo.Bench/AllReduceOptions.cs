@@ -21,14 +21,14 @@ internal sealed record AllReduceOptions(
 {
     private const long MiB = 1024 * 1024;
 
-    /// <summary>Reads the options: sizes 1,4,16,64 MiB, 2 and 3 processes, 3 warm-up calls, the ring's default chunk, Gloo on, 3 rounds.</summary>
+    /// <summary>Reads the options: sizes 1,4,16,64 MiB, 2 and 3 processes, 5 warm-up calls per size, the ring's default chunk, Gloo on, 3 rounds.</summary>
     /// <exception cref="ArgumentException">An option is malformed or unknown.</exception>
     public static AllReduceOptions From(BenchArgs args)
     {
         var options = new AllReduceOptions(
             Ints(args.String("sizes", "1,4,16,64"), "sizes", 1),
             Ints(args.String("procs", "2,3"), "procs", 2),
-            args.Int("warmup", 3, 0),
+            args.Int("warmup", 5, 0),
             Ints(args.String("chunks", Actors.Collectives.TcpRingOptions.DefaultChunkBytes.ToString(CultureInfo.InvariantCulture)), "chunks", 1024),
             args.String("gloo", "on") switch
             {

@@ -25,9 +25,11 @@ internal sealed record AllReduceMeasurement(
     [property: JsonPropertyName("chunk")] int Chunk = 0)
 {
     /// <summary>Algorithm bandwidth in GB/s (10^9 bytes), as nccl-tests define it: bytes / time.</summary>
+    [JsonIgnore]
     public double AlgBandwidth => Bytes / Seconds / 1e9;
 
     /// <summary>Bus bandwidth in GB/s, as nccl-tests define it for all-reduce: algbw · 2(n − 1)/n.</summary>
+    [JsonIgnore]
     public double BusBandwidth => AlgBandwidth * 2 * (Procs - 1) / Procs;
 
     /// <summary>The one-line JSON form.</summary>

@@ -16,8 +16,21 @@ namespace MoCo.Bench;
 /// </summary>
 internal static class AllReduceRankCommand
 {
-    /// <summary>Runs the rank; returns the process exit code.</summary>
+    /// <summary>Runs the rank; returns the process exit code (1, with the message on standard error, when the ring failed).</summary>
     public static int Run(BenchArgs args)
+    {
+        try
+        {
+            return RunRank(args);
+        }
+        catch (Model.Collectives.CollectiveException e)
+        {
+            Console.Error.WriteLine($"ring failed: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static int RunRank(BenchArgs args)
     {
         int rank = args.Int("rank", -1, 0);
         int world = args.Int("world", 0, 2);
@@ -29,7 +42,7 @@ internal static class AllReduceRankCommand
         torch.set_num_threads(1);
         for (int i = 0; i < options.ChunkBytes.Count; i++)
         {
-            using var ring = Join(rank, world, generation: i + 1, options.ChunkBytes[i]);
+            using var ring = Join(rank, world, generation: i + 1, options.ChunkBytes[i], TimeSpan.FromSeconds(options.TimeoutSeconds));
             if (i == 0)
             {
                 WarmUpProcess(ring);
@@ -49,7 +62,7 @@ internal static class AllReduceRankCommand
         return 0;
     }
 
-    private static TcpRingCollective Join(int rank, int world, int generation, int chunkBytes)
+    private static TcpRingCollective Join(int rank, int world, int generation, int chunkBytes, TimeSpan timeout)
     {
         var listener = TcpRingListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         Console.Out.WriteLine($"listening {listener.EndPoint}");
@@ -65,7 +78,7 @@ internal static class AllReduceRankCommand
         {
             ChunkBytes = chunkBytes,
             ConnectTimeout = TimeSpan.FromSeconds(60),
-            OperationTimeout = TimeSpan.FromSeconds(120),
+            OperationTimeout = timeout,
         };
         return TcpRingCollective.Connect(listener, options);
     }

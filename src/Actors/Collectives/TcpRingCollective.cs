@@ -69,7 +69,7 @@ public sealed unsafe class TcpRingCollective : ICollective
     /// <summary>The options the ring was built with.</summary>
     public TcpRingOptions Options => _options;
 
-    /// <summary>Test hook: called on the receiving thread after each received segment, with its index in the operation.</summary>
+    /// <summary>Test hook: called on the calling thread after each received (and reduced) segment, with its index in the operation.</summary>
     internal Action<int>? AfterReceive { get; set; }
 
     /// <summary>
@@ -520,9 +520,9 @@ public sealed unsafe class TcpRingCollective : ICollective
         long ticks = deadline - Stopwatch.GetTimestamp();
         if (ticks <= 0)
         {
-            throw receiving
-                ? new RingLinkException($"no data came from {_previous!.Peer} before the operation's deadline (it stopped sending, or never arrived)", timedOut: true)
-                : new RingLinkException($"{_next!.Peer} took no data before the operation's deadline (it stopped reading)", timedOut: true);
+            string silent = $"no data came from {_previous!.Peer} before the operation's deadline (it stopped sending, or never arrived)";
+            string full = $"{_next!.Peer} took no data before the operation's deadline (it stopped reading)";
+            throw new RingLinkException(receiving && sending ? $"{silent}, and {full}" : receiving ? silent : full, timedOut: true);
         }
         if (!receiving && !sending)
         {

@@ -3,9 +3,9 @@
 
 Run with Debian's interpreter (/usr/bin/python3, package python3-torch). Starts --world processes on this
 machine, joined through a file store, and for each size all-reduces (sum) a float32 tensor of zeros:
---warmup untimed calls, then a barrier, then the timed calls. Each rank's mean time per call is reduced
-with MAX, and rank 0 prints one JSON line per size:
-  {"procs": W, "bytes": B, "iters": N, "seconds": T}
+--warmup untimed calls, then a barrier, then the timed calls. Rank 0 prints one JSON line per size with
+the slowest rank's mean time per call and the CPU time per call summed over the ranks:
+  {"procs": W, "bytes": B, "iters": N, "seconds": T, "cpu_seconds": C}
 the same line moco-bench's own ranks print, so both sides are measured the same way.
 """
 import argparse
@@ -36,13 +36,21 @@ def rank_main(rank, world, store_path, sizes, iters, warmup):
             for _ in range(warmup):
                 dist.all_reduce(tensor)
             dist.barrier()
+            cpu0 = time.process_time()
             start = time.perf_counter()
             for _ in range(count):
                 dist.all_reduce(tensor)
-            mean = torch.tensor([(time.perf_counter() - start) / count], dtype=torch.float64)
-            dist.all_reduce(mean, op=dist.ReduceOp.MAX)
+            mean = (time.perf_counter() - start) / count
+            cpu = (time.process_time() - cpu0) / count
+            # every rank's mean time and CPU time: [time_0 .. time_W-1, cpu_0 .. cpu_W-1]
+            shared = torch.zeros(2 * world, dtype=torch.float64)
+            shared[rank] = mean
+            shared[world + rank] = cpu
+            dist.all_reduce(shared)
             if rank == 0:
-                print(json.dumps({"procs": world, "bytes": size, "iters": count, "seconds": mean.item()}), flush=True)
+                line = {"procs": world, "bytes": size, "iters": count,
+                        "seconds": shared[:world].max().item(), "cpu_seconds": shared[world:].sum().item()}
+                print(json.dumps(line), flush=True)
     finally:
         dist.destroy_process_group()
 
@@ -52,7 +60,7 @@ def main():
     parser.add_argument("--world", type=int, required=True, help="number of processes")
     parser.add_argument("--sizes", required=True, help="comma-separated sizes in bytes (multiples of 4)")
     parser.add_argument("--iters", required=True, help="comma-separated timed calls, one per size")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per size")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per size")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     iters = [int(s) for s in args.iters.split(",")]

@@ -51,7 +51,8 @@ internal static class AllReduceCommand
         AnsiConsole.Write(Comparison(options, ours, gloo));
         if (options.ChunkBytes.Count > 1)
         {
-            AnsiConsole.Write(ChunkSweep(options, ours));
+            AnsiConsole.Write(ChunkSweep(options, ours, cpu: false));
+            AnsiConsole.Write(ChunkSweep(options, ours, cpu: true));
         }
         return failed ? 1 : 0;
     }
@@ -102,6 +103,8 @@ internal static class AllReduceCommand
         table.AddColumn(new TableColumn("gloo (ms)").RightAligned());
         table.AddColumn(new TableColumn("gloo busbw (GB/s)").RightAligned());
         table.AddColumn(new TableColumn("ring / gloo").RightAligned());
+        table.AddColumn(new TableColumn("ring CPU (ms/call)").RightAligned());
+        table.AddColumn(new TableColumn("gloo CPU (ms/call)").RightAligned());
         foreach (int procs in options.Procs)
         {
             foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
@@ -116,15 +119,20 @@ internal static class AllReduceCommand
                     mine is null ? "n/a" : Format(mine.BusBandwidth, 2),
                     theirs is null ? "n/a" : Format(theirs.Seconds * 1000, 2),
                     theirs is null ? "n/a" : Format(theirs.BusBandwidth, 2),
-                    mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x");
+                    mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x",
+                    mine is null ? "n/a" : Format(mine.CpuSeconds * 1000, 1),
+                    theirs is null ? "n/a" : Format(theirs.CpuSeconds * 1000, 1));
             }
         }
         return table;
     }
 
-    private static Table ChunkSweep(AllReduceOptions options, List<AllReduceMeasurement> ours)
+    private static Table ChunkSweep(AllReduceOptions options, List<AllReduceMeasurement> ours, bool cpu)
     {
-        var table = new Table().Title($"ring bus bandwidth (GB/s) by chunk size (medians of {options.Rounds} rounds; best in bold)").Border(TableBorder.Markdown);
+        string title = cpu
+            ? $"ring CPU time per call, all ranks (ms) by chunk size (medians of {options.Rounds} rounds; least in bold)"
+            : $"ring bus bandwidth (GB/s) by chunk size (medians of {options.Rounds} rounds; best in bold)";
+        var table = new Table().Title(title).Border(TableBorder.Markdown);
         table.AddColumn(new TableColumn("procs").RightAligned());
         table.AddColumn(new TableColumn("size (MiB)").RightAligned());
         foreach (int chunk in options.ChunkBytes)
@@ -135,14 +143,24 @@ internal static class AllReduceCommand
         {
             foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
             {
-                var row = options.ChunkBytes.Select(c => Median(ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == c))).ToList();
-                double best = row.Where(m => m is not null).Select(m => m!.BusBandwidth).DefaultIfEmpty(double.NaN).Max();
+                var row = options.ChunkBytes
+                    .Select(c => ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == c).ToList())
+                    .Select(rounds => rounds.Count == 0 ? double.NaN : cpu ? MedianOf(rounds.Select(m => m.CpuSeconds * 1000)) : Median(rounds)!.BusBandwidth)
+                    .ToList();
+                var finite = row.Where(double.IsFinite).ToList();
+                double best = finite.Count == 0 ? double.NaN : cpu ? finite.Min() : finite.Max();
                 var cells = new List<string> { procs.ToString(CultureInfo.InvariantCulture), mib.ToString(CultureInfo.InvariantCulture) };
-                cells.AddRange(row.Select(m => m is null ? "n/a" : m.BusBandwidth == best ? $"[bold]{Format(m.BusBandwidth, 2)}[/]" : Format(m.BusBandwidth, 2)));
+                cells.AddRange(row.Select(v => !double.IsFinite(v) ? "n/a" : v == best ? $"[bold]{Format(v, cpu ? 1 : 2)}[/]" : Format(v, cpu ? 1 : 2)));
                 table.AddRow(cells.ToArray());
             }
         }
         return table;
+    }
+
+    private static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToList();
+        return sorted[sorted.Count / 2];
     }
 
     /// <summary>The measurement of median time among the rounds' (the upper median when there is an even number), or null when there is none.</summary>

@@ -11,18 +11,25 @@ namespace MoCo.Bench;
 /// <param name="Bytes">The tensor's size in bytes (float32).</param>
 /// <param name="Iters">Timed calls.</param>
 /// <param name="Seconds">Mean seconds per call, the maximum over ranks.</param>
+/// <param name="CpuSeconds">
+/// CPU time (user + system, all threads) per call, summed over the ranks: what a call costs the machine, which a
+/// busy shared machine disturbs less than the wall time.
+/// </param>
 /// <param name="Chunk">The ring's segment size in bytes (0 for Gloo).</param>
 internal sealed record AllReduceMeasurement(
     [property: JsonPropertyName("procs")] int Procs,
     [property: JsonPropertyName("bytes")] long Bytes,
     [property: JsonPropertyName("iters")] int Iters,
     [property: JsonPropertyName("seconds")] double Seconds,
+    [property: JsonPropertyName("cpu_seconds")] double CpuSeconds,
     [property: JsonPropertyName("chunk")] int Chunk = 0)
 {
     /// <summary>Algorithm bandwidth in GB/s (10^9 bytes), as nccl-tests define it: bytes / time.</summary>
+    [JsonIgnore]
     public double AlgBandwidth => Bytes / Seconds / 1e9;
 
     /// <summary>Bus bandwidth in GB/s, as nccl-tests define it for all-reduce: algbw · 2(n − 1)/n.</summary>
+    [JsonIgnore]
     public double BusBandwidth => AlgBandwidth * 2 * (Procs - 1) / Procs;
 
     /// <summary>The one-line JSON form.</summary>

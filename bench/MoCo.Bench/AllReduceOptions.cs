@@ -10,6 +10,7 @@ namespace MoCo.Bench;
 /// <param name="Gloo">Whether to measure PyTorch's Gloo backend too.</param>
 /// <param name="Python">The interpreter that runs bench/gloo_allreduce.py (Debian's, with python3-torch).</param>
 /// <param name="Rounds">How many times the whole measurement (ring and Gloo, every process count) is repeated; the tables show medians.</param>
+/// <param name="TimeoutSeconds">The ring's operation timeout in the rank children.</param>
 internal sealed record AllReduceOptions(
     IReadOnlyList<int> SizesMiB,
     IReadOnlyList<int> Procs,
@@ -17,19 +18,20 @@ internal sealed record AllReduceOptions(
     IReadOnlyList<int> ChunkBytes,
     bool Gloo,
     string Python,
-    int Rounds)
+    int Rounds,
+    int TimeoutSeconds)
 {
     private const long MiB = 1024 * 1024;
 
-    /// <summary>Reads the options: sizes 1,4,16,64 MiB, 2 and 3 processes, 3 warm-up calls, the ring's default chunk, Gloo on, 3 rounds.</summary>
+    /// <summary>Reads the options: sizes 1,4,16,64 MiB, 2 and 3 processes, 5 warm-up calls per size, the ring's default chunk, Gloo on, 3 rounds.</summary>
     /// <exception cref="ArgumentException">An option is malformed or unknown.</exception>
     public static AllReduceOptions From(BenchArgs args)
     {
         var options = new AllReduceOptions(
             Ints(args.String("sizes", "1,4,16,64"), "sizes", 1),
             Ints(args.String("procs", "2,3"), "procs", 2),
-            args.Int("warmup", 3, 0),
-            Ints(args.String("chunks", Actors.Collectives.TcpRingOptions.DefaultChunkBytes.ToString(CultureInfo.InvariantCulture)), "chunks", 1024),
+            args.Int("warmup", 5, 0),
+            Ints(args.String("chunks", Actors.Collectives.TcpRingOptions.DefaultChunkBytes.ToString(CultureInfo.InvariantCulture)), "chunks", 1024).Distinct().ToArray(),
             args.String("gloo", "on") switch
             {
                 "on" => true,
@@ -37,7 +39,8 @@ internal sealed record AllReduceOptions(
                 var other => throw new ArgumentException($"--gloo takes on or off, not '{other}'"),
             },
             args.String("python", "/usr/bin/python3"),
-            args.Int("rounds", 3, 1));
+            args.Int("rounds", 3, 1),
+            args.Int("timeout", 120, 1));
         args.EnsureAllRead();
         return options;
     }
@@ -54,6 +57,7 @@ internal sealed record AllReduceOptions(
             "--sizes", string.Join(",", SizesMiB.Select(s => s.ToString(c))),
             "--warmup", Warmup.ToString(c),
             "--chunks", string.Join(",", ChunkBytes.Select(s => s.ToString(c))),
+            "--timeout", TimeoutSeconds.ToString(c),
         ];
     }
 

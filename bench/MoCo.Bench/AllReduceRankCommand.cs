@@ -16,8 +16,21 @@ namespace MoCo.Bench;
 /// </summary>
 internal static class AllReduceRankCommand
 {
-    /// <summary>Runs the rank; returns the process exit code.</summary>
+    /// <summary>Runs the rank; returns the process exit code (1, with the message on standard error, when the ring failed).</summary>
     public static int Run(BenchArgs args)
+    {
+        try
+        {
+            return RunRank(args);
+        }
+        catch (Model.Collectives.CollectiveException e)
+        {
+            Console.Error.WriteLine($"ring failed: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static int RunRank(BenchArgs args)
     {
         int rank = args.Int("rank", -1, 0);
         int world = args.Int("world", 0, 2);
@@ -29,7 +42,11 @@ internal static class AllReduceRankCommand
         torch.set_num_threads(1);
         for (int i = 0; i < options.ChunkBytes.Count; i++)
         {
-            using var ring = Join(rank, world, generation: i + 1, options.ChunkBytes[i]);
+            using var ring = Join(rank, world, generation: i + 1, options.ChunkBytes[i], TimeSpan.FromSeconds(options.TimeoutSeconds));
+            if (i == 0)
+            {
+                WarmUpProcess(ring);
+            }
             foreach (long bytes in options.SizesBytes)
             {
                 var measurement = Measure(ring, bytes, options.Warmup, AllReduceOptions.Iterations(bytes));
@@ -45,7 +62,7 @@ internal static class AllReduceRankCommand
         return 0;
     }
 
-    private static TcpRingCollective Join(int rank, int world, int generation, int chunkBytes)
+    private static TcpRingCollective Join(int rank, int world, int generation, int chunkBytes, TimeSpan timeout)
     {
         var listener = TcpRingListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         Console.Out.WriteLine($"listening {listener.EndPoint}");
@@ -61,9 +78,29 @@ internal static class AllReduceRankCommand
         {
             ChunkBytes = chunkBytes,
             ConnectTimeout = TimeSpan.FromSeconds(60),
-            OperationTimeout = TimeSpan.FromSeconds(120),
+            OperationTimeout = timeout,
         };
         return TcpRingCollective.Connect(listener, options);
+    }
+
+    /// <summary>
+    /// Runs the ring's code paths until .NET's tiered compilation has replaced the first, unoptimised code of the hot
+    /// loop (the segment loop, the vectorised add) with optimised code: a few hundred calls, well under a second.
+    /// Without it the first sizes measured would time the JIT, not the ring.
+    /// </summary>
+    private static void WarmUpProcess(TcpRingCollective ring)
+    {
+        using var scope = NewDisposeScope();
+        var small = zeros(64 * 1024);
+        var large = zeros(2 * 1024 * 1024);
+        for (int i = 0; i < 300; i++)
+        {
+            ring.AllReduceSum(small);
+        }
+        for (int i = 0; i < 10; i++)
+        {
+            ring.AllReduceSum(large);
+        }
     }
 
     private static AllReduceMeasurement Measure(TcpRingCollective ring, long bytes, int warmup, int iterations)
@@ -83,15 +120,23 @@ internal static class AllReduceRankCommand
             ring.AllReduceSum(data);
         }
         ring.AllReduceSum(zeros(1)); // barrier: nobody starts the clock before everyone has warmed up
+        using var self = Process.GetCurrentProcess();
+        var cpu0 = self.TotalProcessorTime;
         long start = Stopwatch.GetTimestamp();
         for (int i = 0; i < iterations; i++)
         {
             ring.AllReduceSum(data);
         }
         double mean = Stopwatch.GetElapsedTime(start).TotalSeconds / iterations;
-        var times = zeros(ring.WorldSize, dtype: ScalarType.Float64);
-        times[ring.Rank].fill_(mean);
-        ring.AllReduceSum(times);
-        return new AllReduceMeasurement(ring.WorldSize, bytes, iterations, times.max().item<double>(), ring.Options.ChunkBytes);
+        self.Refresh();
+        double cpu = (self.TotalProcessorTime - cpu0).TotalSeconds / iterations;
+        // every rank's mean time and CPU time, shared with one more all-reduce: [time_0 .. time_W-1, cpu_0 .. cpu_W-1]
+        var shared = zeros(2 * ring.WorldSize, dtype: ScalarType.Float64);
+        shared[ring.Rank].fill_(mean);
+        shared[ring.WorldSize + ring.Rank].fill_(cpu);
+        ring.AllReduceSum(shared);
+        double slowest = shared.narrow(0, 0, ring.WorldSize).max().item<double>();
+        double cpuSum = shared.narrow(0, ring.WorldSize, ring.WorldSize).sum().item<double>();
+        return new AllReduceMeasurement(ring.WorldSize, bytes, iterations, slowest, cpuSum, ring.Options.ChunkBytes);
     }
 }

@@ -1,26 +1,23 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 
 namespace MoCo.Actors.Collectives;
 
 /// <summary>
-/// One direction of the ring as this rank sees it: a connected, authenticated, blocking TCP socket to one peer,
-/// with exact sends and receives bounded by a deadline. Failures become <see cref="RingLinkException"/>s that name
-/// the peer's rank and address.
+/// One direction of the ring as this rank sees it: a connected, authenticated TCP socket to one peer, switched to
+/// non-blocking mode after the handshake so that one thread can drive both of a rank's links (see
+/// <see cref="TcpRingCollective"/>). Failures become <see cref="RingLinkException"/>s that name the peer's rank and
+/// address.
 /// </summary>
 internal sealed unsafe class RingLink : IDisposable
 {
-    /// <summary>How far a blocking call may overrun the deadline before its socket timeout is tightened (saves a system call per segment).</summary>
-    private const int TimeoutSlackMs = 50;
-
     private readonly Socket _socket;
-    private int _sendTimeoutMs = -1;
-    private int _receiveTimeoutMs = -1;
     private volatile bool _shutDown;
 
     public RingLink(Socket socket, int peerRank, string peerAddress)
     {
         _socket = socket;
+        _socket.Blocking = false;
+        _socket.NoDelay = true;
         PeerRank = peerRank;
         PeerAddress = peerAddress;
     }
@@ -28,77 +25,67 @@ internal sealed unsafe class RingLink : IDisposable
     /// <summary>The peer's rank.</summary>
     public int PeerRank { get; }
 
-    /// <summary>The peer's address (host:port as this rank reached it or saw it connect).</summary>
+    /// <summary>The peer's published endpoint (host:port).</summary>
     public string PeerAddress { get; }
 
     /// <summary>"rank r at host:port", for messages.</summary>
     public string Peer => $"rank {PeerRank} at {PeerAddress}";
 
-    /// <summary>Sends exactly <paramref name="length"/> bytes from <paramref name="data"/>, before <paramref name="deadline"/> (a <see cref="Stopwatch"/> timestamp).</summary>
-    /// <exception cref="RingLinkException">The peer closed the connection, took no data before the deadline, or the link was shut down.</exception>
-    public void Send(byte* data, int length, long deadline)
+    /// <summary>The socket, for waiting on readiness.</summary>
+    public Socket Socket => _socket;
+
+    /// <summary>Sends what the socket's buffer takes of <paramref name="length"/> bytes at <paramref name="data"/> without waiting; returns how many (0: the buffer is full).</summary>
+    /// <exception cref="RingLinkException">The connection broke, or the link was shut down.</exception>
+    public int TrySend(byte* data, int length)
     {
-        while (length > 0)
+        int sent;
+        SocketError error;
+        try
         {
-            int ms = RemainingMs(deadline, sending: true);
-            if (_sendTimeoutMs < ms || _sendTimeoutMs - ms > TimeoutSlackMs)
-            {
-                SetTimeout(ms, sending: true);
-            }
-            int sent;
-            try
-            {
-                sent = _socket.Send(new ReadOnlySpan<byte>(data, length), SocketFlags.None);
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock && !_shutDown)
-            {
-                continue; // the socket timeout expired: the deadline check above decides
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                throw Broken(e);
-            }
-            data += sent;
-            length -= sent;
+            sent = _socket.Send(new ReadOnlySpan<byte>(data, length), SocketFlags.None, out error);
         }
+        catch (ObjectDisposedException e)
+        {
+            throw Broken(e.Message, e);
+        }
+        return error switch
+        {
+            SocketError.Success => sent,
+            SocketError.WouldBlock or SocketError.Interrupted => 0,
+            _ => throw Broken(error.ToString()),
+        };
     }
 
-    /// <summary>Receives exactly <paramref name="length"/> bytes into <paramref name="data"/>, before <paramref name="deadline"/> (a <see cref="Stopwatch"/> timestamp).</summary>
-    /// <exception cref="RingLinkException">The peer closed the connection, sent nothing before the deadline, or the link was shut down.</exception>
-    public void Receive(byte* data, int length, long deadline)
+    /// <summary>Receives what has arrived, up to <paramref name="length"/> bytes into <paramref name="data"/>, without waiting; returns how many (0: nothing yet).</summary>
+    /// <exception cref="RingLinkException">The peer closed the connection, it broke, or the link was shut down.</exception>
+    public int TryReceive(byte* data, int length)
     {
-        while (length > 0)
+        int received;
+        SocketError error;
+        try
         {
-            int ms = RemainingMs(deadline, sending: false);
-            if (_receiveTimeoutMs < ms || _receiveTimeoutMs - ms > TimeoutSlackMs)
-            {
-                SetTimeout(ms, sending: false);
-            }
-            int received;
-            try
-            {
-                received = _socket.Receive(new Span<byte>(data, length), SocketFlags.None);
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock && !_shutDown)
-            {
-                continue;
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                throw Broken(e);
-            }
-            if (received == 0)
-            {
+            received = _socket.Receive(new Span<byte>(data, length), SocketFlags.None, out error);
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Broken(e.Message, e);
+        }
+        switch (error)
+        {
+            case SocketError.Success when received > 0:
+                return received;
+            case SocketError.Success:
                 throw _shutDown
                     ? new RingLinkException($"the link to {Peer} was shut down on this rank", timedOut: false)
                     : new RingLinkException($"{Peer} closed the connection", timedOut: false);
-            }
-            data += received;
-            length -= received;
+            case SocketError.WouldBlock or SocketError.Interrupted:
+                return 0;
+            default:
+                throw Broken(error.ToString());
         }
     }
 
-    /// <summary>Shuts the connection down in both directions: blocked calls on other threads return at once, and the peer sees the connection close.</summary>
+    /// <summary>Shuts the connection down in both directions: a wait on another thread returns at once, and the peer sees the connection close.</summary>
     public void Shutdown()
     {
         _shutDown = true;
@@ -118,48 +105,8 @@ internal sealed unsafe class RingLink : IDisposable
         _socket.Dispose();
     }
 
-    private int RemainingMs(long deadline, bool sending)
-    {
-        long ticks = deadline - Stopwatch.GetTimestamp();
-        if (ticks <= 0)
-        {
-            throw new RingLinkException(
-                sending
-                    ? $"{Peer} took no data before the operation's deadline (it stopped reading)"
-                    : $"no data came from {Peer} before the operation's deadline (it stopped sending, or never arrived)",
-                timedOut: true);
-        }
-        return (int)Math.Clamp(ticks * 1000 / Stopwatch.Frequency, 1, int.MaxValue);
-    }
-
-    private void SetTimeout(int ms, bool sending)
-    {
-        try
-        {
-            if (sending)
-            {
-                _socket.SendTimeout = ms;
-                _sendTimeoutMs = ms;
-            }
-            else
-            {
-                _socket.ReceiveTimeout = ms;
-                _receiveTimeoutMs = ms;
-            }
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            throw Broken(e);
-        }
-    }
-
-    private RingLinkException Broken(Exception e)
-    {
-        if (_shutDown)
-        {
-            return new RingLinkException($"the link to {Peer} was shut down on this rank", timedOut: false, e);
-        }
-        string what = e is SocketException s ? s.SocketErrorCode.ToString() : e.GetType().Name;
-        return new RingLinkException($"the connection to {Peer} broke ({what}: {e.Message})", timedOut: false, e);
-    }
+    private RingLinkException Broken(string what, Exception? inner = null) =>
+        _shutDown
+            ? new RingLinkException($"the link to {Peer} was shut down on this rank", timedOut: false, inner)
+            : new RingLinkException($"the connection to {Peer} broke ({what})", timedOut: false, inner);
 }

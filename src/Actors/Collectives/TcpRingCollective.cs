@@ -13,8 +13,11 @@ namespace MoCo.Actors.Collectives;
 /// The CPU data plane: an <see cref="ICollective"/> over a ring of TCP connections, rank r sending to r + 1 and
 /// receiving from r − 1. All-reduce is a reduce-scatter followed by an all-gather (<see cref="RingSchedule"/>), so
 /// each rank sends and receives 2(W − 1)/W of the tensor whatever W; the tensor travels in segments of
-/// <see cref="TcpRingOptions.ChunkBytes"/> and a dedicated sender thread streams segments to the successor while the
-/// calling thread receives and adds the predecessor's, so sending, receiving and reducing overlap.
+/// <see cref="TcpRingOptions.ChunkBytes"/>, and the calling thread drives both links without blocking: it hands the
+/// successor whatever segments the socket takes, takes whatever the predecessor has sent, adds a segment as soon as it
+/// is complete and forwards it as soon as the next step needs it, waiting (poll) only when neither link can move.
+/// The kernel's socket buffers carry the segments in flight, so sending, receiving and reducing overlap without a
+/// second thread (on a loaded machine each hand-over between threads costs a scheduler wake-up; see bench/README.md).
 /// <para>
 /// Every connection is authenticated with the cluster's secret and bound to one run and generation
 /// (<see cref="RingHandshake"/>); every collective starts with a header that neighbours compare, so ranks that call
@@ -30,20 +33,17 @@ public sealed unsafe class TcpRingCollective : ICollective
     private readonly TcpRingOptions _options;
     private readonly RingLink? _next;
     private readonly RingLink? _previous;
-    private readonly Thread? _sender;
     private readonly long _operationTicks;
+    private readonly List<Socket> _readable = new(1);
+    private readonly List<Socket> _writable = new(1);
 
-    /// <summary>Guards the hand-over of send jobs, the receive progress and the failure.</summary>
+    /// <summary>Guards the failure.</summary>
     private readonly object _gate = new();
 
     /// <summary>Held for the whole of each collective, so that <see cref="Dispose"/> frees nothing an operation still uses.</summary>
     private readonly object _operationGate = new();
 
     private byte* _scratch;
-    private SendJob? _job;
-    private bool _jobDone = true;
-    private bool _stopping;
-    private int _received;
     private Exception? _failure;
     private long _sequence;
     private int _disposed;
@@ -57,8 +57,6 @@ public sealed unsafe class TcpRingCollective : ICollective
         if (next is not null)
         {
             _scratch = (byte*)NativeMemory.AlignedAlloc((nuint)options.ChunkBytes, 64);
-            _sender = new Thread(SendLoop) { IsBackground = true, Name = $"ring-send-{options.Rank}" };
-            _sender.Start();
         }
     }
 
@@ -71,7 +69,7 @@ public sealed unsafe class TcpRingCollective : ICollective
     /// <summary>The options the ring was built with.</summary>
     public TcpRingOptions Options => _options;
 
-    /// <summary>Test hook: called on the receiving thread after each received segment, with its index in the operation.</summary>
+    /// <summary>Test hook: called on the calling thread after each received (and reduced) segment, with its index in the operation.</summary>
     internal Action<int>? AfterReceive { get; set; }
 
     /// <summary>
@@ -305,7 +303,7 @@ public sealed unsafe class TcpRingCollective : ICollective
     /// </summary>
     public void Abort() => Fail(new CollectiveException($"rank {Rank}: the ring was aborted"));
 
-    /// <summary>Aborts, waits for a pending call to leave, stops the sender thread and closes the connections.</summary>
+    /// <summary>Aborts, waits for a pending call to leave and closes the connections.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -315,12 +313,6 @@ public sealed unsafe class TcpRingCollective : ICollective
         Fail(new CollectiveException($"rank {Rank}: the ring was disposed"));
         lock (_operationGate)
         {
-            lock (_gate)
-            {
-                _stopping = true;
-                Monitor.PulseAll(_gate);
-            }
-            _sender?.Join();
             _next?.Dispose();
             _previous?.Dispose();
             if (_scratch is not null)
@@ -372,7 +364,7 @@ public sealed unsafe class TcpRingCollective : ICollective
         }
     }
 
-    /// <summary>Runs one collective: posts the sends to the sender thread, receives (and reduces) on this thread, waits for both.</summary>
+    /// <summary>Runs one collective: the header, then the plan's sends and receives, interleaved on this thread.</summary>
     private void Run(OperationHeader header, RingPlan plan, byte* buffer, ScalarType dtype)
     {
         lock (_operationGate)
@@ -380,17 +372,9 @@ public sealed unsafe class TcpRingCollective : ICollective
             ThrowIfUnusable(header.Name);
             header = header with { Sequence = ++_sequence };
             long start = Stopwatch.GetTimestamp();
-            long deadline = start + _operationTicks;
-            lock (_gate)
-            {
-                _received = 0;
-                _job = new SendJob(header, plan.Sends, buffer, deadline);
-                _jobDone = false;
-                Monitor.PulseAll(_gate);
-            }
             try
             {
-                Receive(header, plan.Receives, buffer, dtype, deadline);
+                Drive(header, plan, buffer, dtype, start + _operationTicks);
             }
             catch (Exception e)
             {
@@ -399,10 +383,6 @@ public sealed unsafe class TcpRingCollective : ICollective
             Exception? failure;
             lock (_gate)
             {
-                while (!_jobDone)
-                {
-                    Monitor.Wait(_gate);
-                }
                 failure = _failure;
             }
             if (failure is not null)
@@ -412,11 +392,118 @@ public sealed unsafe class TcpRingCollective : ICollective
         }
     }
 
-    private void Receive(OperationHeader header, RingReceive[] receives, byte* buffer, ScalarType dtype, long deadline)
+    /// <summary>
+    /// Moves every segment of <paramref name="plan"/>: sends whatever the successor's socket takes (a send only once the
+    /// receives it forwards are complete), receives whatever the predecessor has sent (adding a reduce segment into the
+    /// buffer when it is whole), and polls both sockets when neither can move, until the deadline.
+    /// </summary>
+    private void Drive(OperationHeader header, RingPlan plan, byte* buffer, ScalarType dtype, long deadline)
     {
+        var next = _next!;
         var previous = _previous!;
+        byte* mine = stackalloc byte[OperationHeader.Size];
         byte* theirs = stackalloc byte[OperationHeader.Size];
-        previous.Receive(theirs, OperationHeader.Size, deadline);
+        header.Write(new Span<byte>(mine, OperationHeader.Size));
+        var sends = plan.Sends;
+        var receives = plan.Receives;
+        var hook = AfterReceive;
+        int sendIndex = -1; // -1: the header
+        int sendDone = 0;   // bytes of the current send already handed to the socket
+        int receiveIndex = -1;
+        int receiveDone = 0;
+        while (sendIndex < sends.Length || receiveIndex < receives.Length)
+        {
+            bool moved = false;
+            bool sendReady = false;
+            while (sendIndex < sends.Length)
+            {
+                byte* data;
+                int length;
+                if (sendIndex < 0)
+                {
+                    data = mine;
+                    length = OperationHeader.Size;
+                }
+                else
+                {
+                    var piece = sends[sendIndex];
+                    if (piece.AfterReceives > Math.Max(receiveIndex, 0))
+                    {
+                        break; // forwards a segment that has not fully arrived yet
+                    }
+                    data = buffer + piece.Offset;
+                    length = piece.Length;
+                }
+                sendReady = true;
+                int sent = next.TrySend(data + sendDone, length - sendDone);
+                if (sent == 0)
+                {
+                    break;
+                }
+                moved = true;
+                sendDone += sent;
+                if (sendDone == length)
+                {
+                    sendIndex++;
+                    sendDone = 0;
+                    sendReady = false;
+                }
+            }
+
+            while (receiveIndex < receives.Length)
+            {
+                byte* target;
+                int length;
+                bool reduce = false;
+                if (receiveIndex < 0)
+                {
+                    target = theirs;
+                    length = OperationHeader.Size;
+                }
+                else
+                {
+                    var piece = receives[receiveIndex];
+                    reduce = piece.Reduce;
+                    target = reduce ? _scratch : buffer + piece.Offset;
+                    length = piece.Length;
+                }
+                int received = previous.TryReceive(target + receiveDone, length - receiveDone);
+                if (received == 0)
+                {
+                    break;
+                }
+                moved = true;
+                receiveDone += received;
+                if (receiveDone < length)
+                {
+                    continue;
+                }
+                if (receiveIndex < 0)
+                {
+                    CheckHeader(header, theirs, previous);
+                }
+                else
+                {
+                    if (reduce)
+                    {
+                        RingReduce.Add(dtype, buffer + receives[receiveIndex].Offset, _scratch, length);
+                    }
+                    hook?.Invoke(receiveIndex);
+                }
+                receiveIndex++;
+                receiveDone = 0;
+                break; // a complete segment may unblock a send: give the successor its turn
+            }
+
+            if (!moved)
+            {
+                Wait(receiveIndex < receives.Length, sendReady, deadline);
+            }
+        }
+    }
+
+    private void CheckHeader(OperationHeader header, byte* theirs, RingLink previous)
+    {
         var them = OperationHeader.Read(new ReadOnlySpan<byte>(theirs, OperationHeader.Size));
         if (them != header)
         {
@@ -425,112 +512,49 @@ public sealed unsafe class TcpRingCollective : ICollective
                 $"rank {Rank}: {header}: {previous.Peer} began {what}. Ranks must make the same collective calls, in the same order, " +
                 "with the same sizes, dtypes, roots and all-gather counts");
         }
-        var hook = AfterReceive;
-        for (int i = 0; i < receives.Length; i++)
-        {
-            var piece = receives[i];
-            if (piece.Reduce)
-            {
-                previous.Receive(_scratch, piece.Length, deadline);
-                RingReduce.Add(dtype, buffer + piece.Offset, _scratch, piece.Length);
-            }
-            else
-            {
-                previous.Receive(buffer + piece.Offset, piece.Length, deadline);
-            }
-            lock (_gate)
-            {
-                _received = i + 1;
-                Monitor.PulseAll(_gate);
-            }
-            hook?.Invoke(i);
-        }
     }
 
-    private void SendLoop()
+    /// <summary>Waits until the predecessor has data (when <paramref name="receiving"/>) or the successor takes data (when <paramref name="sending"/>), or the deadline passes.</summary>
+    private void Wait(bool receiving, bool sending, long deadline)
     {
-        while (true)
+        long ticks = deadline - Stopwatch.GetTimestamp();
+        if (ticks <= 0)
         {
-            SendJob job;
-            lock (_gate)
-            {
-                while (_job is null && !_stopping)
-                {
-                    Monitor.Wait(_gate);
-                }
-                if (_stopping)
-                {
-                    return;
-                }
-                job = _job!;
-            }
-            Exception? error = null;
-            try
-            {
-                Send(job);
-            }
-            catch (Exception e)
-            {
-                error = e;
-            }
-            if (error is not null)
-            {
-                Fail(error);
-            }
-            lock (_gate)
-            {
-                _job = null;
-                _jobDone = true;
-                Monitor.PulseAll(_gate);
-            }
+            string silent = $"no data came from {_previous!.Peer} before the operation's deadline (it stopped sending, or never arrived)";
+            string full = $"{_next!.Peer} took no data before the operation's deadline (it stopped reading)";
+            throw new RingLinkException(receiving && sending ? $"{silent}, and {full}" : receiving ? silent : full, timedOut: true);
+        }
+        if (!receiving && !sending)
+        {
+            throw new InvalidOperationException($"rank {Rank}: the ring's plan waits for nothing (a send depends on a receive that never comes)");
+        }
+        _readable.Clear();
+        _writable.Clear();
+        if (receiving)
+        {
+            _readable.Add(_previous!.Socket);
+        }
+        if (sending)
+        {
+            _writable.Add(_next!.Socket);
+        }
+        int microseconds = (int)Math.Clamp(ticks * 1_000_000 / Stopwatch.Frequency, 1, int.MaxValue);
+        try
+        {
+            Socket.Select(receiving ? _readable : null, sending ? _writable : null, null, microseconds);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // a link was shut down or broke: the next send or receive names it
         }
     }
 
-    private void Send(SendJob job)
-    {
-        var next = _next!;
-        byte* header = stackalloc byte[OperationHeader.Size];
-        job.Header.Write(new Span<byte>(header, OperationHeader.Size));
-        next.Send(header, OperationHeader.Size, job.Deadline);
-        foreach (var piece in job.Sends)
-        {
-            if (piece.AfterReceives > 0)
-            {
-                AwaitReceives(piece.AfterReceives, job.Deadline);
-            }
-            next.Send(job.Buffer + piece.Offset, piece.Length, job.Deadline);
-        }
-    }
-
-    /// <summary>Waits until the receiving thread has completed <paramref name="count"/> receives of the current operation.</summary>
-    private void AwaitReceives(int count, long deadline)
-    {
-        lock (_gate)
-        {
-            while (_received < count)
-            {
-                if (_failure is not null)
-                {
-                    // the receiving side failed first, and its failure is the one reported
-                    throw new OperationCanceledException("the receiving side of the ring failed");
-                }
-                long ticks = deadline - Stopwatch.GetTimestamp();
-                if (ticks <= 0)
-                {
-                    throw new RingLinkException($"no data came from {_previous!.Peer} before the operation's deadline (it stopped sending, or never arrived)", timedOut: true);
-                }
-                Monitor.Wait(_gate, TimeSpan.FromTicks(Math.Max(1, ticks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)));
-            }
-        }
-    }
-
-    /// <summary>Records the ring's first failure, shuts the links down (unblocking both threads, telling the peers) and wakes the sender.</summary>
+    /// <summary>Records the ring's first failure and shuts the links down: a pending wait returns at once, and the peers see the connections close.</summary>
     private void Fail(Exception failure)
     {
         lock (_gate)
         {
             _failure ??= failure;
-            Monitor.PulseAll(_gate);
         }
         _next?.Shutdown();
         _previous?.Shutdown();
@@ -555,17 +579,5 @@ public sealed unsafe class TcpRingCollective : ICollective
     {
         string prefix = $"rank {Rank}: ";
         return message.StartsWith(prefix, StringComparison.Ordinal) ? message[prefix.Length..] : message;
-    }
-
-    /// <summary>What the sender thread does in one operation.</summary>
-    private sealed class SendJob(OperationHeader header, RingSend[] sends, byte* buffer, long deadline)
-    {
-        public OperationHeader Header { get; } = header;
-
-        public RingSend[] Sends { get; } = sends;
-
-        public byte* Buffer { get; } = buffer;
-
-        public long Deadline { get; } = deadline;
     }
 }

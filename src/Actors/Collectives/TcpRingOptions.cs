@@ -28,9 +28,10 @@ public sealed record TcpRingOptions(
     public const int MaxRunIdBytes = 256;
 
     /// <summary>
-    /// The default segment size: 512 KiB was the fastest of 64 KiB..8 MiB for 2 and 3 local processes
-    /// (bench/README.md, <c>moco-bench allreduce</c>); smaller segments pay per-segment overhead, larger ones
-    /// leave the ring's links idle while the first segment of a block travels.
+    /// The default segment size, from <c>moco-bench allreduce --chunks ...</c> (bench/README.md) with 2 and 3 local
+    /// processes and 1..64 MiB tensors: 64..256 KiB segments were slower and cost more CPU per call (more system
+    /// calls and wake-ups per byte); 512 KiB..4 MiB were within noise of each other, and 512 KiB, the smallest of
+    /// them, keeps the pipeline finest for small tensors (a block travels in several segments sooner).
     /// </summary>
     public const int DefaultChunkBytes = 512 * 1024;
 

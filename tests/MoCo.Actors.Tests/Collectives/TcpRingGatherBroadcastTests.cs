@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace MoCo.Actors.Tests.Collectives;
 
 /// <summary>All-gather and broadcast over a TCP ring (threads of this process, 127.0.0.1). Both copy bytes, so results are exact.</summary>
-public sealed class TcpRingAllGatherTests
+public sealed class TcpRingGatherBroadcastTests
 {
     [Theory]
     [InlineData(new long[] { 5 })]

@@ -1,0 +1,52 @@
+using System.Net;
+using MoCo.Actors.Collectives;
+using static MoCo.Actors.Tests.Collectives.Messages;
+
+namespace MoCo.Actors.Tests.Collectives;
+
+/// <summary>The ring's options: endpoints as the coordinator publishes them, validation, and a secret that never prints.</summary>
+public sealed class TcpRingOptionsTests
+{
+    [Fact]
+    public void Endpoints_parse_from_host_and_port()
+    {
+        Assert.Equal(new IPEndPoint(IPAddress.Parse("10.1.2.3"), 7000), TcpRingOptions.ParseEndpoint("10.1.2.3:7000"));
+        Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 80), TcpRingOptions.ParseEndpoint("[::1]:80"));
+        Assert.Equal(new DnsEndPoint("worker-1.moco", 7000), TcpRingOptions.ParseEndpoint("worker-1.moco:7000"));
+    }
+
+    [Theory]
+    [InlineData("worker-1")]
+    [InlineData("worker-1:")]
+    [InlineData(":7000")]
+    [InlineData("worker-1:0")]
+    [InlineData("worker-1:70000")]
+    [InlineData("worker-1:http")]
+    public void Endpoints_without_a_valid_port_are_refused(string text)
+    {
+        var e = Assert.Throws<FormatException>(() => TcpRingOptions.ParseEndpoint(text));
+        AssertMentions(e.Message, text);
+    }
+
+    [Fact]
+    public void Options_refuse_a_short_secret_and_a_rank_outside_the_world()
+    {
+        var endpoints = new EndPoint[] { new IPEndPoint(IPAddress.Loopback, 1), new IPEndPoint(IPAddress.Loopback, 2) };
+        var shortSecret = Assert.Throws<ArgumentException>(() => new TcpRingOptions(0, endpoints, "run", 1, new byte[8]).Validate());
+        AssertMentions(shortSecret.Message, "at least 16");
+        var outside = Assert.Throws<ArgumentException>(() => new TcpRingOptions(2, endpoints, "run", 1, LocalRing.Secret).Validate());
+        AssertMentions(outside.Message, "rank 2 is outside a world of 2");
+    }
+
+    [Fact]
+    public void Options_never_print_the_secret()
+    {
+        var secret = "0123456789abcdef-secret"u8.ToArray();
+        var options = new TcpRingOptions(0, [new IPEndPoint(IPAddress.Loopback, 1)], "run", 1, secret);
+
+        string text = options.ToString();
+
+        Assert.DoesNotContain("0123456789abcdef", text);
+        AssertMentions(text, $"Secret = ({secret.Length} bytes)");
+    }
+}

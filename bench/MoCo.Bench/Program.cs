@@ -15,7 +15,7 @@ internal static class Program
         "  moco-bench step [--batch 256] [--steps 10] [--warmup 2] [--data synthetic|PATH] [--threads T] [--what a,b,c,d,e]\n" +
         "  moco-bench step-one --what a|b|c|d|e [same options as step]   (one configuration; prints one JSON line)\n" +
         "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]\n" +
-        "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--threads T]   (actor path vs bare loop; checkpoint stall)\n" +
+        "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--rounds 2] [--threads T]   (actor path vs bare loop; checkpoint stall)\n" +
         "  moco-bench allreduce [--sizes 1,4,16,64] [--procs 2,3] [--warmup 5] [--chunks BYTES,...] [--gloo on|off] [--python /usr/bin/python3] [--rounds 3] [--timeout 120]";
 
     private const int RedirectedWidth = 160;

@@ -426,7 +426,8 @@ public sealed class TrainingDirectorActor : ReceiveActor
             }
 
             int world = _slots.Count;
-            _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, world));
+            // the keeper hears this node's replicas (remote ones have no keeper reference: their reports would not fit a frame)
+            _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, _slots.Count(s => s.Agent is null)));
             _joined.Clear();
             AwaitReplies(Enumerable.Range(0, world), () => GenerationJoined(newRanks, sourceRank, source));
             for (int r = 0; r < world; r++)

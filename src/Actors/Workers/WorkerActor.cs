@@ -312,14 +312,18 @@ public sealed class WorkerActor : ReceiveActor
     {
         var trainer = _trainer!;
         var queue = trainer.Model.Queue;
-        var keys = new float[queue.NumberOfElements];
-        queue.data<float>().CopyTo(keys);
         long pointer = trainer.Model.QueuePointer;
-        var bytes = new byte[keys.Length * sizeof(float) + sizeof(long)];
-        Buffer.BlockCopy(keys, 0, bytes, 0, keys.Length * sizeof(float));
-        BitConverter.TryWriteBytes(bytes.AsSpan(keys.Length * sizeof(float)), pointer);
-        var digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        _queueKeeper.Tell(new QueueKeeper.Report(_rank, _generation, trainer.GlobalStep, pointer, digest, _rank == 0 ? keys : null, (int)queue.shape[0]));
+        using var contiguous = queue.contiguous();
+        var bytes = contiguous.bytes;
+        var keys = new float[queue.NumberOfElements];
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).CopyTo(keys);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(bytes);
+        hash.AppendData(BitConverter.GetBytes(pointer));
+        var digest = Convert.ToHexStringLower(hash.GetHashAndReset());
+        // the keys travel only to a keeper in this process (a remote message would exceed remoting's frame size)
+        bool keeperIsLocal = _director is null;
+        _queueKeeper.Tell(new QueueKeeper.Report(_rank, _generation, trainer.GlobalStep, pointer, digest, _rank == 0 && keeperIsLocal ? keys : null, (int)queue.shape[0]));
     }
 
     /// <summary>Closes the epoch's accumulators; rank 0 runs the kNN monitor when due and reports the epoch.</summary>

@@ -326,7 +326,8 @@ public static class CheckpointFile
         }
         // contiguous() returns a new handle even when it shares storage; dispose ours, never the input.
         using var contiguous = tensor.contiguous();
-        contiguous.WriteBytesToStream(stream, CopyBufferSize);
+        // one copy of the tensor's memory (TorchSharp's WriteBytesToStream goes through a buffer and ran at ~170 MB/s)
+        stream.Write(contiguous.bytes);
     }
 
     private static byte[] BuildPrefix(int version, uint headerLength, long totalLength)

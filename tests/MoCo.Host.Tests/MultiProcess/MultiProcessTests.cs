@@ -103,6 +103,28 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_that_stops_answering_mid_all_reduce_must_be_left_behind_within_the_timeout()
+    {
+        int port = MocoProcess.FreePort();
+        string[] timeout = ["--collective-timeout-seconds", "5"];
+        var train = Start("train", ["train", .. Tiny(4), .. timeout, "--port", Port(port), "--min-workers", "3", "--run-dir", RunDir("frozen")], SecretVariable);
+        await train.WaitForAsync("waiting for workers", Bound);
+        var first = Start("node-1", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1", .. timeout], SecretVariable);
+        var frozen = Start("node-2", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1", .. timeout], SecretVariable);
+        await train.WaitForAsync("3 worker\\(s\\), generation 1", Bound);
+        await train.WaitForAsync("^epoch 0:", Bound);
+
+        frozen.Signal("STOP");
+        var clock = Stopwatch.StartNew();
+        await train.WaitForAsync(@"generation 2\b.*2 worker\(s\) go on", Bound);
+        output.WriteLine($"SIGSTOP to the next generation: {clock.Elapsed.TotalSeconds:F1} s (collective timeout 5 s)");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"regrouping took {clock.Elapsed.TotalSeconds:F0} s");
+        Assert.Equal(0, await train.WaitForExitAsync(Bound));
+        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(32, History("frozen").GetProperty("lastStep").GetInt64());
+    }
+
+    [Fact]
     public async Task A_node_without_the_secret_must_be_refused_and_downed()
     {
         int port = MocoProcess.FreePort();

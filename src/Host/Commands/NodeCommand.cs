@@ -43,12 +43,13 @@ public static class NodeCommand
             SettingsReader.CheckSections(cfg, "moco", Presets.Sections, source);
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
-            return Run(cluster, host, parse.GetValue(devices), cfg);
+            var metrics = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
+            return Run(cluster, host, metrics, parse.GetValue(devices), cfg);
         });
         return command;
     }
 
-    private static int Run(ClusterSettings cluster, HostSettings host, int devices, Akka.Configuration.Config tuning)
+    private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, Akka.Configuration.Config tuning)
     {
         if (devices < 1)
         {
@@ -58,9 +59,12 @@ public static class NodeCommand
         var console = AnsiConsole.Console;
         var dataPlane = TrainingHost.DataPlane(cluster, multiNode: true);
         var akka = Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
+        using var metrics = new Metrics.MocoMetrics();
+        using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);
         using var akkaHost = TrainingHost.BuildNode(cluster, akka);
         akkaHost.StartAsync().GetAwaiter().GetResult();
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
+        endpoint?.UseHealthChecks(() => Health.HealthChecks.Alive(system), () => Health.HealthChecks.Ready(system));
         var ended = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         // downed by the cluster (split-brain resolver, or refused by the run's director): the actor system stops
         system.WhenTerminated.ContinueWith(_ => ended.TrySetResult("this node left the cluster (downed or removed)"), TaskScheduler.Default);

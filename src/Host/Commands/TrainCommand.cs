@@ -63,8 +63,9 @@ public static class TrainCommand
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var journal = SettingsReader.Read<JournalSettings>(cfg, "moco.journal", source).Validate();
+            var metricsSettings = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
             var tuning = cfg; // the preset's akka section (split-brain resolver, ...) tunes the actor system
-            return Train(run, host, cluster, journal, tuning, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
+            return Train(run, host, cluster, journal, metricsSettings, tuning, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
         });
         return command;
     }
@@ -75,7 +76,7 @@ public static class TrainCommand
     /// PostgreSQL), a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers, and progress printed by
     /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
-    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Config tuning,
+    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, Config tuning,
         IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices)
     {
         var console = AnsiConsole.Console;
@@ -119,9 +120,13 @@ public static class TrainCommand
         }.Validate();
 
         var akka = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
+        using var metrics = new Metrics.MocoMetrics();
+        // /metrics, /alive and /ready (moco.metrics.port; 0: none), up before the slow parts so probes see the process
+        using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);
         using var akkaHost = TrainingHost.Build(cluster, journal, runId, runDir!, akka);
         akkaHost.StartAsync().GetAwaiter().GetResult();
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
+        endpoint?.UseHealthChecks(() => Health.HealthChecks.Alive(system), () => Health.HealthChecks.Ready(system));
         TrainingHost.AwaitMemberUp(system, TimeSpan.FromSeconds(60));
         var coordinator = akkaHost.Services.GetRequiredService<ActorRegistry>().Get<TrainingHost.RunCoordinatorKey>();
         object final;
@@ -137,7 +142,7 @@ public static class TrainCommand
         {
             object Drive(ProgressContext? live)
             {
-                var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live), "progress");
+                var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live, metrics), "progress");
                 director = system.ActorOf(TrainingDirectorActor.Props(settings, progress, coordinator), "training-director");
                 return completion.Task.GetAwaiter().GetResult();
             }

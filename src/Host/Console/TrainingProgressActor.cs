@@ -5,6 +5,7 @@ using MoCo.Actors.Checkpoints;
 using MoCo.Actors.Queue;
 using MoCo.Actors.Training;
 using MoCo.Actors.Workers;
+using MoCo.Host.Metrics;
 using MoCo.Model.Training;
 using Spectre.Console;
 
@@ -26,12 +27,15 @@ public sealed class TrainingProgressActor : ReceiveActor
     private ProgressTask? _epochTask;
     private string _world = "";
     private string _queue = "";
+    private readonly MocoMetrics? _metrics;
+    private long _lastStepTimestamp;
     private Stopwatch _clock = Stopwatch.StartNew();
     private long _stepsAtClock;
 
     /// <summary>Creates the printer; use <see cref="Props"/>.</summary>
-    public TrainingProgressActor(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion, ProgressContext? live)
+    public TrainingProgressActor(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion, ProgressContext? live, MocoMetrics? metrics = null)
     {
+        _metrics = metrics;
         _console = console;
         _live = live;
         _config = config;
@@ -56,9 +60,10 @@ public sealed class TrainingProgressActor : ReceiveActor
     /// <param name="printEvery">Print a step line every n steps.</param>
     /// <param name="completion">Completed with the director's final message.</param>
     /// <param name="live">A live Spectre display on a terminal (bars for the run and the epoch, with ETA), or null for plain lines.</param>
-    public static Props Props(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion, ProgressContext? live = null)
+    /// <param name="metrics">The Prometheus instruments fed from the same messages, or null.</param>
+    public static Props Props(IAnsiConsole console, RunConfig config, int printEvery, TaskCompletionSource<object> completion, ProgressContext? live = null, MocoMetrics? metrics = null)
     {
-        return Akka.Actor.Props.Create(() => new TrainingProgressActor(console, config, printEvery, completion, live));
+        return Akka.Actor.Props.Create(() => new TrainingProgressActor(console, config, printEvery, completion, live, metrics));
     }
 
     private void HandleRunStarting(TrainingDirector.RunStarting started)
@@ -67,6 +72,7 @@ public sealed class TrainingProgressActor : ReceiveActor
         _console.MarkupLine(ProgressLines.ConfigLine(_config));
         _console.MarkupLine($"  {started.WorldSize} worker(s), generation {started.Generation}");
         _world = $"{started.WorldSize} worker(s), generation {started.Generation}";
+        _metrics?.RecordGeneration(started.Generation, started.WorldSize);
         _clock = Stopwatch.StartNew();
         _stepsAtClock = started.GlobalStep;
         if (_live is not null)
@@ -86,11 +92,21 @@ public sealed class TrainingProgressActor : ReceiveActor
     private void HandleKnnEvaluated(Worker.KnnEvaluated knn)
     {
         _console.MarkupLine(ProgressLines.KnnAtStartLine(knn.Top1Percent));
+        _metrics?.RecordKnn(knn.Top1Percent);
         _clock = Stopwatch.StartNew(); // step rates count training only
     }
 
     private void HandleStepCompleted(Worker.StepCompleted step)
     {
+        if (_metrics is not null)
+        {
+            long now = Stopwatch.GetTimestamp();
+            double seconds = _lastStepTimestamp == 0 ? double.NaN : Stopwatch.GetElapsedTime(_lastStepTimestamp, now).TotalSeconds;
+            _lastStepTimestamp = now;
+            double stepsPerSecond = double.IsFinite(seconds) && seconds > 0 ? 1 / seconds : 0;
+            _metrics.RecordStep(step.GlobalStep, step.Epoch, step.Loss, step.LearningRate, stepsPerSecond, stepsPerSecond * _config.BatchSize);
+        }
+
         if (_live is not null && _runTask is not null && _epochTask is not null)
         {
             double liveRate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
@@ -112,16 +128,22 @@ public sealed class TrainingProgressActor : ReceiveActor
     private void HandleEpochDone(Worker.EpochDone epoch)
     {
         _console.MarkupLine(ProgressLines.EpochLine(epoch.Epoch, epoch.Loss, epoch.LearningRate, epoch.Seconds, epoch.ImagesPerSecond, epoch.KnnTop1Percent));
+        if (epoch.KnnTop1Percent is { } top1)
+        {
+            _metrics?.RecordKnn(top1);
+        }
     }
 
     private void HandleCheckpointWritten(Checkpointer.Written written)
     {
         _log.Debug("Checkpoint {0} ({1:F1} s beside training)", written.Path, written.Seconds);
+        _metrics?.RecordCheckpoint(written.Seconds);
     }
 
     private void HandleGenerationFormed(TrainingDirector.GenerationFormed formed)
     {
         _world = $"{formed.WorldSize} worker(s), generation {formed.Generation}";
+        _metrics?.RecordGeneration(formed.Generation, formed.WorldSize);
         var what = formed.Recreated.Count == 0
             ? $"{formed.WorldSize} worker(s) go on"
             : $"{formed.WorldSize} worker(s); rank(s) {string.Join(", ", formed.Recreated)} took their state from {Markup.Escape(formed.Source)}";
@@ -130,6 +152,11 @@ public sealed class TrainingProgressActor : ReceiveActor
 
     private void HandleQueueAge(QueueKeeper.Age age)
     {
+        if (age.OldestKeyAgeSteps is { } oldestSteps)
+        {
+            _metrics?.RecordQueueAge(oldestSteps);
+        }
+
         _queue = age.OldestKeyAgeSteps is { } oldest
             ? $"queue oldest key {oldest} steps"
             : $"queue {age.Filled}/{age.Capacity} filled";

@@ -125,6 +125,26 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Train_must_serve_metrics_and_health_while_it_runs()
+    {
+        int metricsPort = MocoProcess.FreePort();
+        var train = Start("train", ["train", .. Tiny(40), "--run-dir", RunDir("metrics")], ("MOCO_METRICS_PORT", Port(metricsPort)));
+        await train.WaitForAsync("^epoch 1:", Bound);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var text = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+        output.WriteLine(text);
+        foreach (var name in new[] { "moco_global_step", "moco_loss", "moco_lr", "moco_generation", "moco_world_size", "moco_checkpoint_duration_seconds" })
+        {
+            Assert.Contains(name, text, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/ready")).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/alive")).StatusCode);
+        train.Signal("INT"); // Ctrl-C: stops at the end of the chunk, resumable
+        Assert.Equal(130, await train.WaitForExitAsync(Bound));
+    }
+
+    [Fact]
     public async Task A_node_without_the_secret_must_be_refused_and_downed()
     {
         int port = MocoProcess.FreePort();

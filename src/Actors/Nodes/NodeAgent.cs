@@ -43,6 +43,22 @@ public static class NodeAgent
     /// <param name="RunId">The run.</param>
     public sealed record StopWorkers(string RunId) : IMocoMessage;
 
+    /// <summary>This node is about to leave (SIGTERM, Ctrl-C): tell the run's director, stop the workers; answered by <see cref="LeaveAck"/>.</summary>
+    /// <param name="Reason">Why, for the run's history.</param>
+    public sealed record Leave(string Reason) : IMocoMessage;
+
+    /// <summary>The reply to <see cref="Leave"/>: the director was told (when there is one) and the workers are stopping.</summary>
+    public sealed record LeaveAck : IMocoMessage
+    {
+        /// <summary>The instance.</summary>
+        public static readonly LeaveAck Instance = new();
+    }
+
+    /// <summary>A node tells the run's director that it leaves on purpose: a new generation without it, no quarantine.</summary>
+    /// <param name="Node">The node's cluster address.</param>
+    /// <param name="Reason">Why.</param>
+    public sealed record Leaving(string Node, string Reason) : IMocoMessage;
+
     /// <summary>The run is over: the node's process may end.</summary>
     /// <param name="RunId">The run.</param>
     /// <param name="Outcome">How it ended, for the log.</param>

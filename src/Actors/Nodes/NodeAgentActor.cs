@@ -39,6 +39,12 @@ public sealed class NodeAgentActor : ReceiveActor
         Receive<NodeAgent.StartWorkers>(HandleStartWorkers);
         Receive<NodeAgent.StopWorkers>(_ => StopAll());
         Receive<NodeAgent.RunEnded>(HandleRunEnded);
+        Receive<NodeAgent.Leave>(leave =>
+        {
+            _director?.Tell(new NodeAgent.Leaving(Cluster.Get(Context.System).SelfAddress.ToString(), leave.Reason));
+            StopAll();
+            Sender.Tell(NodeAgent.LeaveAck.Instance);
+        });
         Receive<Terminated>(HandleTerminated);
     }
 

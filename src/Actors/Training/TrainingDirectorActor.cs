@@ -74,6 +74,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private bool _awaitingMinimum;
     private readonly Dictionary<string, string> _leaveReasons = [];
     private readonly Dictionary<string, byte[]> _nonces = [];
+    private readonly HashSet<string> _graceful = new(StringComparer.Ordinal);
 
     /// <summary>The cluster role of nodes that offer workers to the run (<c>moco node</c>).</summary>
     public const string WorkerRole = "worker";
@@ -108,6 +109,12 @@ public sealed class TrainingDirectorActor : ReceiveActor
         Receive<Worker.Prepared>(HandlePrepared);
         Receive<NodeAgent.Offer>(HandleOffer);
         Receive<NodeAgent.StartFailed>(HandleStartFailed);
+        Receive<NodeAgent.Leaving>(leaving =>
+        {
+            _graceful.Add(leaving.Node);
+            _log.Info("Run {0}: node {1} leaves ({2})", _settings.RunId, leaving.Node, leaving.Reason);
+            HandleNodeLost(leaving.Node, $"leaving gracefully ({leaving.Reason})");
+        });
         Receive<AskForOffer>(ask =>
         {
             bool answered = _remoteNodes.TryGetValue(ask.Node, out var known) && known.Devices > 0;
@@ -720,12 +727,22 @@ public sealed class TrainingDirectorActor : ReceiveActor
         _failures.Clear();
         var cause = failures.OrderByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).First();
         var where = cause.GlobalStep < 0 ? string.Empty : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
-        var reason = $"rank {cause.Rank} ({WorkerName(cause.Rank)}) failed while {cause.Operation}{where}: {cause.Error}";
+        var causeId = cause.Rank < _slots.Count ? _slots[cause.Rank].Id : WorkerName(cause.Rank);
+        bool leaving = cause.Rank < _slots.Count && _slots[cause.Rank].Agent is not null && _graceful.Contains(_slots[cause.Rank].Node);
+        var reason = leaving
+            ? $"rank {cause.Rank} ({causeId}): {cause.Error}"
+            : $"rank {cause.Rank} ({causeId}) failed while {cause.Operation}{where}: {cause.Error}";
         var failedRanks = failures.Where(f => f.FirstFailure).Select(f => f.Rank)
             .Concat(Enumerable.Range(0, _slots.Count).Where(r => _slots[r].Ref.IsNobody()))
             .Append(cause.Rank).Distinct().Order().ToList();
 
-        _failuresInARow++;
+        // a node that leaves on purpose is a membership change, not a failure: no count, no wait, no quarantine
+        bool graceful = failedRanks.All(r => _slots[r].Agent is not null && _graceful.Contains(_slots[r].Node));
+        if (!graceful)
+        {
+            _failuresInARow++;
+        }
+
         if (_failuresInARow > _settings.MaxWorkerRestarts)
         {
             var checkpoint = _lastCheckpoint ?? _settings.ResumeFrom;
@@ -734,12 +751,18 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        var delay = RestartDelay(_failuresInARow);
+        var delay = graceful ? TimeSpan.Zero : RestartDelay(_failuresInARow);
         var survivors = Enumerable.Range(0, _slots.Count).Except(failedRanks).ToList();
         var from = survivors.Count > 0 ? $"rank {survivors[0]}" : "the latest checkpoint";
-        _log.Warning($"Run {_settings.RunId}: {reason}; re-creating rank(s) {string.Join(", ", failedRanks)} from {from} in {delay.TotalSeconds:F1} s (attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})");
-        _subscriber.Tell(new TrainingDirector.Notice($"{reason}; re-creating rank(s) {string.Join(", ", failedRanks)} from {from} in {delay.TotalSeconds:F1} s "
-            + $"(attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})"));
+        var remote = failedRanks.Where(r => _slots[r].Agent is not null).ToList();
+        var local = failedRanks.Except(remote).ToList();
+        var plan = graceful
+            ? $"rank(s) {string.Join(", ", remote)} leave the run; the others go on"
+            : (local.Count > 0 ? $"re-creating rank(s) {string.Join(", ", local)} from {from}" : "")
+                + (remote.Count > 0 ? $"{(local.Count > 0 ? "; " : "")}rank(s) {string.Join(", ", remote)} leave the run, their node quarantined" : "")
+                + $" in {delay.TotalSeconds:F1} s (attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})";
+        _log.Warning($"Run {_settings.RunId}: {reason}; {plan}");
+        _subscriber.Tell(new TrainingDirector.Notice($"{reason}; {plan}"));
 
         foreach (int r in failedRanks)
         {
@@ -748,7 +771,15 @@ public sealed class TrainingDirectorActor : ReceiveActor
             if (slot.Agent is not null)
             {
                 // a remote worker is not re-created in place: its node leaves the run, quarantined, and may offer again
-                Quarantine(slot.Node, reason);
+                if (_graceful.Contains(slot.Node))
+                {
+                    _remoteNodes.Remove(slot.Node);
+                }
+                else
+                {
+                    Quarantine(slot.Node, reason);
+                }
+
                 if (!slot.Ref.IsNobody())
                 {
                     Context.Unwatch(slot.Ref);

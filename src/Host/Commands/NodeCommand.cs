@@ -68,16 +68,31 @@ public static class NodeCommand
         var ended = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         // downed by the cluster (split-brain resolver, or refused by the run's director): the actor system stops
         system.WhenTerminated.ContinueWith(_ => ended.TrySetResult("this node left the cluster (downed or removed)"), TaskScheduler.Default);
+        IActorRef? agent = null;
+        void LeaveGracefully(string reason)
+        {
+            // tell the run's director first, so that it forms a new generation without this node instead of counting a failure
+            try
+            {
+                agent?.Ask<NodeAgent.LeaveAck>(new NodeAgent.Leave(reason), TimeSpan.FromSeconds(5)).Wait(TimeSpan.FromSeconds(6));
+            }
+            catch (AggregateException)
+            {
+            }
+
+            ended.TrySetResult(reason + ": left the cluster");
+        }
+
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;
-            ended.TrySetResult("interrupted (Ctrl-C)");
+            Task.Run(() => LeaveGracefully("interrupted (Ctrl-C)"));
         };
         System.Console.CancelKeyPress += onCancel;
         using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
         {
             context.Cancel = true;
-            ended.TrySetResult("SIGTERM: leaving the cluster");
+            Task.Run(() => LeaveGracefully("SIGTERM"));
         });
         try
         {
@@ -87,7 +102,7 @@ public static class NodeCommand
             {
                 CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
             };
-            system.ActorOf(NodeAgentActor.Props(settings, ended), NodeAgent.Name);
+            agent = system.ActorOf(NodeAgentActor.Props(settings, ended), NodeAgent.Name);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
             if (Task.WaitAny([up.Task, ended.Task], TimeSpan.FromSeconds(60)) < 0)

@@ -145,6 +145,28 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_stopped_with_sigterm_must_leave_gracefully_without_quarantine()
+    {
+        int port = MocoProcess.FreePort();
+        var train = Start("train", ["train", .. Tiny(4), "--port", Port(port), "--min-workers", "2", "--run-dir", RunDir("leave")], SecretVariable);
+        await train.WaitForAsync("waiting for workers", Bound);
+        var node = Start("node", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
+        await train.WaitForAsync("^epoch 0:", Bound);
+
+        node.Signal("TERM");
+        Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("SIGTERM: left the cluster", node.Output, StringComparison.Ordinal);
+        await train.WaitForAsync(@"leaving gracefully \(SIGTERM\); rank\(s\) 1 leave the run; the others go on", Bound);
+        await train.WaitForAsync(@"generation 2\b.*1 worker\(s\) go on", Bound);
+        Assert.Equal(0, await train.WaitForExitAsync(Bound));
+
+        var history = History("leave");
+        Assert.Equal(32, history.GetProperty("lastStep").GetInt64());
+        var left = Assert.Single(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("change").GetString() == "left");
+        Assert.Contains("leaving gracefully (SIGTERM)", left.GetProperty("reason").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_node_without_the_secret_must_be_refused_and_downed()
     {
         int port = MocoProcess.FreePort();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using MoCo.Actors.Tests.Persistence;
 
@@ -10,7 +9,6 @@ namespace MoCo.Host.Tests;
 /// </summary>
 public sealed class TrainCommandTests : IDisposable
 {
-    private static readonly string Moco = Path.Combine(AppContext.BaseDirectory, "moco.dll");
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-train-cli-" + Guid.NewGuid().ToString("N"));
 
     private static readonly string[] Tiny =
@@ -93,34 +91,9 @@ public sealed class TrainCommandTests : IDisposable
 
     private static (int Code, string Output) Run(string[] args, params (string Name, string Value)[] environment)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(Moco);
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        start.Environment["COLUMNS"] = "200";
-        foreach (var (name, value) in environment)
-        {
-            start.Environment[name] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("moco " + string.Join(' ', args) + " did not finish within 3 minutes:\n" + stdout.Result + stderr.Result);
-        }
-
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        using var process = MultiProcess.MocoProcess.Start("moco " + args[0], args, environment);
+        int code = process.WaitForExitAsync(TimeSpan.FromMinutes(3)).GetAwaiter().GetResult();
+        return (code, process.Output);
     }
 
     /// <inheritdoc />

@@ -138,6 +138,12 @@ public static class TrainCommand
             director?.Tell(TrainingDirector.Interrupt.Instance);
         };
         System.Console.CancelKeyPress += onCancel;
+        // SIGTERM (kubelet, systemd, kill) is an interrupt too: stop at the end of the chunk, resumable
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            director?.Tell(TrainingDirector.Interrupt.Instance);
+        });
         try
         {
             object Drive(ProgressContext? live)

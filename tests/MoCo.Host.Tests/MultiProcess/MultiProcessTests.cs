@@ -140,7 +140,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/ready")).StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/alive")).StatusCode);
-        train.Signal("INT"); // Ctrl-C: stops at the end of the chunk, resumable
+        train.Signal("TERM"); // like Ctrl-C: stops at the end of the chunk, resumable (SIGINT may be ignored by a background parent)
         Assert.Equal(130, await train.WaitForExitAsync(Bound));
     }
 

@@ -18,11 +18,11 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-multi-" + Guid.NewGuid().ToString("N"));
     private readonly List<MocoProcess> _processes = [];
 
-    private static string[] Tiny(int epochs, int threads = 1) =>
+    private static string[] Tiny(int epochs, int threads = 1, int checkpointEvery = 4) =>
     [
         "--data", "synthetic:256", "--epochs", epochs.ToString(CultureInfo.InvariantCulture), "--batch-size", "32", "--moco-k", "64",
         "--width", "4", "--moco-dim", "16", "--bn-splits", "4", "--knn-every", "0", "--knn-at-start", "false",
-        "--threads", threads.ToString(CultureInfo.InvariantCulture), "--loader-threads", "1", "--checkpoint-every-steps", "4", "--keep-checkpoints", "20",
+        "--threads", threads.ToString(CultureInfo.InvariantCulture), "--loader-threads", "1", "--checkpoint-every-steps", checkpointEvery.ToString(CultureInfo.InvariantCulture), "--keep-checkpoints", "100",
     ];
 
     private static readonly (string, string) SecretVariable = ("MOCO_CLUSTER_SECRET", Secret);
@@ -81,7 +81,8 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     public async Task A_killed_node_must_leave_the_run_which_goes_on_with_the_survivors()
     {
         int port = MocoProcess.FreePort();
-        var train = Start("train", ["train", .. Tiny(4), "--port", Port(port), "--min-workers", "3", "--run-dir", RunDir("kill")], SecretVariable);
+        // a checkpoint after every step: the state the survivors regroup from is on disk, whatever step the kill hits
+        var train = Start("train", ["train", .. Tiny(4, checkpointEvery: 1), "--port", Port(port), "--min-workers", "3", "--run-dir", RunDir("kill")], SecretVariable);
         await train.WaitForAsync("waiting for workers", Bound);
         var first = Start("node-1", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
         var second = Start("node-2", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1", "--loader-threads", "1"], SecretVariable);
@@ -100,6 +101,21 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(32, history.GetProperty("lastStep").GetInt64());
         Assert.Equal(Enumerable.Range(0, 4), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
         Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("change").GetString() == "left");
+
+        // The math did not change: the killed run equals a run that resumes from the checkpoint of the regroup step
+        // with the surviving world (one process, two workers). Tolerance 0: from that step on both sum the same two
+        // shares in the same order with one torch thread per worker (2 processes = 1 process with 2 workers, above).
+        long regroupStep = long.Parse(regrouped.Groups[1].Value, CultureInfo.InvariantCulture);
+        var source = new CheckpointDirectory(RunDir("kill")).List().Single(p => CheckpointDirectory.TryParseFileName(p, out _, out long step) && step == regroupStep);
+        var copy = Path.Combine(RunDir("replay"), "checkpoints", Path.GetFileName(source));
+        Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+        File.Copy(source, copy);
+        var replay = Start("replay", ["train", .. Tiny(4, threads: 2, checkpointEvery: 1), "--devices", "2", "--resume", copy]);
+        Assert.Equal(0, await replay.WaitForExitAsync(Bound));
+        Assert.Equal(32, CheckpointFile.Verify(LastCheckpoint("replay")).Header.Step);
+        var (worst, name) = LargestDifference(LastCheckpoint("kill"), LastCheckpoint("replay"));
+        output.WriteLine($"killed run vs resumed from step {regroupStep} with 2 workers: largest absolute difference {worst:E2} ({name})");
+        Assert.True(worst == 0, $"{name} differs by {worst:E2}");
     }
 
     [Fact]

@@ -58,6 +58,19 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("moco.cluster.seed-nodes: 'localhost' is not host:port", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_node_must_say_which_data_plane_it_chose_and_refuse_forced_nccl_without_cuda_and_libnccl()
+    {
+        var (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_CLUSTER_SECRET", "0123456789abcdef0123"), ("MOCO_DATA_PLANE_BACKEND", "nccl"));
+        Assert.Equal(2, code);
+        Assert.Contains("moco.data-plane.backend = nccl, but this host cannot run NCCL: CUDA absent", output, StringComparison.Ordinal);
+        Assert.Contains("set moco.data-plane.backend = auto (or tcp)", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_DATA_PLANE_BACKEND", "tcp"));
+        Assert.Equal(2, code);
+        Assert.Contains("a run of several processes needs the cluster's shared secret on every node: set MOCO_CLUSTER_SECRET", output, StringComparison.Ordinal);
+    }
+
     [PostgresFact]
     public void Train_must_journal_to_postgresql_when_configured_and_history_must_read_it_there()
     {

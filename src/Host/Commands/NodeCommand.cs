@@ -44,6 +44,7 @@ public static class NodeCommand
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
             var metrics = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
+            AnsiConsole.MarkupLine(Markup.Escape(DataPlaneChoice.Describe(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source))));
             return Run(cluster, host, metrics, parse.GetValue(devices), cfg);
         });
         return command;

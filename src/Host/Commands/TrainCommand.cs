@@ -64,8 +64,9 @@ public static class TrainCommand
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var journal = SettingsReader.Read<JournalSettings>(cfg, "moco.journal", source).Validate();
             var metricsSettings = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
+            var dataPlane = SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source);
             var tuning = cfg; // the preset's akka section (split-brain resolver, ...) tunes the actor system
-            return Train(run, host, cluster, journal, metricsSettings, tuning, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
+            return Train(run, host, cluster, journal, metricsSettings, dataPlane, tuning, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
         });
         return command;
     }
@@ -76,7 +77,7 @@ public static class TrainCommand
     /// PostgreSQL), a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers, and progress printed by
     /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
-    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, Config tuning,
+    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, DataPlaneConfig dataPlane, Config tuning,
         IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices)
     {
         var console = AnsiConsole.Console;
@@ -98,6 +99,11 @@ public static class TrainCommand
         run.Validate();
         // other processes may join when this node listens on a known port or waits for more workers
         bool elastic = cluster.Port != 0 || cluster.MinWorkers > 1;
+        if (elastic)
+        {
+            console.MarkupLine(Markup.Escape(DataPlaneChoice.Describe(dataPlane)));
+        }
+
         Directory.CreateDirectory(runDir!);
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
         console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");

@@ -12,7 +12,7 @@ public static class Presets
     public static readonly IReadOnlyList<string> Names = ["quickstart", "cifar-small", "moco-v1", "moco-v2"];
 
     /// <summary>The sections of <c>moco</c> the host reads; any other is a mistake.</summary>
-    public static readonly IReadOnlyList<string> Sections = ["run", "host", "cluster", "journal", "metrics"];
+    public static readonly IReadOnlyList<string> Sections = ["run", "host", "cluster", "journal", "metrics", "data-plane"];
 
     /// <summary>The hocon/ folder next to the executable, or the repository's.</summary>
     public static string Folder()
@@ -55,6 +55,7 @@ public static class Presets
                 ("MOCO_CLUSTER_", "moco.cluster", SettingsReader.Keys<ClusterSettings>()),
                 ("MOCO_JOURNAL_", "moco.journal", SettingsReader.Keys<JournalSettings>()),
                 ("MOCO_METRICS_", "moco.metrics", SettingsReader.Keys<Metrics.MetricsSettings>()),
+                ("MOCO_DATA_PLANE_", "moco.data-plane", SettingsReader.Keys<DataPlaneConfig>()),
             })
             {
                 if (!name.StartsWith(prefix, StringComparison.Ordinal))

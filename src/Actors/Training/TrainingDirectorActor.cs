@@ -480,8 +480,9 @@ public sealed class TrainingDirectorActor : ReceiveActor
     /// <summary>Sends every worker the next chunk of steps, or completes the run when the schedule is done.</summary>
     private void NextChunk()
     {
-        if (_finishing)
+        if (_finishing || _pendingRecovery is not null)
         {
+            // a recovery is under way (a failure arrived between chunks): the new generation starts the next chunk
             return;
         }
 

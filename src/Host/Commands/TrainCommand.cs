@@ -138,6 +138,8 @@ public static class TrainCommand
         object final;
         var completion = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         IActorRef? director = null;
+        // never wait on a system that is gone (downed, shut down by a signal): the run's outcome is then unknown
+        system.WhenTerminated.ContinueWith(_ => completion.TrySetResult("the actor system stopped before the run ended"), TaskScheduler.Default);
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             e.Cancel = true;

@@ -35,7 +35,7 @@ public static class TrainingHost
         journal.Validate();
         var seeds = cluster.SeedAddresses();
         var (connectionString, provider) = JournalConnection(journal, runDirectory);
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var builder = NewBuilder();
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
             akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
@@ -79,7 +79,7 @@ public static class TrainingHost
             throw new ConfigurationError("moco node needs a node to join: --join HOST:PORT (or moco.cluster.seed-nodes)");
         }
 
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var builder = NewBuilder();
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
             akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
@@ -87,6 +87,26 @@ public static class TrainingHost
                 .WithClustering(new ClusterOptions { Roles = [TrainingDirectorActor.WorkerRole], SeedNodes = seeds.ToArray() });
         });
         return builder.Build();
+    }
+
+    /// <summary>
+    /// A host builder whose lifetime ignores signals: the commands handle SIGTERM and Ctrl-C themselves (stop at the end
+    /// of a chunk; tell the director before leaving). The default console lifetime would stop the actor system under
+    /// the running training instead.
+    /// </summary>
+    private static HostApplicationBuilder NewBuilder()
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        return builder;
+    }
+
+    /// <summary>The lifetime of a host that its command starts and stops.</summary>
+    private sealed class CommandLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private static RemoteOptions Remoting(ClusterSettings cluster) => new()

@@ -52,26 +52,15 @@ internal static class ActorsCommand
             {
                 string r = round.ToString(CultureInfo.InvariantCulture);
                 bare = Best(bare, Report("(a) bare loop", BareLoop(config, data, warmup, threads)));
-                Measurement? onThread = null;
-                var thread = new Thread(() =>
+                using (var group = new MoCo.Model.Collectives.InProcessGroup(1, TimeSpan.FromMinutes(5)))
                 {
-                    torch.set_num_threads(threads);
-                    onThread = BareLoop(config, data, warmup, threads, new MoCo.Model.Collectives.InProcessGroup(1, TimeSpan.FromMinutes(5))[0]);
-                });
-                thread.Start();
-                thread.Join();
-                bareThread = Best(bareThread, Report("(a') bare loop on a new thread, in-process group of one", onThread!));
+                    bareThread = Best(bareThread, Report("(a') bare loop on a new thread, in-process group of one",
+                        OnNewThread(threads, () => BareLoop(config, data, warmup, threads, group[0]))));
+                }
+
                 if (probe)
                 {
-                    Measurement? single = null;
-                    var plain = new Thread(() =>
-                    {
-                        torch.set_num_threads(threads);
-                        single = BareLoop(config, data, warmup, threads);
-                    });
-                    plain.Start();
-                    plain.Join();
-                    Report("(a'') bare loop on a new thread, world-of-one collective", single!);
+                    Report("(a'') bare loop on a new thread, world-of-one collective", OnNewThread(threads, () => BareLoop(config, data, warmup, threads)));
                     Report("(a) bare loop again", BareLoop(config, data, warmup, threads));
                     continue;
                 }
@@ -186,6 +175,20 @@ internal static class ActorsCommand
             MeanStepDuringWrite = during.Count == 0 ? double.NaN : during.Average(),
             MeanTakeStep = withTake.Count == 0 ? double.NaN : withTake.Average(),
         };
+    }
+
+    /// <summary>Runs <paramref name="measure"/> on a thread of its own with <paramref name="threads"/> torch threads, as a worker actor's pinned thread does.</summary>
+    private static Measurement OnNewThread(int threads, Func<Measurement> measure)
+    {
+        Measurement? result = null;
+        var thread = new Thread(() =>
+        {
+            torch.set_num_threads(threads);
+            result = measure();
+        });
+        thread.Start();
+        thread.Join();
+        return result ?? throw new InvalidOperationException("the measuring thread produced no result");
     }
 
     private static Measurement Report(string what, Measurement m)

@@ -310,21 +310,31 @@ public sealed class WorkerActor : ReceiveActor
     /// <summary>Tells the queue keeper where this replica's queue stands (rank 0 also sends the keys).</summary>
     private void ReportQueue()
     {
+        if (_queueKeeper.IsNobody())
+        {
+            return; // a remote node's worker: the keeper lives with the director (its reports would not fit a frame)
+        }
+
         var trainer = _trainer!;
         var queue = trainer.Model.Queue;
         long pointer = trainer.Model.QueuePointer;
         using var contiguous = queue.contiguous();
         var bytes = contiguous.bytes;
-        var keys = new float[queue.NumberOfElements];
-        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).CopyTo(keys);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(bytes);
         hash.AppendData(BitConverter.GetBytes(pointer));
         var digest = Convert.ToHexStringLower(hash.GetHashAndReset());
-        // the keys travel only to a keeper in this process (a remote message would exceed remoting's frame size)
-        bool keeperIsLocal = _director is null;
-        _queueKeeper.Tell(new QueueKeeper.Report(_rank, _generation, trainer.GlobalStep, pointer, digest, _rank == 0 && keeperIsLocal ? keys : null, (int)queue.shape[0]));
+        // only rank 0's keys become the canonical copy: the other ranks send their digest alone
+        float[]? keys = null;
+        if (_rank == 0)
+        {
+            keys = new float[queue.NumberOfElements];
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).CopyTo(keys);
+        }
+
+        _queueKeeper.Tell(new QueueKeeper.Report(_rank, _generation, trainer.GlobalStep, pointer, digest, keys, (int)queue.shape[0]));
     }
+
 
     /// <summary>Closes the epoch's accumulators; rank 0 runs the kNN monitor when due and reports the epoch.</summary>
     private void EndEpoch(int epoch, double lr, IActorRef replyTo)

@@ -38,7 +38,7 @@ public static class TrainingHost
         var builder = NewBuilder();
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
-            akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
+            akka.AddHocon(Tuning(tuning), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
                 .WithClustering(new ClusterOptions
                 {
@@ -82,7 +82,7 @@ public static class TrainingHost
         var builder = NewBuilder();
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
-            akka.AddHocon(tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon)), HoconAddMode.Prepend)
+            akka.AddHocon(Tuning(tuning), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
                 .WithClustering(new ClusterOptions { Roles = [TrainingDirectorActor.WorkerRole], SeedNodes = seeds.ToArray() });
         });
@@ -108,6 +108,10 @@ public static class TrainingHost
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
+
+    /// <summary>The HOCON every process of ours needs under the caller's: worker and checkpointer dispatchers, Hyperion with the allow-list.</summary>
+    private static Config Tuning(Config tuning) =>
+        tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon));
 
     private static RemoteOptions Remoting(ClusterSettings cluster) => new()
     {

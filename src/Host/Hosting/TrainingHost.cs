@@ -140,7 +140,7 @@ public static class TrainingHost
             return DataPlaneSettings.Loopback;
         }
 
-        var advertised = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? cluster.Hostname : cluster.PublicHostname;
+        var advertised = cluster.PublicHostnameOrHostname();
         if (advertised == "0.0.0.0")
         {
             throw new ConfigurationError("moco.cluster.hostname is 0.0.0.0: set moco.cluster.public-hostname (MOCO_CLUSTER_PUBLIC_HOSTNAME) to the address other nodes reach this one at");

@@ -60,4 +60,13 @@ public static class TrainingDirector
     /// <param name="GlobalStep">The global step reached.</param>
     /// <param name="LastCheckpoint">The latest checkpoint written, or null when none was.</param>
     public sealed record Interrupted(string RunId, long GlobalStep, string? LastCheckpoint) : IMocoMessage;
+
+    /// <summary>
+    /// The journal already holds the end of the run (<c>RunCompleted</c> or <c>RunFailed</c>) when it was asked to
+    /// resume: nothing was trained and nothing was written.
+    /// </summary>
+    /// <param name="RunId">The run's identity.</param>
+    /// <param name="Completed">True when the run completed, false when it failed.</param>
+    /// <param name="Reason">What the journal says, and what to do.</param>
+    public sealed record AlreadyFinished(string RunId, bool Completed, string Reason) : IMocoMessage;
 }

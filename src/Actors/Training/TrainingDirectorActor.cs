@@ -64,6 +64,9 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private Worker.EpochDone? _epochDone;
     private int _stepsPerEpoch;
     private long _globalStep;
+
+    // the step of the latest checkpoint taken or resumed from (-1: none); an interrupt checkpoints when it is behind
+    private long _checkpointedStep = -1;
     private int _epoch;
     private int _pendingWrites;
     private int _failuresInARow;
@@ -219,8 +222,10 @@ public sealed class TrainingDirectorActor : ReceiveActor
         if (state.IsFinished)
         {
             var why = state.FailureReason is null ? string.Empty : $" ({state.FailureReason})";
-            FinishUnrecorded($"run {_settings.RunId} is already {state.Status.ToString().ToLowerInvariant()} in the journal of {_settings.RunDirectory}{why}; "
-                + "a finished run takes no further training: start a new run");
+            var reason = $"run {_settings.RunId} is already {state.Status.ToString().ToLowerInvariant()} in the journal of {_settings.RunDirectory}{why}; "
+                + "a finished run takes no further training: start a new run";
+            _log.Warning("Run {0}: {1}", _settings.RunId, reason);
+            Finish(new TrainingDirector.AlreadyFinished(_settings.RunId, state.Status == RunStatus.Completed, reason));
             return;
         }
 
@@ -465,6 +470,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
         if (!_started)
         {
             _started = true;
+            if (_settings.ResumeFrom is not null)
+            {
+                _checkpointedStep = _globalStep;
+            }
+
             _subscriber.Tell(new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _slots.Count, _state.Generation,
                 _globalStep, first.Epoch, first.StepInEpoch, _stepsPerEpoch));
         }
@@ -488,6 +498,13 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         if (_interruptRequested)
         {
+            if (_checkpointedStep != _globalStep)
+            {
+                // keep the work since the last checkpoint: a resumed run (a restarted pod) starts here
+                TakeCheckpoint(null);
+                return;
+            }
+
             AfterStopsAndWrites(() =>
             {
                 _finishing = true;
@@ -588,6 +605,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     /// <summary>Rank 0 copies its state into memory and hands it to the checkpointer; training goes on at once.</summary>
     private void TakeCheckpoint(double? knnTop1Percent)
     {
+        _checkpointedStep = _globalStep;
         AwaitReplies([0], NextChunk);
         _slots[0].Ref.Tell(new Worker.TakeCheckpoint(_checkpoints.PathFor(_epoch, _globalStep), knnTop1Percent));
     }

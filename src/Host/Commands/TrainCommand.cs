@@ -33,11 +33,17 @@ public static class TrainCommand
         var resume = new Option<string?>("--resume") { Description = "A checkpoint file, or a run directory whose latest valid checkpoint is used" };
         var augPlus = new Option<bool>("--aug-plus") { Description = "MoCo v2 augmentation (same as --augmentation v2)" };
         var printEvery = new Option<int>("--print-freq") { Description = "Print a line every n steps", DefaultValueFactory = _ => 10 };
+        var continueRun = new Option<bool>("--continue")
+        {
+            Description = "With --run-dir: resume the run in that directory from its latest valid checkpoint, or start a new run there when it holds none; "
+                + "when that run has already completed, say so and wait for SIGTERM (for a Kubernetes pod that restarts)",
+        };
         var devices = new Option<int>("--devices") { Description = "In-process workers, one per device slot (at most --bn-splits; default 1)", DefaultValueFactory = _ => 1 };
         command.Options.Add(preset);
         command.Options.Add(config);
         command.Options.Add(runDir);
         command.Options.Add(resume);
+        command.Options.Add(continueRun);
         command.Options.Add(augPlus);
         command.Options.Add(printEvery);
         command.Options.Add(devices);
@@ -66,7 +72,14 @@ public static class TrainCommand
             var metricsSettings = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
             var dataPlane = SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source);
             var tuning = cfg; // the preset's akka section (split-brain resolver, ...) tunes the actor system
-            return Train(run, host, cluster, journal, metricsSettings, dataPlane, tuning, runValues, parse.GetValue(runDir), parse.GetValue(resume), parse.GetValue(printEvery), parse.GetValue(devices));
+            var resumeFrom = parse.GetValue(resume);
+            bool continuing = parse.GetValue(continueRun);
+            if (continuing)
+            {
+                resumeFrom = ContinueFrom(parse.GetValue(runDir), resumeFrom);
+            }
+
+            return Train(run, host, cluster, journal, metricsSettings, dataPlane, tuning, runValues, parse.GetValue(runDir), resumeFrom, parse.GetValue(printEvery), parse.GetValue(devices), continuing);
         });
         return command;
     }
@@ -78,7 +91,7 @@ public static class TrainCommand
     /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
     private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, DataPlaneConfig dataPlane, Config tuning,
-        IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices)
+        IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices, bool continuing = false)
     {
         var console = AnsiConsole.Console;
         string runId;
@@ -185,6 +198,16 @@ public static class TrainCommand
                 console.MarkupLine($"[yellow]interrupted[/] at step {interrupted.GlobalStep}: continue with [bold]moco train --resume {Markup.Escape(runDir!)}[/]"
                     + (interrupted.LastCheckpoint is null ? " (no checkpoint yet: it starts over)" : ""));
                 return 130;
+            case TrainingDirector.AlreadyFinished { Completed: true } done when continuing:
+                // a restarted pod must neither start a new run nor exit (the kubelet would restart it again)
+                console.MarkupLine($"[bold green]run {Markup.Escape(done.RunId)} is complete[/] (its journal says so); nothing to train. "
+                    + "Waiting for SIGTERM or Ctrl-C: scale the trainer to 0 or delete it");
+                endpoint?.UseHealthChecks(() => new Health.HealthStatus(true, "idle: the run is complete"), () => new Health.HealthStatus(false, "idle: the run is complete"));
+                WaitForTermination();
+                return 0;
+            case TrainingDirector.AlreadyFinished already:
+                console.MarkupLine($"[red]nothing to resume[/]: {Markup.Escape(already.Reason)}");
+                return 1;
             case TrainingDirector.RunFailed failed:
                 console.MarkupLine($"[red]run failed[/]{(failed.Recorded ? " (recorded in the journal)" : "")}: {Markup.Escape(failed.Reason)}");
                 return 1;
@@ -227,6 +250,35 @@ public static class TrainCommand
         }
 
         return RunConfig.FromJson(savedNode.ToJsonString());
+    }
+
+    /// <summary>
+    /// What <c>--continue</c> resumes: the run directory when it holds a checkpoint that verifies, else nothing (a new run
+    /// starts there). Checkpoints that do not verify are named and skipped by <see cref="OpenResume"/>; a directory
+    /// whose every checkpoint is damaged is an error rather than a silent new run over it.
+    /// </summary>
+    internal static string? ContinueFrom(string? runDir, string? resume)
+    {
+        if (runDir is null)
+        {
+            throw new ConfigurationError("--continue needs --run-dir: the directory of the run to continue (or to start)");
+        }
+
+        if (resume is not null)
+        {
+            throw new ConfigurationError("--continue and --resume exclude each other: --continue resumes --run-dir when it holds a checkpoint");
+        }
+
+        return Directory.Exists(runDir) && new CheckpointDirectory(runDir).List().Any() ? runDir : null;
+    }
+
+    /// <summary>Blocks until SIGTERM, SIGINT or Ctrl-C.</summary>
+    private static void WaitForTermination()
+    {
+        using var signalled = new ManualResetEventSlim();
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; signalled.Set(); });
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; signalled.Set(); });
+        signalled.Wait();
     }
 
     private static (CheckpointInfo Checkpoint, string RunDir) OpenResume(string resume, IAnsiConsole console)

@@ -52,6 +52,7 @@ public sealed class TrainingProgressActor : ReceiveActor
         Receive<TrainingDirector.RunCompleted>(HandleFinal);
         Receive<TrainingDirector.RunFailed>(HandleFinal);
         Receive<TrainingDirector.Interrupted>(HandleFinal);
+        Receive<TrainingDirector.AlreadyFinished>(HandleFinal);
     }
 
     /// <summary>Props for the printer.</summary>

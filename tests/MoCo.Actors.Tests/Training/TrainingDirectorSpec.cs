@@ -78,7 +78,7 @@ public sealed class TrainingDirectorSpec : TestKit
         {
             var message = await probe.ReceiveOneAsync(RunTimeout);
             messages?.Add(message);
-            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted)
+            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
             {
                 final = message;
             }
@@ -315,6 +315,68 @@ public sealed class TrainingDirectorSpec : TestKit
         Assert.Contains(state.Timeline, t => t.Description.StartsWith("generation 2 started with 1 worker(s) at step 4", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Interrupt_mid_epoch_must_checkpoint_where_it_stops_and_the_resumed_run_must_end_as_an_undisturbed_one()
+    {
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("steady", 1)));
+
+        // chunks of 2 steps; the interrupt arrives during the first chunk, so the run stops at step 2, mid-epoch 0,
+        // where no scheduled checkpoint falls (they come at the epoch ends, steps 4 and 8)
+        var probe = CreateTestProbe();
+        var director = Sys.ActorOf(TrainingDirectorActor.Props(Settings("paused", 1) with { ChunkSteps = 2 }, probe.Ref), "training-director-paused");
+        probe.Watch(director);
+        object final;
+        while (true)
+        {
+            var message = await probe.ReceiveOneAsync(RunTimeout);
+            if (message is Worker.StepCompleted { GlobalStep: 0 })
+            {
+                director.Tell(TrainingDirector.Interrupt.Instance);
+            }
+
+            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
+            {
+                final = message;
+                break;
+            }
+        }
+
+        await probe.ExpectTerminatedAsync(director, Wait);
+        var interrupted = Assert.IsType<TrainingDirector.Interrupted>(final);
+        Assert.Equal(2, interrupted.GlobalStep);
+        Assert.NotNull(interrupted.LastCheckpoint);
+        var paused = await JournalStateAsync("paused");
+        Assert.Equal(RunStatus.Running, paused.Status);
+        Assert.Equal(2, paused.LastCheckpoint!.Step); // journaled before the director stopped
+        Assert.Equal(interrupted.LastCheckpoint, paused.LastCheckpoint.Path);
+
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("paused", 1) with { ResumeFrom = interrupted.LastCheckpoint }));
+
+        // Tolerance 0: one worker, the same sums in the same order; the resumed run starts from an exact copy of the
+        // state at step 2 and every random draw is a function of (seed, epoch, step)
+        var (worst, name) = LargestRelativeDifference(FinalCheckpoint(await JournalStateAsync("steady")), "steady",
+            FinalCheckpoint(await JournalStateAsync("paused")), "paused");
+        Output.WriteLine($"after 8 steps: largest relative difference {worst:E2} in {name}");
+        Assert.True(worst == 0, $"the interrupted and resumed run differs by {worst:E2} in {name}");
+    }
+
+    [Fact]
+    public async Task Resuming_a_completed_run_must_say_so_and_write_nothing()
+    {
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("finished", 1, epochs: 1)));
+        var before = await JournalStateAsync("finished");
+        var checkpoints = Directory.GetFiles(Path.Combine(_root, "finished"), "*", SearchOption.AllDirectories).Order().ToList();
+
+        var final = await RunAsync(Settings("finished", 1, epochs: 1) with { ResumeFrom = FinalCheckpoint(before) });
+
+        var already = Assert.IsType<TrainingDirector.AlreadyFinished>(final);
+        Assert.True(already.Completed);
+        Assert.Contains("already completed", already.Reason, StringComparison.Ordinal);
+        var after = await JournalStateAsync("finished");
+        Assert.Equal(before.Timeline.Count, after.Timeline.Count);
+        Assert.Equal(checkpoints, Directory.GetFiles(Path.Combine(_root, "finished"), "*", SearchOption.AllDirectories).Order().ToList());
+    }
+
     /// <summary>Runs with chunks of one epoch and interrupts as soon as the first epoch is reported.</summary>
     private async Task<object> RunInterruptedAfterFirstEpochAsync(TrainingSettings settings)
     {
@@ -329,7 +391,7 @@ public sealed class TrainingDirectorSpec : TestKit
                 director.Tell(TrainingDirector.Interrupt.Instance);
             }
 
-            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted)
+            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
             {
                 await probe.ExpectTerminatedAsync(director, Wait);
                 return message;

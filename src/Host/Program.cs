@@ -23,7 +23,10 @@ root.Subcommands.Add(HistoryCommands.CreateHistory());
 root.Subcommands.Add(HistoryCommands.CreateReplay());
 try
 {
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // ProcessTerminationTimeout null: System.CommandLine would otherwise take SIGTERM itself and end the process 2 s
+    // later, whatever the command is doing; moco train and moco node handle SIGTERM (finish the chunk, checkpoint,
+    // leave the cluster) and may need longer
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
 }
 catch (Exception e) when (e is ConfigurationError or HistoryError or DbException or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
 {

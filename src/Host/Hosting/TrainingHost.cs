@@ -101,6 +101,14 @@ public static class TrainingHost
         return builder;
     }
 
+    /// <summary>
+    /// Akka.NET 1.5.74 (net6.0 and later) takes SIGTERM itself when <c>run-by-clr-shutdown-hook</c> is on: it starts
+    /// coordinated shutdown at once, under a run that is finishing its chunk (the run coordinator stops first and the
+    /// run ends as failed). The commands own SIGTERM: <c>moco train</c> stops at the end of the chunk, checkpoints and
+    /// then stops the actor system; <c>moco node</c> leaves the cluster. So the hook is off whatever the HOCON says.
+    /// </summary>
+    private const string SignalsAreOurs = "akka.coordinated-shutdown.run-by-clr-shutdown-hook = off";
+
     /// <summary>The lifetime of a host that its command starts and stops.</summary>
     private sealed class CommandLifetime : IHostLifetime
     {
@@ -111,7 +119,7 @@ public static class TrainingHost
 
     /// <summary>The HOCON every process of ours needs under the caller's: worker and checkpointer dispatchers, Hyperion with the allow-list.</summary>
     private static Config Tuning(Config tuning) =>
-        tuning.WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon));
+        ConfigurationFactory.ParseString(SignalsAreOurs).WithFallback(tuning).WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon));
 
     private static RemoteOptions Remoting(ClusterSettings cluster) => new()
     {

@@ -25,6 +25,9 @@ public sealed class MocoProcess : IDisposable
     /// <summary>A name for messages.</summary>
     public string Name { get; }
 
+    /// <summary>Whether the process has ended.</summary>
+    public bool HasExited => _process.HasExited;
+
     /// <summary>The process id.</summary>
     public int Id => _process.Id;
 

@@ -156,8 +156,10 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/ready")).StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/alive")).StatusCode);
-        // metrics only: how SIGTERM ends a run is not asserted here (see the closing note of session 2)
-        train.Signal("KILL");
+        // SIGTERM (the kubelet's stop) interrupts: the chunk ends, a checkpoint is written, exit 130, resumable
+        train.Signal("TERM");
+        Assert.Equal(130, await train.WaitForExitAsync(Bound));
+        await train.WaitForAsync("interrupted at step", TimeSpan.FromSeconds(5));
     }
 
     [Fact]

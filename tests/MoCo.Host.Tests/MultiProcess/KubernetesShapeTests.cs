@@ -1,0 +1,153 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using MoCo.Model.Checkpoints;
+using Xunit.Abstractions;
+
+namespace MoCo.Host.Tests.MultiProcess;
+
+/// <summary>
+/// The Kubernetes deployment's processes on 127.0.0.1, started the way k8s/base starts its pods: the trainer pod as
+/// <c>moco train --config hocon/kubernetes.conf --run-dir D --continue</c>, advertising a host name (as the pod's DNS
+/// name), and worker pods as <c>moco node --config hocon/kubernetes.conf --join NAME:PORT</c>; the per-pod values
+/// (addresses, ports) come from the environment as the StatefulSets set them. What the kubelet does is done by hand:
+/// SIGTERM on a scale-down, starting the same command again on a restart.
+/// </summary>
+public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
+{
+    private const string Secret = "k8s-test-secret-0123456789abcdef";
+    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
+    private static readonly string Conf = Path.Combine(AppContext.BaseDirectory, "hocon", "kubernetes.conf");
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-k8s-" + Guid.NewGuid().ToString("N"));
+    private readonly List<MocoProcess> _processes = [];
+    private readonly int _trainerPort = MocoProcess.FreePort();
+    private readonly int _trainerMetrics = MocoProcess.FreePort();
+
+    private string RunDir => Path.Combine(_dir, "runs", "moco");
+
+    // 12 epochs of 8 steps; one torch thread per process (see MultiProcessTests)
+    private static readonly string[] Run =
+    [
+        "--data", "synthetic:256", "--epochs", "12", "--batch-size", "32", "--moco-k", "64", "--width", "4", "--moco-dim", "16",
+        "--bn-splits", "4", "--knn-every", "0", "--threads", "1", "--loader-threads", "1",
+    ];
+
+    [Fact]
+    public async Task Pods_with_the_kubernetes_configuration_must_form_the_run_scale_and_survive_a_trainer_restart()
+    {
+        // the trainer pod: min-workers 2 in kubernetes.conf, so it waits for one worker pod
+        var trainer = StartTrainer("trainer");
+        await trainer.WaitForAsync("waiting for workers: 1 of the 2", Bound);
+        var first = StartNode("worker-0");
+        await trainer.WaitForAsync(@"2 worker\(s\), generation 1", Bound);
+        await first.WaitForAsync("joined the cluster", Bound);
+        await trainer.WaitForAsync("^epoch 0:", Bound);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{_trainerMetrics}/ready")).StatusCode);
+
+        // kubectl scale --replicas=0: the worker pod gets SIGTERM and leaves; the trainer goes on alone
+        first.Signal("TERM");
+        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        await trainer.WaitForAsync(@"generation 2\b.*1 worker\(s\) go on", Bound);
+
+        // kubectl scale --replicas=1: a new worker pod joins at the next chunk boundary
+        var second = StartNode("worker-0b");
+        await trainer.WaitForAsync(@"generation 3\b.*2 worker\(s\)", Bound);
+
+        // the trainer pod is deleted (or its node drained): SIGTERM interrupts, checkpoints where it stops, exits 130
+        trainer.Signal("TERM");
+        Assert.Equal(130, await trainer.WaitForExitAsync(Bound));
+        var stopped = await trainer.WaitForAsync(@"interrupted at step (\d+)", TimeSpan.FromSeconds(5));
+        long stopStep = long.Parse(stopped.Groups[1].Value, CultureInfo.InvariantCulture);
+        var latest = CheckpointDirectory.Latest(RunDir, RunId());
+        Assert.NotNull(latest.Found);
+        Assert.Equal(stopStep, latest.Found.Header.Step); // nothing trained is lost
+        Assert.Equal(0, await second.WaitForExitAsync(TimeSpan.FromSeconds(60))); // its run is gone: the kubelet restarts it
+
+        // the kubelet restarts both containers with the same commands: the trainer resumes where it stopped
+        var restarted = StartTrainer("trainer-restarted");
+        await restarted.WaitForAsync($@"resuming run \S+ at epoch", Bound);
+        var third = StartNode("worker-0c");
+        await restarted.WaitForAsync(@"2 worker\(s\), generation 4", Bound);
+        Assert.Equal(0, await restarted.WaitForExitAsync(Bound));
+        Assert.Equal(0, await third.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("node done: RunCompleted", third.Output, StringComparison.Ordinal);
+
+        var history = History();
+        output.WriteLine(history.ToString());
+        Assert.Equal(96, history.GetProperty("lastStep").GetInt64()); // 12 epochs x 8 steps, none skipped or repeated
+        Assert.Equal(Enumerable.Range(0, 12), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
+        Assert.Equal([2, 1, 2, 2], history.GetProperty("generations").EnumerateArray().Select(g => g.GetProperty("ranks").GetArrayLength()));
+        Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("reason").GetString()?.Contains("leaving gracefully (SIGTERM)", StringComparison.Ordinal) == true);
+
+        // the run is complete: a further restart neither trains nor exits (an exit would be restarted again)
+        var idle = StartTrainer("trainer-idle");
+        await idle.WaitForAsync("is complete", Bound);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{_trainerMetrics}/alive")).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync($"http://127.0.0.1:{_trainerMetrics}/ready")).StatusCode);
+        await Task.Delay(1000);
+        Assert.False(idle.HasExited, "the idle trainer exited");
+        idle.Signal("TERM");
+        Assert.Equal(0, await idle.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(96, History().GetProperty("lastStep").GetInt64());
+    }
+
+    private MocoProcess StartTrainer(string name) => Start(name,
+        ["train", "--config", Conf, "--run-dir", RunDir, "--continue", .. Run],
+        ("MOCO_CLUSTER_HOSTNAME", "127.0.0.1"),
+        ("MOCO_CLUSTER_PUBLIC_HOSTNAME", "localhost"), // a host name, as the pod's DNS name in k8s
+        ("MOCO_CLUSTER_PORT", Port(_trainerPort)),
+        ("MOCO_CLUSTER_DATA_PLANE_PORT", "0"),
+        ("MOCO_METRICS_PORT", Port(_trainerMetrics)),
+        ("MOCO_CLUSTER_SECRET", Secret));
+
+    private MocoProcess StartNode(string name) => Start(name,
+        ["node", "--config", Conf, "--join", $"localhost:{_trainerPort}", "--threads", "1", "--loader-threads", "1"],
+        ("MOCO_CLUSTER_HOSTNAME", "127.0.0.1"),
+        ("MOCO_CLUSTER_PUBLIC_HOSTNAME", "127.0.0.1"), // the pod IP
+        ("MOCO_CLUSTER_PORT", Port(MocoProcess.FreePort())),
+        ("MOCO_CLUSTER_DATA_PLANE_PORT", "0"),
+        ("MOCO_METRICS_PORT", Port(MocoProcess.FreePort())),
+        ("MOCO_CLUSTER_SECRET", Secret));
+
+    private MocoProcess Start(string name, string[] args, params (string, string)[] environment)
+    {
+        var process = MocoProcess.Start(name, args, environment);
+        _processes.Add(process);
+        return process;
+    }
+
+    private string RunId() => CheckpointFile.Verify(new CheckpointDirectory(RunDir).List()[^1]).Header.RunId;
+
+    private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+
+    private JsonElement History()
+    {
+        var history = MocoProcess.Start("history", ["history", RunDir, "--json"]);
+        _processes.Add(history);
+        Assert.Equal(0, history.WaitForExitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult());
+        return JsonDocument.Parse(history.Output).RootElement.Clone();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var process in _processes)
+        {
+            process.Dispose();
+        }
+
+        foreach (var process in _processes)
+        {
+            output.WriteLine($"--- {process.Name}\n{process.Output}");
+        }
+
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

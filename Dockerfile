@@ -50,7 +50,7 @@ ENV PATH=/opt/moco:$PATH \
     DOTNET_CLI_TELEMETRY_OPTOUT=1
 WORKDIR /var/lib/moco
 USER 10001:10001
-# remoting, management (bootstrap, probes), data plane, metrics: the StatefulSet's named ports
-EXPOSE 4053 8558 4600 9464
+# remoting, data plane, metrics (and the probes): the StatefulSets' named ports
+EXPOSE 4053 4600 9464
 ENTRYPOINT ["/opt/moco/moco"]
 CMD ["--help"]

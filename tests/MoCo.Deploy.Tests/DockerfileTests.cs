@@ -68,14 +68,18 @@ public sealed partial class DockerfileTests
     public void Image_agrees_with_the_statefulset_and_global_json(string file)
     {
         var dockerfile = Dockerfile.Parse(Repository.PathOf(file));
-        var set = KubernetesYaml.LoadAllFromString(File.ReadAllText(Repository.PathOf("k8s", "base", "statefulset.yaml")), null, strict: true).OfType<V1StatefulSet>().Single();
-        var pod = set.Spec.Template.Spec;
-        var ports = pod.Containers.Single(c => c.Name == "moco").Ports.Select(p => p.ContainerPort).Order().ToList();
         var exposed = dockerfile.Instructions.Single(i => i.Instruction == "EXPOSE").Arguments.Split(' ').Select(int.Parse).Order().ToList();
-        Assert.Equal(ports, exposed);
         var user = dockerfile.Instructions.Single(i => i.Instruction == "USER").Arguments.Split(':');
-        Assert.Equal(pod.SecurityContext.RunAsUser.ToString(), user[0]);
-        Assert.Equal(pod.SecurityContext.RunAsGroup.ToString(), user[1]);
+        // the trainer and the workers run the same image
+        foreach (var manifest in new[] { "trainer.yaml", "worker.yaml" })
+        {
+            var set = KubernetesYaml.LoadAllFromString(File.ReadAllText(Repository.PathOf("k8s", "base", manifest)), null, strict: true).OfType<V1StatefulSet>().Single();
+            var pod = set.Spec.Template.Spec;
+            var ports = pod.Containers.Single(c => c.Name == "moco").Ports.Select(p => p.ContainerPort).Order().ToList();
+            Assert.Equal(ports, exposed);
+            Assert.Equal(pod.SecurityContext.RunAsUser.ToString(), user[0]);
+            Assert.Equal(pod.SecurityContext.RunAsGroup.ToString(), user[1]);
+        }
 
         // the SDK image satisfies global.json (same major.minor, feature band and patch at least the pinned one)
         var sdk = Regex.Match(dockerfile.Resolve("${SDK_IMAGE}"), @":(\d+)\.(\d+)\.(\d+)").Groups;

@@ -43,33 +43,42 @@ public sealed class KubernetesConfTests
     }
 
     [Fact]
-    public void Key_check_finds_a_misspelt_key()
+    public void Key_check_finds_a_misspelt_key_and_the_keys_of_packages_the_host_does_not_use()
     {
-        var misspelt = ConfigurationFactory.ParseString("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-points = 2");
+        var misspelt = ConfigurationFactory.ParseString("akka.cluster.split-brain-resolver.keep-oldest.down-when-alone = off");
         var paths = LeafPaths(misspelt.GetValue("akka"), "akka").ToList();
-        Assert.Equal(["akka.management.cluster.bootstrap.contact-point-discovery.required-contact-points"], paths);
+        Assert.Equal(["akka.cluster.split-brain-resolver.keep-oldest.down-when-alone"], paths);
         Assert.False(AkkaReference.All.HasPath(paths[0]));
-        Assert.True(AkkaReference.All.HasPath("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr"));
+        Assert.True(AkkaReference.All.HasPath("akka.cluster.split-brain-resolver.keep-oldest.down-if-alone"));
+        // Akka.Management and Akka.Discovery are not referenced: their keys would configure nothing
+        Assert.False(AkkaReference.All.HasPath("akka.management.http.port"));
+        Assert.False(AkkaReference.All.HasPath("akka.discovery.method"));
     }
 
     [Fact]
-    public void Split_brain_resolver_keeps_the_majority()
+    public void Split_brain_resolver_keeps_the_side_of_the_trainer()
     {
         var config = File().WithFallback(AkkaReference.All);
         Assert.Equal("Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster", config.GetString("akka.cluster.downing-provider-class"));
-        Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
         Assert.NotNull(Type.GetType(config.GetString("akka.cluster.downing-provider-class")));
+        // the oldest member with the trainer's role, the role only `moco train` has: the trainer, whoever joined when
+        Assert.Equal("keep-oldest", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal(ClusterSettings.TrainerRole, config.GetString("akka.cluster.split-brain-resolver.keep-oldest.role"));
+        Assert.NotEqual(ClusterSettings.TrainerRole, MoCo.Actors.Training.TrainingDirectorActor.WorkerRole);
+        // a trainer cut off from every worker stays up; the workers down themselves and rejoin after a restart
+        Assert.False(config.GetBoolean("akka.cluster.split-brain-resolver.keep-oldest.down-if-alone"));
+        Assert.True(config.GetBoolean("akka.cluster.run-coordinated-shutdown-when-down"));
     }
 
     [Fact]
-    public void Discovery_and_bootstrap_use_the_kubernetes_api()
+    public void Neither_cluster_bootstrap_nor_discovery_is_configured()
     {
-        var config = File().WithFallback(AkkaReference.All);
-        Assert.Equal("kubernetes-api", config.GetString("akka.discovery.method"));
-        // bootstrap rides on akka.discovery.method, so one key switches both (a loopback test uses config discovery)
-        Assert.Equal("akka.discovery", config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.discovery-method"));
-        Assert.NotNull(Type.GetType(config.GetString("akka.discovery.kubernetes-api.class")));
-        Assert.Equal(config.GetInt("moco.cluster.min-workers"), config.GetInt("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr"));
+        // the workers join the trainer by name (--join); nothing reads these sections (k8s/README.md, "Why no cluster bootstrap")
+        var config = File();
+        Assert.False(config.HasPath("akka.management"));
+        Assert.False(config.HasPath("akka.discovery"));
+        var cluster = SettingsReader.Read<ClusterSettings>(config, "moco.cluster", "hocon/kubernetes.conf");
+        Assert.Empty(cluster.SeedAddresses()); // the trainer joins itself; workers pass --join
     }
 
     private static IEnumerable<string> LeafPaths(HoconValue value, string path)

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using Akka.Cluster;
 using Akka.Configuration;
 using k8s.Models;
 using MoCo.Host.Configuration;
@@ -27,7 +26,7 @@ public sealed partial class ManifestTests
             Assert.False(string.IsNullOrEmpty(o.Metadata?.Name), $"{kustomization}: a {o.Kind} has no name");
             Assert.Equal(o.GetType().Name == nameof(PodMonitor) ? "PodMonitor" : o.Kind, o.Kind);
         }
-        foreach (var kind in new[] { "Namespace", "ServiceAccount", "Role", "RoleBinding", "Service", "StatefulSet", "ConfigMap", "Secret", "PersistentVolumeClaim", "PodDisruptionBudget" })
+        foreach (var kind in new[] { "Namespace", "ServiceAccount", "Service", "StatefulSet", "ConfigMap", "Secret", "PodDisruptionBudget" })
         {
             Assert.Contains(manifests.Objects, o => o.Kind == kind);
         }
@@ -186,62 +185,151 @@ public sealed partial class ManifestTests
                 Assert.False(Matches(set.Spec.Selector, labels), $"{kustomization}: StatefulSet {set.Metadata.Name}'s selector also matches the pods of {other}");
             }
         }
-        var workers = manifests.Workers.Spec.Template.Metadata.Labels;
-        var workerService = manifests.Named<V1Service>(manifests.Workers.Spec.ServiceName);
-        Assert.True(MatchLabels(workerService.Spec.Selector, workers), $"{kustomization}: Service {workerService.Metadata.Name} does not select the worker pods");
+        // each Service selects its StatefulSet's pods and no others
         foreach (var service in manifests.All<V1Service>())
         {
-            Assert.True(podLabels.Values.Any(l => MatchLabels(service.Spec.Selector, l)), $"{kustomization}: Service {service.Metadata.Name} selects no pods");
+            var selected = podLabels.Where(p => MatchLabels(service.Spec.Selector, p.Value)).Select(p => p.Key).ToList();
+            var governed = manifests.All<V1StatefulSet>().Where(s => s.Spec.ServiceName == service.Metadata.Name).Select(s => s.Metadata.Name).ToList();
+            Assert.True(selected.Count > 0, $"{kustomization}: Service {service.Metadata.Name} selects no pods");
+            if (governed.Count > 0)
+            {
+                Assert.True(selected.SequenceEqual(governed), $"{kustomization}: Service {service.Metadata.Name} selects the pods of {string.Join(", ", selected)}, not of {string.Join(", ", governed)}, which it governs");
+            }
         }
-        foreach (var budget in manifests.All<V1PodDisruptionBudget>())
-        {
-            Assert.True(Matches(budget.Spec.Selector, workers), $"{kustomization}: PodDisruptionBudget {budget.Metadata.Name} does not select the worker pods");
-        }
+        Assert.NotEqual(manifests.Trainer.Spec.ServiceName, manifests.Workers.Spec.ServiceName);
         foreach (var monitor in manifests.All<PodMonitor>())
         {
-            Assert.True(Matches(monitor.Spec.Selector, workers), $"{kustomization}: PodMonitor {monitor.Metadata.Name} does not select the worker pods");
+            foreach (var (name, labels) in podLabels)
+            {
+                bool moco = name == manifests.Trainer.Metadata.Name || name == manifests.Workers.Metadata.Name;
+                Assert.True(Matches(monitor.Spec.Selector, labels) == moco, $"{kustomization}: PodMonitor {monitor.Metadata.Name} {(moco ? "does not select" : "also selects")} the pods of {name}");
+            }
         }
-        // Akka.Discovery.KubernetesApi lists pods with this selector: it must find the workers and nothing else
-        var selector = manifests.WorkerConfig().GetString("akka.discovery.kubernetes-api.pod-label-selector");
-        Assert.DoesNotContain("{0}", selector);
-        var required = selector.Split(',').Select(p => p.Split('=')).ToDictionary(kv => kv[0].Trim(), kv => kv[1].Trim());
-        Assert.True(MatchLabels(required, workers), $"{kustomization}: pod-label-selector '{selector}' does not match the worker pods' labels");
-        foreach (var (other, labels) in podLabels.Where(p => p.Key != manifests.Workers.Metadata.Name))
-        {
-            Assert.False(MatchLabels(required, labels), $"{kustomization}: pod-label-selector '{selector}' also matches the pods of {other}");
-        }
-        // discovery only counts pods whose container of this name is running
-        var container = manifests.WorkerConfig().GetString("akka.discovery.kubernetes-api.container-name");
-        Assert.True(string.IsNullOrEmpty(container) || container == manifests.WorkerContainer.Name, $"{kustomization}: discovery's container-name {container} is not the worker container's name");
     }
 
     [KubectlTheory]
     [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
-    public void Role_grants_the_workers_get_list_and_watch_on_pods(string kustomization)
+    public void Disruption_budget_takes_one_worker_at_a_time_and_leaves_the_trainer_to_its_interrupt(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        var account = manifests.Workers.Spec.Template.Spec.ServiceAccountName;
-        Assert.False(string.IsNullOrEmpty(account), $"{kustomization}: the workers run as the default ServiceAccount; discovery needs one bound to a pod-reading Role");
-        Assert.NotEqual(false, manifests.Workers.Spec.Template.Spec.AutomountServiceAccountToken);
-        var roles = manifests.All<V1RoleBinding>()
-            .Where(b => b.Subjects.Any(s => s.Kind == "ServiceAccount" && s.Name == account))
-            .Select(b => manifests.All<V1Role>().SingleOrDefault(r => b.RoleRef.Kind == "Role" && r.Metadata.Name == b.RoleRef.Name))
-            .OfType<V1Role>()
-            .ToList();
-        Assert.True(roles.Count > 0, $"{kustomization}: no Role is bound to ServiceAccount {account}");
-        var verbs = roles.SelectMany(r => r.Rules)
-            .Where(rule => (rule.ApiGroups ?? []).Contains("") && (rule.Resources.Contains("pods") || rule.Resources.Contains("*")))
-            .SelectMany(rule => rule.Verbs).ToHashSet();
-        foreach (var verb in new[] { "get", "list", "watch" })
+        var budget = Assert.Single(manifests.All<V1PodDisruptionBudget>());
+        Assert.True(Matches(budget.Spec.Selector, manifests.Workers.Spec.Template.Metadata.Labels), $"{kustomization}: PodDisruptionBudget {budget.Metadata.Name} does not select the worker pods");
+        Assert.Equal("1", budget.Spec.MaxUnavailable?.Value);
+        Assert.Null(budget.Spec.MinAvailable);
+        // no budget on the trainer: a drain interrupts the run with a checkpoint and the new pod resumes (k8s/base/pdb.yaml)
+        Assert.False(Matches(budget.Spec.Selector, manifests.Trainer.Spec.Template.Metadata.Labels), $"{kustomization}: PodDisruptionBudget {budget.Metadata.Name} also selects the trainer");
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void No_role_is_bound_and_no_token_is_mounted(string kustomization)
+    {
+        // Nothing in the pods calls the Kubernetes API: workers find the trainer by DNS, not through Akka.Management's
+        // discovery (k8s/README.md, "Why no cluster bootstrap"). So no permissions, and no credential in the pods.
+        var manifests = Manifests.Render(kustomization);
+        foreach (var kind in new[] { "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding" })
         {
-            Assert.True(verbs.Contains(verb) || verbs.Contains("*"), $"{kustomization}: the workers' Role does not grant {verb} on pods (it grants: {string.Join(", ", verbs)})");
+            Assert.DoesNotContain(manifests.Objects, o => o.Kind == kind);
         }
-        // and nothing beyond reading pods
-        Assert.All(roles.SelectMany(r => r.Rules), rule =>
+        foreach (var set in manifests.MocoSets)
         {
-            Assert.Equal(["pods"], rule.Resources);
-            Assert.Empty(rule.Verbs.Except(["get", "list", "watch"]));
-        });
+            var pod = set.Spec.Template.Spec;
+            var where = $"{kustomization}: StatefulSet {set.Metadata.Name}";
+            Assert.False(string.IsNullOrEmpty(pod.ServiceAccountName) || pod.ServiceAccountName == "default", $"{where} runs as the namespace's default ServiceAccount, which others may bind roles to");
+            var account = manifests.Named<V1ServiceAccount>(pod.ServiceAccountName);
+            Assert.True(account.AutomountServiceAccountToken == false, $"{where}: ServiceAccount {account.Metadata.Name} does not turn off automountServiceAccountToken");
+            Assert.True((pod.AutomountServiceAccountToken ?? account.AutomountServiceAccountToken) == false, $"{where}: the pods get a ServiceAccount token mounted");
+            Assert.DoesNotContain(pod.Volumes ?? [], v => v.Projected?.Sources?.Any(p => p.ServiceAccountToken is not null) == true);
+        }
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void Trainer_and_workers_run_the_commands_of_the_head_and_the_worker_group(string kustomization)
+    {
+        var manifests = Manifests.Render(kustomization);
+        var trainer = manifests.TrainerContainer.Args ?? [];
+        var worker = manifests.WorkerContainer.Args ?? [];
+        Assert.Equal("train", trainer.FirstOrDefault());
+        Assert.Contains("--continue", trainer); // resume the run in --run-dir, or start it there
+        Assert.Equal("node", worker.FirstOrDefault());
+        Assert.DoesNotContain("--continue", worker);
+        Assert.Equal(manifests.ConfigPathOf(manifests.Trainer), manifests.ConfigPathOf(manifests.Workers));
+        Assert.Equal(manifests.ConfigMapOf(manifests.Trainer).Metadata.Name, manifests.ConfigMapOf(manifests.Workers).Metadata.Name);
+        Assert.Equal(1, manifests.Trainer.Spec.Replicas);
+        Assert.Null(manifests.TrainerContainer.Command); // the image's entrypoint is moco
+        Assert.Null(manifests.WorkerContainer.Command);
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void Workers_join_the_trainer_at_the_address_it_advertises(string kustomization)
+    {
+        var manifests = Manifests.Render(kustomization);
+        var trainer = manifests.Trainer;
+        var config = manifests.FileConfig();
+        var service = manifests.Named<V1Service>(trainer.Spec.ServiceName);
+        Assert.True(service.Spec.ClusterIP == "None" && service.Spec.PublishNotReadyAddresses == true,
+            $"{kustomization}: Service {service.Metadata.Name} must be headless and publish pods before they are ready, or the trainer's pod has no DNS name before it is Up");
+        // pod 0 of the trainer StatefulSet, by its name in the governing Service, at moco.cluster.port
+        var host = $"{trainer.Metadata.Name}-0.{trainer.Spec.ServiceName}";
+        var port = config.GetInt("moco.cluster.port");
+        Assert.Equal($"{host}:{port}", manifests.Argument(manifests.Workers, "--join"));
+        Assert.Contains(service.Spec.Ports, p => p.Port == port && p.Name == "remoting");
+
+        // the trainer advertises exactly that name: Akka.Remote drops messages addressed to another one
+        var env = manifests.TrainerContainer.Env.ToList();
+        var podName = env.FindIndex(e => e.Name == "POD_NAME");
+        var advertised = env.FindIndex(e => e.Name == "MOCO_CLUSTER_PUBLIC_HOSTNAME");
+        Assert.True(podName >= 0 && env[podName].ValueFrom?.FieldRef?.FieldPath == "metadata.name", $"{kustomization}: the trainer does not define POD_NAME from metadata.name");
+        Assert.True(advertised > podName, $"{kustomization}: the trainer's MOCO_CLUSTER_PUBLIC_HOSTNAME is not defined after POD_NAME");
+        Assert.Equal($"$(POD_NAME).{trainer.Spec.ServiceName}", env[advertised].Value);
+        var trainerCluster = SettingsReader.Read<ClusterSettings>(manifests.HostConfigOf(trainer), "moco.cluster", manifests.ConfigPath).Validate();
+        Assert.Equal(host, trainerCluster.PublicHostnameOrHostname());
+        Assert.Empty(trainerCluster.SeedAddresses()); // the trainer forms the cluster by joining itself
+
+        // what the workers' moco node reads: the trainer's Akka address as its seed, and its own pod IP as its address
+        var workerCluster = SettingsReader.Read<ClusterSettings>(manifests.HostConfigOf(manifests.Workers), "moco.cluster", manifests.ConfigPath).Validate();
+        Assert.Equal([$"akka.tcp://{ClusterSettings.SystemName}@{trainerCluster.PublicHostnameOrHostname()}:{trainerCluster.Port}"], workerCluster.SeedAddresses());
+        Assert.Equal(Manifests.PodIp, workerCluster.PublicHostnameOrHostname());
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void Every_moco_environment_variable_is_a_setting_the_host_reads(string kustomization)
+    {
+        var manifests = Manifests.Render(kustomization);
+        foreach (var set in manifests.MocoSets)
+        {
+            var problems = UnreadMocoVariables(manifests.EnvironmentOf(set));
+            Assert.True(problems.Count == 0, $"{kustomization}: {set.Metadata.Name}: {string.Join("; ", problems)}");
+            // and the whole configuration, environment included, reads and validates as the host does at start-up
+            var config = manifests.HostConfigOf(set);
+            SettingsReader.CheckSections(config, "moco", Presets.Sections, manifests.ConfigPath);
+            SettingsReader.Read<MoCo.Model.Training.RunConfig>(config, "moco.run", manifests.ConfigPath).Validate();
+            SettingsReader.Read<HostSettings>(config, "moco.host", manifests.ConfigPath);
+            SettingsReader.Read<ClusterSettings>(config, "moco.cluster", manifests.ConfigPath).Validate();
+            SettingsReader.Read<JournalSettings>(config, "moco.journal", manifests.ConfigPath).Validate();
+            SettingsReader.Read<MetricsSettings>(config, "moco.metrics", manifests.ConfigPath);
+            SettingsReader.Read<DataPlaneConfig>(config, "moco.data-plane", manifests.ConfigPath);
+        }
+    }
+
+    [Fact]
+    public void Environment_check_refuses_a_variable_the_host_would_refuse_or_ignore()
+    {
+        var env = new System.Collections.Specialized.OrderedDictionary
+        {
+            ["MOCO_CLUSTER_SECRET"] = Manifests.SecretValue,
+            ["MOCO_RUN_NAME"] = "moco", // moco.run has no key "name": the host refuses to start
+            ["MOCO_POSTGRES_PASSWORD"] = "x", // no section of the host: read by nothing, looks like a setting
+            ["RUN_DIR_NAME"] = "moco",
+        };
+        var problems = UnreadMocoVariables(env);
+        Assert.Equal(2, problems.Count);
+        Assert.Contains("MOCO_RUN_NAME", problems[0]);
+        Assert.Contains("names no key of moco.run", problems[0]);
+        Assert.Contains("MOCO_POSTGRES_PASSWORD", problems[1]);
     }
 
     [KubectlTheory]
@@ -249,23 +337,25 @@ public sealed partial class ManifestTests
     public void Named_ports_agree_with_the_configuration(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        var config = manifests.WorkerConfig();
-        var ports = (manifests.WorkerContainer.Ports ?? []).ToDictionary(p => p.Name ?? "", p => p.ContainerPort);
+        var config = manifests.FileConfig();
         var expected = new Dictionary<string, (string Key, int Port)>
         {
             ["remoting"] = ("moco.cluster.port", config.GetInt("moco.cluster.port")),
-            ["management"] = ("akka.management.http.port", config.GetInt("akka.management.http.port")),
             ["data-plane"] = ("moco.cluster.data-plane-port", config.GetInt("moco.cluster.data-plane-port")),
             ["metrics"] = ("moco.metrics.port", SettingsReader.Read<MetricsSettings>(config, "moco.metrics", manifests.ConfigPath).Port),
         };
-        foreach (var (name, (key, port)) in expected)
+        foreach (var set in manifests.MocoSets)
         {
-            Assert.True(port > 0, $"{kustomization}: {key} is not set in {manifests.ConfigPath}");
-            Assert.True(ports.TryGetValue(name, out var containerPort), $"{kustomization}: the worker container has no port named {name} ({key})");
-            Assert.True(containerPort == port, $"{kustomization}: port {name} is {containerPort} in the StatefulSet but {key} = {port}");
+            var ports = (Manifests.ContainerOf(set).Ports ?? []).ToDictionary(p => p.Name ?? "", p => p.ContainerPort);
+            foreach (var (name, (key, port)) in expected)
+            {
+                Assert.True(port > 0, $"{kustomization}: {key} is not set in {manifests.ConfigPath}");
+                Assert.True(ports.TryGetValue(name, out var containerPort), $"{kustomization}: {set.Metadata.Name}'s container has no port named {name} ({key})");
+                Assert.True(containerPort == port, $"{kustomization}: port {name} is {containerPort} in {set.Metadata.Name} but {key} = {port}");
+            }
+            // nothing serves Akka.Management's port any more
+            Assert.True(ports.Keys.Order().SequenceEqual(expected.Keys.Order()), $"{kustomization}: {set.Metadata.Name} names ports {string.Join(", ", ports.Keys)}; only {string.Join(", ", expected.Keys)} are served");
         }
-        var portName = config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.port-name");
-        Assert.True(ports.ContainsKey(portName), $"{kustomization}: bootstrap's port-name {portName} is no container port of the workers");
 
         foreach (var service in manifests.All<V1Service>())
         {
@@ -283,7 +373,7 @@ public sealed partial class ManifestTests
         {
             foreach (var endpoint in monitor.Spec.PodMetricsEndpoints)
             {
-                Assert.True(endpoint.Port is not null && ports.ContainsKey(endpoint.Port), $"{kustomization}: PodMonitor scrapes port {endpoint.Port}, which the workers do not have");
+                Assert.True(endpoint.Port == "metrics", $"{kustomization}: PodMonitor scrapes port {endpoint.Port}, not the pods' port metrics");
                 Assert.Equal(MetricsEndpoint.MetricsPath, endpoint.Path);
             }
         }
@@ -294,22 +384,25 @@ public sealed partial class ManifestTests
     public void Probes_call_the_health_paths_the_host_serves_on_its_metrics_port(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        var container = manifests.WorkerContainer;
-        foreach (var (probe, what, path) in new[]
+        foreach (var set in manifests.MocoSets)
         {
-            (container.LivenessProbe, "livenessProbe", MetricsEndpoint.AlivePath),
-            (container.StartupProbe, "startupProbe", MetricsEndpoint.AlivePath),
-            (container.ReadinessProbe, "readinessProbe", MetricsEndpoint.ReadyPath),
-        })
-        {
-            Assert.True(probe?.HttpGet is not null, $"{kustomization}: the worker has no HTTP {what}");
-            Assert.Equal(path, probe!.HttpGet.Path);
-            // the named port whose number is moco.metrics.port, where MetricsEndpoint listens
-            Assert.Equal("metrics", probe.HttpGet.Port.Value);
+            var container = Manifests.ContainerOf(set);
+            foreach (var (probe, what, path) in new[]
+            {
+                (container.LivenessProbe, "livenessProbe", MetricsEndpoint.AlivePath),
+                (container.StartupProbe, "startupProbe", MetricsEndpoint.AlivePath),
+                (container.ReadinessProbe, "readinessProbe", MetricsEndpoint.ReadyPath),
+            })
+            {
+                Assert.True(probe?.HttpGet is not null, $"{kustomization}: {set.Metadata.Name} has no HTTP {what}");
+                Assert.Equal(path, probe!.HttpGet.Path);
+                // the named port whose number is moco.metrics.port, where MetricsEndpoint listens
+                Assert.Equal("metrics", probe.HttpGet.Port.Value);
+            }
+            // a liveness failure restarts the container: give startup (libtorch, the data set) its own, longer budget
+            Assert.True(container.StartupProbe.PeriodSeconds * container.StartupProbe.FailureThreshold >= 120,
+                $"{kustomization}: {set.Metadata.Name}'s startup probe allows less than 2 minutes to start");
         }
-        // a liveness failure restarts the container: give startup (libtorch, the data set) its own, longer budget
-        Assert.True(container.StartupProbe.PeriodSeconds * container.StartupProbe.FailureThreshold >= 120,
-            $"{kustomization}: the startup probe allows less than 2 minutes to start");
     }
 
     [KubectlTheory]
@@ -329,18 +422,49 @@ public sealed partial class ManifestTests
         }
 
         // the host reads its sections from it without an unknown key, and the run it defines is valid
-        var config = manifests.WorkerConfig();
+        var config = manifests.FileConfig();
+        SettingsReader.CheckSections(config, "moco", Presets.Sections, manifests.ConfigPath);
         SettingsReader.Read<MoCo.Model.Training.RunConfig>(config, "moco.run", manifests.ConfigPath).Validate();
         var host = SettingsReader.Read<HostSettings>(config, "moco.host", manifests.ConfigPath);
         SettingsReader.Read<MetricsSettings>(config, "moco.metrics", manifests.ConfigPath);
 
-        // run directories land on a writable volume; the root file system is read-only, /tmp is not
-        var mounts = manifests.WorkerContainer.VolumeMounts ?? [];
-        Assert.True(mounts.Any(m => m.ReadOnlyProperty != true && IsUnder(host.RunsRoot, m.MountPath)), $"{kustomization}: moco.host.runs-root {host.RunsRoot} is on no writable volume");
-        if (manifests.WorkerContainer.SecurityContext?.ReadOnlyRootFilesystem == true)
+        // runs-root is writable in every pod (the trainer's volume; scratch on a worker); the root file system is
+        // read-only, /tmp is not
+        foreach (var set in manifests.MocoSets)
         {
-            Assert.Contains(mounts, m => m.MountPath == "/tmp" && m.ReadOnlyProperty != true);
+            var container = Manifests.ContainerOf(set);
+            var mounts = container.VolumeMounts ?? [];
+            Assert.True(mounts.Any(m => m.ReadOnlyProperty != true && IsUnder(host.RunsRoot, m.MountPath)), $"{kustomization}: moco.host.runs-root {host.RunsRoot} is on no writable volume of {set.Metadata.Name}");
+            if (container.SecurityContext?.ReadOnlyRootFilesystem == true)
+            {
+                Assert.Contains(mounts, m => m.MountPath == "/tmp" && m.ReadOnlyProperty != true);
+            }
         }
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void Trainer_keeps_the_run_directory_on_its_own_claim_and_workers_keep_nothing(string kustomization)
+    {
+        var manifests = Manifests.Render(kustomization);
+        var host = SettingsReader.Read<HostSettings>(manifests.FileConfig(), "moco.host", manifests.ConfigPath);
+        var template = Assert.Single(manifests.Trainer.Spec.VolumeClaimTemplates ?? []);
+        Assert.Equal(["ReadWriteOnce"], template.Spec.AccessModes);
+        var mount = manifests.TrainerContainer.VolumeMounts.SingleOrDefault(m => m.Name == template.Metadata.Name);
+        Assert.True(mount is not null && mount.ReadOnlyProperty != true, $"{kustomization}: the trainer does not mount its claim {template.Metadata.Name} writable");
+        Assert.Equal(host.RunsRoot.TrimEnd('/'), mount!.MountPath.TrimEnd('/'));
+        Assert.DoesNotContain(manifests.Trainer.Spec.Template.Spec.Volumes ?? [], v => v.Name == template.Metadata.Name); // a volume would hide the claim
+
+        // --run-dir, as the kubelet expands it, is one folder directly below runs-root: the claim
+        var runDir = Manifests.Expand(manifests.Argument(manifests.Trainer, "--run-dir"), manifests.EnvironmentOf(manifests.Trainer));
+        Assert.DoesNotContain("$(", runDir);
+        Assert.Equal(host.RunsRoot.TrimEnd('/'), Path.GetDirectoryName(runDir));
+        Assert.Matches("^[a-z0-9][a-z0-9._-]*$", Path.GetFileName(runDir));
+
+        // workers write nothing durable: no claim and no claim template
+        Assert.Empty(manifests.Workers.Spec.VolumeClaimTemplates ?? []);
+        Assert.DoesNotContain(manifests.Workers.Spec.Template.Spec.Volumes ?? [], v => v.PersistentVolumeClaim is not null);
+        Assert.Empty(manifests.All<V1PersistentVolumeClaim>());
     }
 
     [KubectlTheory]
@@ -359,7 +483,11 @@ public sealed partial class ManifestTests
                 Assert.True(container.ImagePullPolicy is "IfNotPresent" or "Always", $"{where}: imagePullPolicy is '{container.ImagePullPolicy}', not IfNotPresent or Always");
             }
         }
-        Assert.EndsWith(kustomization.Contains("gpu") ? "-cuda" : "-cpu", manifests.WorkerContainer.Image);
+        foreach (var set in manifests.MocoSets)
+        {
+            Assert.EndsWith(kustomization.Contains("gpu") ? "-cuda" : "-cpu", Manifests.ContainerOf(set).Image);
+        }
+        Assert.Equal(manifests.TrainerContainer.Image, manifests.WorkerContainer.Image); // one protocol, one checkpoint format
     }
 
     [KubectlTheory]
@@ -368,9 +496,9 @@ public sealed partial class ManifestTests
     {
         var manifests = Manifests.Render(kustomization);
         // what the host's actor system sees: the file over Akka.Cluster's and Akka's defaults
-        var config = manifests.WorkerConfig().WithFallback(AkkaReference.Cluster).WithFallback(ConfigurationFactory.Default());
+        var config = manifests.FileConfig().WithFallback(AkkaReference.Cluster).WithFallback(ConfigurationFactory.Default());
         var shutdown = config.GetConfig("akka.coordinated-shutdown");
-        Assert.True(shutdown.GetBoolean("run-by-clr-shutdown-hook"), $"{kustomization}: SIGTERM would not run coordinated shutdown (run-by-clr-shutdown-hook is off)");
+        Assert.True(shutdown.GetBoolean("run-by-clr-shutdown-hook"), $"{kustomization}: a stopping process would not run coordinated shutdown (run-by-clr-shutdown-hook is off)");
         var fallback = shutdown.GetTimeSpan("default-phase-timeout");
         var phases = shutdown.GetConfig("phases").AsEnumerable().Select(kv => kv.Key).Distinct().ToList();
         Assert.Contains("cluster-leave", phases);
@@ -380,26 +508,33 @@ public sealed partial class ManifestTests
             var phaseConfig = shutdown.GetConfig("phases").GetConfig(phase);
             total += phaseConfig.HasPath("timeout") ? phaseConfig.GetTimeSpan("timeout") : fallback;
         }
-        var grace = manifests.Workers.Spec.Template.Spec.TerminationGracePeriodSeconds ?? 30;
-        // 5 s more for the process to exit after the actor system stopped
-        Assert.True(grace >= total.TotalSeconds + 5,
-            $"{kustomization}: terminationGracePeriodSeconds {grace} is less than the {total.TotalSeconds:F0} s that coordinated shutdown's {phases.Count} phases may take, plus 5 s");
+        // 5 s more for the process to exit after the actor system stopped; the trainer first finishes the chunk in
+        // flight and writes its checkpoint, for which k8s/base/trainer.yaml allows at least 2 minutes more
+        foreach (var (set, before) in new[] { (manifests.Workers, 0), (manifests.Trainer, 120) })
+        {
+            var grace = set.Spec.Template.Spec.TerminationGracePeriodSeconds ?? 30;
+            Assert.True(grace >= before + total.TotalSeconds + 5,
+                $"{kustomization}: {set.Metadata.Name}'s terminationGracePeriodSeconds {grace} is less than {before} s before shutdown plus the {total.TotalSeconds:F0} s that coordinated shutdown's {phases.Count} phases may take, plus 5 s");
+        }
     }
 
     [KubectlTheory]
     [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
-    public void Replicas_meet_the_bootstrap_and_run_minimum(string kustomization)
+    public void Replicas_meet_the_run_minimum(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        var config = manifests.WorkerConfig();
-        var replicas = manifests.Workers.Spec.Replicas ?? 1;
-        var contactPoints = config.GetInt("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr");
-        var minWorkers = config.GetInt("moco.cluster.min-workers");
-        Assert.True(contactPoints <= replicas, $"{kustomization}: bootstrap waits for {contactPoints} contact points but there are {replicas} replicas: no cluster would form");
-        Assert.True(minWorkers >= 1 && minWorkers <= replicas, $"{kustomization}: moco.cluster.min-workers {minWorkers} cannot be met by {replicas} replicas");
+        var minWorkers = manifests.FileConfig().GetInt("moco.cluster.min-workers");
+        // the trainer's own in-process worker (one device slot: moco train's --devices is left at 1) and the worker pods
+        Assert.DoesNotContain("--devices", manifests.TrainerContainer.Args);
+        Assert.DoesNotContain("--devices", manifests.WorkerContainer.Args);
+        var workers = 1 + (manifests.Workers.Spec.Replicas ?? 1);
+        Assert.True(minWorkers >= 2 && minWorkers <= workers, $"{kustomization}: moco.cluster.min-workers {minWorkers} cannot be met by the trainer and {workers - 1} worker pods, or needs no worker pod");
+        Assert.Equal(1, manifests.Trainer.Spec.Replicas);
         Assert.Equal("Parallel", manifests.Workers.Spec.PodManagementPolicy);
-        Assert.True(manifests.All<V1Service>().Single(s => s.Metadata.Name == manifests.Workers.Spec.ServiceName).Spec.ClusterIP == "None",
-            $"{kustomization}: the workers' Service is not headless");
+        foreach (var set in manifests.MocoSets)
+        {
+            Assert.True(manifests.Named<V1Service>(set.Spec.ServiceName).Spec.ClusterIP == "None", $"{kustomization}: {set.Metadata.Name}'s Service is not headless");
+        }
     }
 
     [KubectlTheory]
@@ -407,39 +542,49 @@ public sealed partial class ManifestTests
     public void Gpu_variants_request_a_gpu_and_configure_nccl_and_cpu_variants_do_not(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        var container = manifests.WorkerContainer;
-        var env = (container.Env ?? []).ToDictionary(e => e.Name, e => e.Value);
         bool gpu = kustomization.Contains("gpu");
-        Assert.Equal(gpu, container.Resources.Limits?.ContainsKey("nvidia.com/gpu") == true);
-        if (gpu)
+        foreach (var set in manifests.MocoSets)
         {
-            Assert.Equal("1", container.Resources.Limits!["nvidia.com/gpu"].ToString());
-            Assert.Equal("eth0", env.GetValueOrDefault("NCCL_SOCKET_IFNAME"));
-            Assert.True(env.ContainsKey("NCCL_IB_DISABLE") && env.ContainsKey("NCCL_DEBUG"), $"{kustomization}: NCCL_IB_DISABLE and NCCL_DEBUG are not set");
-            Assert.Contains(container.VolumeMounts, m => m.MountPath == "/dev/shm");
-        }
-        else
-        {
-            Assert.DoesNotContain(env.Keys, k => k.StartsWith("NCCL_", StringComparison.Ordinal));
+            var container = Manifests.ContainerOf(set);
+            var env = (container.Env ?? []).ToDictionary(e => e.Name, e => e.Value);
+            var where = $"{kustomization}: {set.Metadata.Name}";
+            Assert.True(gpu == (container.Resources.Limits?.ContainsKey("nvidia.com/gpu") == true), $"{where}: {(gpu ? "no" : "a")} GPU limit");
+            if (gpu)
+            {
+                Assert.Equal("1", container.Resources.Limits!["nvidia.com/gpu"].ToString());
+                Assert.Equal("eth0", env.GetValueOrDefault("NCCL_SOCKET_IFNAME"));
+                Assert.True(env.ContainsKey("NCCL_IB_DISABLE") && env.ContainsKey("NCCL_DEBUG"), $"{where}: NCCL_IB_DISABLE and NCCL_DEBUG are not set");
+                Assert.Contains(container.VolumeMounts, m => m.MountPath == "/dev/shm");
+                Assert.Contains(set.Spec.Template.Spec.Tolerations ?? [], t => t.Key == "nvidia.com/gpu");
+            }
+            else
+            {
+                Assert.DoesNotContain(env.Keys, k => k.StartsWith("NCCL_", StringComparison.Ordinal));
+            }
         }
     }
 
     [KubectlTheory]
     [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
-    public void Workers_journal_names_the_postgres_service_where_the_component_is_included(string kustomization)
+    public void Trainer_journals_to_postgres_where_the_component_is_included_and_to_its_volume_otherwise(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        var env = (manifests.WorkerContainer.Env ?? []).ToList();
-        var journal = env.Single(e => e.Name == "MOCO_JOURNAL_CONNECTION_STRING").Value;
-        // the password comes from the Secret through $(MOCO_POSTGRES_PASSWORD)
-        var builder = new NpgsqlConnectionStringBuilder(journal.Replace("$(MOCO_POSTGRES_PASSWORD)", "x"));
-        Assert.Equal("x", builder.Password);
-        var service = manifests.All<V1Service>().SingleOrDefault(s => s.Metadata.Name == builder.Host);
+        // only the trainer's run coordinator writes the journal
+        Assert.DoesNotContain(manifests.WorkerContainer.Env ?? [], e => e.Name.StartsWith("MOCO_JOURNAL_", StringComparison.Ordinal));
+        var journal = SettingsReader.Read<JournalSettings>(manifests.HostConfigOf(manifests.Trainer), "moco.journal", manifests.ConfigPath);
+        var env = (manifests.TrainerContainer.Env ?? []).ToList();
         if (!kustomization.Contains("postgres"))
         {
-            Assert.Null(service); // the journal's database is outside these manifests (k8s/README.md, "Journal")
+            // empty: journal.db in the run directory, on the trainer's claim (Trainer_keeps_the_run_directory_...)
+            Assert.Equal("", journal.ConnectionString);
+            Assert.DoesNotContain(manifests.All<V1StatefulSet>(), s => s.Metadata.Name == "moco-postgres");
             return;
         }
+        var template = env.Single(e => e.Name == "MOCO_JOURNAL_CONNECTION_STRING").Value;
+        Assert.Contains("$(POSTGRES_PASSWORD)", template); // from the Secret, defined before it (Environment_references_...)
+        var builder = new NpgsqlConnectionStringBuilder(journal.ConnectionString);
+        Assert.Equal(Manifests.SecretValue, builder.Password);
+        var service = manifests.All<V1Service>().SingleOrDefault(s => s.Metadata.Name == builder.Host);
         Assert.True(service is not null, $"{kustomization}: MOCO_JOURNAL_CONNECTION_STRING names host {builder.Host}, which is no Service");
         Assert.Contains(service!.Spec.Ports, p => p.Port == builder.Port);
         var postgres = manifests.Named<V1StatefulSet>("moco-postgres");
@@ -447,9 +592,9 @@ public sealed partial class ManifestTests
         var pgEnv = postgres.Spec.Template.Spec.Containers.Single().Env.ToDictionary(e => e.Name);
         Assert.Equal(builder.Username, pgEnv["POSTGRES_USER"].Value);
         Assert.Equal(builder.Database, pgEnv["POSTGRES_DB"].Value);
-        var workerPassword = env.Single(e => e.Name == "MOCO_POSTGRES_PASSWORD").ValueFrom.SecretKeyRef;
+        var trainerPassword = env.Single(e => e.Name == "POSTGRES_PASSWORD").ValueFrom.SecretKeyRef;
         var serverPassword = pgEnv["POSTGRES_PASSWORD"].ValueFrom.SecretKeyRef;
-        Assert.Equal((workerPassword.Name, workerPassword.Key), (serverPassword.Name, serverPassword.Key));
+        Assert.Equal((trainerPassword.Name, trainerPassword.Key), (serverPassword.Name, serverPassword.Key));
     }
 
     [KubectlTheory]
@@ -465,10 +610,58 @@ public sealed partial class ManifestTests
         }
     }
 
+    /// <summary>
+    /// What is wrong with the MOCO_* variables of an environment, as the host sees them: each must set a key of a
+    /// section (<see cref="Presets.WithEnvironment"/> decides, with the host's own prefixes). One the host refuses
+    /// stops it at start-up; one it ignores looks like a setting and sets nothing. Variables only the kubelet uses
+    /// (POD_NAME, RUN_DIR_NAME, POSTGRES_PASSWORD) must not start with MOCO_.
+    /// </summary>
+    private static List<string> UnreadMocoVariables(System.Collections.IDictionary env)
+    {
+        var problems = new List<string>();
+        var empty = ConfigurationFactory.Empty;
+        foreach (System.Collections.DictionaryEntry variable in env)
+        {
+            var name = (string)variable.Key;
+            if (!name.StartsWith("MOCO_", StringComparison.Ordinal))
+            {
+                continue;
+            }
+            try
+            {
+                var one = new System.Collections.Hashtable { [name] = variable.Value };
+                if (ReferenceEquals(Presets.WithEnvironment(empty, one), empty))
+                {
+                    problems.Add($"{name} is read by no section of the host (its prefixes: MOCO_<SECTION>_ for {string.Join(", ", Presets.Sections)}); rename it without MOCO_");
+                }
+            }
+            catch (ConfigurationError e)
+            {
+                problems.Add($"{name}: the host refuses it: {e.Message}");
+            }
+        }
+        return problems;
+    }
+
     private static bool Matches(V1LabelSelector selector, IDictionary<string, string> labels)
     {
-        Assert.True(selector.MatchExpressions is null || selector.MatchExpressions.Count == 0, "matchExpressions are not checked by these tests");
-        return MatchLabels(selector.MatchLabels, labels);
+        foreach (var expression in selector.MatchExpressions ?? [])
+        {
+            bool has = labels.TryGetValue(expression.Key, out var value);
+            bool ok = expression.OperatorProperty switch
+            {
+                "In" => has && expression.Values.Contains(value!),
+                "NotIn" => !has || !expression.Values.Contains(value!),
+                "Exists" => has,
+                "DoesNotExist" => !has,
+                _ => throw new Xunit.Sdk.XunitException($"unknown selector operator {expression.OperatorProperty}"),
+            };
+            if (!ok)
+            {
+                return false;
+            }
+        }
+        return (selector.MatchLabels is null or { Count: 0 } && selector.MatchExpressions is { Count: > 0 }) || MatchLabels(selector.MatchLabels, labels);
     }
 
     private static bool MatchLabels(IDictionary<string, string>? required, IDictionary<string, string>? labels) =>

@@ -81,54 +81,73 @@ public sealed class Manifests
             : throw new Xunit.Sdk.XunitException($"{Name}: expected one {typeof(T).Name} named {name}, found {found.Count}");
     }
 
-    /// <summary>The worker StatefulSet.</summary>
+    /// <summary>The trainer StatefulSet (the head: <c>moco train</c>).</summary>
+    public V1StatefulSet Trainer => Named<V1StatefulSet>("moco-trainer");
+
+    /// <summary>The worker StatefulSet (<c>moco node</c>).</summary>
     public V1StatefulSet Workers => Named<V1StatefulSet>("moco-worker");
 
+    /// <summary>The StatefulSets that run moco: the trainer and the workers.</summary>
+    public IReadOnlyList<V1StatefulSet> MocoSets => [Trainer, Workers];
+
+    /// <summary>The trainer pod's container running moco.</summary>
+    public V1Container TrainerContainer => ContainerOf(Trainer);
+
     /// <summary>The worker pods' container running moco.</summary>
-    public V1Container WorkerContainer => Workers.Spec.Template.Spec.Containers.Single(c => c.Name == "moco");
+    public V1Container WorkerContainer => ContainerOf(Workers);
 
-    /// <summary>The path <c>--config</c> gives to moco in the worker's arguments.</summary>
-    public string ConfigPath
+    /// <summary>The container named moco of <paramref name="set"/>'s pods.</summary>
+    public static V1Container ContainerOf(V1StatefulSet set) => set.Spec.Template.Spec.Containers.Single(c => c.Name == "moco");
+
+    /// <summary>The value that follows <paramref name="option"/> in <paramref name="set"/>'s moco arguments.</summary>
+    public string Argument(V1StatefulSet set, string option)
     {
-        get
-        {
-            var args = WorkerContainer.Args ?? [];
-            int i = args.IndexOf("--config");
-            Assert.True(i >= 0 && i + 1 < args.Count, $"{Name}: the worker's args ({string.Join(' ', args)}) give no --config file");
-            return args[i + 1];
-        }
+        var args = ContainerOf(set).Args ?? [];
+        int i = args.IndexOf(option);
+        Assert.True(i >= 0 && i + 1 < args.Count, $"{Name}: {set.Metadata.Name}'s args ({string.Join(' ', args)}) give no {option}");
+        return args[i + 1];
     }
 
-    /// <summary>The ConfigMap mounted at the folder of <see cref="ConfigPath"/>.</summary>
-    public V1ConfigMap ConfigMapOfConfigPath
+    /// <summary>The path <c>--config</c> gives to moco in the trainer's arguments (a test checks the workers give the same).</summary>
+    public string ConfigPath => ConfigPathOf(Trainer);
+
+    /// <summary>The path <c>--config</c> gives to moco in <paramref name="set"/>'s arguments.</summary>
+    public string ConfigPathOf(V1StatefulSet set) => Argument(set, "--config");
+
+    /// <summary>The ConfigMap mounted at the folder of the trainer's <see cref="ConfigPath"/>.</summary>
+    public V1ConfigMap ConfigMapOfConfigPath => ConfigMapOf(Trainer);
+
+    /// <summary>The ConfigMap mounted at the folder of <paramref name="set"/>'s <c>--config</c> file.</summary>
+    public V1ConfigMap ConfigMapOf(V1StatefulSet set)
     {
-        get
-        {
-            var folder = Path.GetDirectoryName(ConfigPath)!;
-            var mount = (WorkerContainer.VolumeMounts ?? []).SingleOrDefault(m => m.MountPath.TrimEnd('/') == folder)
-                ?? throw new Xunit.Sdk.XunitException($"{Name}: no volume is mounted at {folder}, the folder of --config {ConfigPath}");
-            var volume = Workers.Spec.Template.Spec.Volumes.Single(v => v.Name == mount.Name);
-            Assert.True(volume.ConfigMap is not null, $"{Name}: the volume {mount.Name} at {folder} is not a ConfigMap");
-            return All<V1ConfigMap>().SingleOrDefault(c => c.Metadata.Name == volume.ConfigMap!.Name)
-                ?? throw new Xunit.Sdk.XunitException($"{Name}: the ConfigMap {volume.ConfigMap!.Name} of volume {mount.Name} is not in the render");
-        }
+        var folder = Path.GetDirectoryName(ConfigPathOf(set))!;
+        var mount = (ContainerOf(set).VolumeMounts ?? []).SingleOrDefault(m => m.MountPath.TrimEnd('/') == folder)
+            ?? throw new Xunit.Sdk.XunitException($"{Name}: {set.Metadata.Name} mounts no volume at {folder}, the folder of --config {ConfigPathOf(set)}");
+        var volume = set.Spec.Template.Spec.Volumes.Single(v => v.Name == mount.Name);
+        Assert.True(volume.ConfigMap is not null, $"{Name}: the volume {mount.Name} at {folder} is not a ConfigMap");
+        return All<V1ConfigMap>().SingleOrDefault(c => c.Metadata.Name == volume.ConfigMap!.Name)
+            ?? throw new Xunit.Sdk.XunitException($"{Name}: the ConfigMap {volume.ConfigMap!.Name} of volume {mount.Name} is not in the render");
     }
+
+    /// <summary>The configuration file the trainer reads (see <see cref="FileConfigOf"/>).</summary>
+    public Config FileConfig() => FileConfigOf(Trainer);
 
     /// <summary>
-    /// The configuration the worker reads: the ConfigMap's files written to a folder and parsed by the host's own
-    /// <see cref="SettingsReader.ParseFile"/> (which resolves their <c>include</c> lines).
+    /// The configuration file <paramref name="set"/>'s moco reads: the ConfigMap's files written to a folder and parsed
+    /// by the host's own <see cref="SettingsReader.ParseFile"/> (which resolves their <c>include</c> lines).
     /// </summary>
-    public Config WorkerConfig()
+    public Config FileConfigOf(V1StatefulSet set)
     {
+        var configMap = ConfigMapOf(set);
         var folder = Directory.CreateTempSubdirectory("moco-configmap-");
         try
         {
-            foreach (var (key, text) in ConfigMapOfConfigPath.Data)
+            foreach (var (key, text) in configMap.Data)
             {
                 File.WriteAllText(Path.Combine(folder.FullName, key), text);
             }
-            var file = Path.Combine(folder.FullName, Path.GetFileName(ConfigPath));
-            Assert.True(File.Exists(file), $"{Name}: --config {ConfigPath} names no key of the ConfigMap (keys: {string.Join(", ", ConfigMapOfConfigPath.Data.Keys)})");
+            var file = Path.Combine(folder.FullName, Path.GetFileName(ConfigPathOf(set)));
+            Assert.True(File.Exists(file), $"{Name}: --config {ConfigPathOf(set)} names no key of the ConfigMap (keys: {string.Join(", ", configMap.Data.Keys)})");
             return SettingsReader.ParseFile(file);
         }
         finally
@@ -136,6 +155,53 @@ public sealed class Manifests
             folder.Delete(recursive: true);
         }
     }
+
+    /// <summary>
+    /// What the host in pod 0 of <paramref name="set"/> reads: its file, then its environment as the kubelet expands it
+    /// (<see cref="EnvironmentOf"/>) through the host's own <see cref="Presets.WithEnvironment"/>, then <c>--join</c>
+    /// as <c>moco node</c> applies it.
+    /// </summary>
+    public Config HostConfigOf(V1StatefulSet set)
+    {
+        var config = Presets.WithEnvironment(FileConfigOf(set), EnvironmentOf(set));
+        if ((ContainerOf(set).Args ?? []).Contains("--join"))
+        {
+            config = Presets.WithOverrides(config, "moco.cluster", new Dictionary<string, string> { ["seed-nodes"] = Argument(set, "--join") });
+        }
+        return config;
+    }
+
+    /// <summary>A stand-in for the pod IP the kubelet gives <c>status.podIP</c>.</summary>
+    public const string PodIp = "10.1.2.3";
+
+    /// <summary>A stand-in for a Secret's value (long enough for <c>moco.cluster.secret</c>, and no placeholder).</summary>
+    public const string SecretValue = "0123456789abcdef0123456789abcdef";
+
+    /// <summary>
+    /// The environment of the moco container of pod 0 of <paramref name="set"/>, as the kubelet builds it: in order,
+    /// <c>$(NAME)</c> expanded from the variables before it, field references and Secrets replaced by stand-ins.
+    /// </summary>
+    public System.Collections.Specialized.OrderedDictionary EnvironmentOf(V1StatefulSet set)
+    {
+        var env = new System.Collections.Specialized.OrderedDictionary();
+        foreach (var variable in ContainerOf(set).Env ?? [])
+        {
+            env[variable.Name] = variable.ValueFrom switch
+            {
+                null => Expand(variable.Value ?? "", env),
+                { FieldRef.FieldPath: "metadata.name" } => set.Metadata.Name + "-0",
+                { FieldRef.FieldPath: "metadata.namespace" } => set.Metadata.NamespaceProperty,
+                { FieldRef.FieldPath: "status.podIP" } => PodIp,
+                { SecretKeyRef: not null } => SecretValue,
+                _ => throw new Xunit.Sdk.XunitException($"{Name}: {set.Metadata.Name}'s {variable.Name} comes from a source these tests do not model"),
+            };
+        }
+        return env;
+    }
+
+    /// <summary><paramref name="text"/> with <c>$(NAME)</c> replaced as the kubelet does (an unknown name stays as it is).</summary>
+    public static string Expand(string text, System.Collections.IDictionary env) =>
+        System.Text.RegularExpressions.Regex.Replace(text, @"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", m => env.Contains(m.Groups[1].Value) ? (string)env[m.Groups[1].Value]! : m.Value);
 
     /// <summary>Whether <paramref name="actual"/> is <paramref name="name"/> with kustomize's hash suffix (name-hhhhhhhhhh).</summary>
     public static bool IsGeneratedFrom(string actual, string name) =>

@@ -484,6 +484,19 @@ public sealed class TrainingDirectorActor : ReceiveActor
             _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _slots.Count, _globalStep, newRanks, source));
         }
 
+        if (_epochDone is { } pending)
+        {
+            // the chunk that ended an epoch was cut short by the membership change after rank 0 finished it: when the
+            // new generation resumes at that epoch's end, the epoch is done and is recorded (metrics, journal,
+            // checkpoint) now; when it resumes earlier (from a checkpoint), the epoch is redone and reported again
+            _epochDone = null;
+            if (pending.GlobalStep == _globalStep)
+            {
+                EndEpoch(pending);
+                return;
+            }
+        }
+
         NextChunk();
     }
 

@@ -66,8 +66,10 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
 
         // the kubelet restarts both containers with the same commands: the trainer resumes where it stopped
         var restarted = StartTrainer("trainer-restarted");
-        await restarted.WaitForAsync($@"resuming run \S+ at epoch", Bound);
+        await restarted.WaitForAsync("waiting for workers: 1 of the 2", Bound);
         var third = StartNode("worker-0c");
+        var resumed = await restarted.WaitForAsync(@"resuming run \S+ at epoch (\d+), step (\d+) \((\d+) steps/epoch\)", Bound);
+        Assert.Equal(stopStep, (long.Parse(resumed.Groups[1].Value, CultureInfo.InvariantCulture) * 8) + long.Parse(resumed.Groups[2].Value, CultureInfo.InvariantCulture));
         await restarted.WaitForAsync(@"2 worker\(s\), generation 4", Bound);
         Assert.Equal(0, await restarted.WaitForExitAsync(Bound));
         Assert.Equal(0, await third.WaitForExitAsync(TimeSpan.FromSeconds(60)));

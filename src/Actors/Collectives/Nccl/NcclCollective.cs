@@ -30,7 +30,7 @@ namespace MoCo.Actors.Collectives.Nccl;
 /// to <see cref="CudaDevice"/> by every call (workers run on one pinned thread each, so it stays that way).
 /// </para>
 /// </remarks>
-public sealed class NcclCollective : ICollective
+public sealed class NcclCollective : IAbortableCollective
 {
     private static readonly IntPtr Stream = CudaRuntimeNative.LegacyDefaultStream;
 

@@ -109,7 +109,7 @@ public sealed class MomentumContrast : nn.Module
         var lPos = (q * kMine).sum(1, keepdim: true);  // positive logits: n x 1
         var lNeg = q.mm(queue);                         // negative logits: n x K
         var logits = cat([lPos, lNeg], 1).div_(Settings.Temperature); // logits: n x (1+K)
-        var labels = zeros(logits.shape[0], dtype: ScalarType.Int64); // positives are the 0-th
+        var labels = zeros(logits.shape[0], dtype: ScalarType.Int64, device: logits.device); // positives are the 0-th
         var loss = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).div(ctx.Layout.GlobalBatch);
         Tensor correct;
         using (no_grad())
@@ -135,7 +135,7 @@ public sealed class MomentumContrast : nn.Module
         {
             inRows[i] = layout.GatheredRow(ctx.Permutation[positions[i]]); // slot i gets image π(i)
         }
-        var xShuffled = xAll.index_select(0, tensor(inRows));
+        var xShuffled = xAll.index_select(0, tensor(inRows, device: xAll.device));
         encoder_k.SetBnGroups(layout.LocalGroups(ctx.Rank));
         var k = nn.functional.normalize(encoder_k.forward(xShuffled), dim: 1); // keys of my slots: n x C
         var kAll = ctx.Collective.AllGather(k, counts);                  // B x C, rank-major by slot
@@ -144,7 +144,7 @@ public sealed class MomentumContrast : nn.Module
         {
             globalRows[j] = layout.GatheredRow(ctx.InversePermutation[j]); // image j's key sits at slot π⁻¹(j)
         }
-        var kGlobal = kAll.index_select(0, tensor(globalRows));
+        var kGlobal = kAll.index_select(0, tensor(globalRows, device: kAll.device));
         if (layout.IsIdentity)
         {
             return (kGlobal, kGlobal);
@@ -154,7 +154,7 @@ public sealed class MomentumContrast : nn.Module
         {
             mineRows[i] = positions[i];
         }
-        return (kGlobal.index_select(0, tensor(mineRows)), kGlobal);
+        return (kGlobal.index_select(0, tensor(mineRows, device: kGlobal.device)), kGlobal);
     }
 }
 

@@ -24,6 +24,8 @@ public sealed class TrainCommandTests : IDisposable
         var (code, output) = Run(["train", .. Tiny, "--devices", "2", "--run-dir", runDir]);
 
         Assert.True(code == 0, output);
+        // the tests' libtorch is TorchSharp's CPU package: auto is the CPU on any machine
+        Assert.Contains("device: CPU (moco.host.device = auto and libtorch sees no CUDA device", output, StringComparison.Ordinal);
         Assert.Contains("2 worker(s), generation 1", output, StringComparison.Ordinal);
         Assert.Contains("done: 8 steps", output, StringComparison.Ordinal);
 
@@ -69,6 +71,19 @@ public sealed class TrainCommandTests : IDisposable
         (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_DATA_PLANE_BACKEND", "tcp"));
         Assert.Equal(2, code);
         Assert.Contains("a run of several processes needs the cluster's shared secret on every node: set MOCO_CLUSTER_SECRET", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_must_refuse_cuda_where_libtorch_has_none_and_nccl_for_workers_on_the_cpu()
+    {
+        var (code, output) = Run(["train", .. Tiny, "--device", "cuda", "--run-dir", Path.Combine(_dir, "cuda")]);
+        Assert.Equal(2, code);
+        Assert.Contains("moco.host.device = cuda, but libtorch sees no CUDA device", output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "cuda")), "a run directory was made for a run that cannot start");
+
+        (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "nccl")], ("MOCO_HOST_DEVICE", "cpu"), ("MOCO_DATA_PLANE_BACKEND", "nccl"));
+        Assert.Equal(2, code);
+        Assert.Contains("moco.data-plane.backend = nccl, but this host cannot run NCCL", output, StringComparison.Ordinal);
     }
 
     [PostgresFact]

@@ -28,7 +28,7 @@ namespace MoCo.Actors.Collectives;
 /// </para>
 /// Calls are made by one thread at a time (the worker's); <see cref="Abort"/> may come from any thread.
 /// </summary>
-public sealed unsafe class TcpRingCollective : ICollective
+public sealed unsafe class TcpRingCollective : IAbortableCollective
 {
     private readonly TcpRingOptions _options;
     private readonly RingLink? _next;

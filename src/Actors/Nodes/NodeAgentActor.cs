@@ -34,7 +34,7 @@ public sealed class NodeAgentActor : ReceiveActor
         Receive<NodeAgent.GetOffer>(get =>
         {
             var node = Cluster.Get(Context.System).SelfAddress.ToString();
-            Sender.Tell(new NodeAgent.Offer(node, _settings.Devices, ClusterProof.Sign(_settings.DataPlane.Secret.Span, get.RunId, node, get.Nonce)));
+            Sender.Tell(new NodeAgent.Offer(node, _settings.Devices, ClusterProof.Sign(_settings.DataPlane.Secret.Span, get.RunId, node, get.Nonce), _settings.Backend));
         });
         Receive<NodeAgent.StartWorkers>(HandleStartWorkers);
         Receive<NodeAgent.StopWorkers>(_ => StopAll());
@@ -89,10 +89,13 @@ public sealed class NodeAgentActor : ReceiveActor
                 Node = node,
                 DataPlane = _settings.DataPlane,
                 CollectiveTimeout = _settings.CollectiveTimeout,
+                Device = _settings.Device,
+                Backend = _settings.Backend,
             };
             for (int i = 0; i < start.Ranks.Count; i++)
             {
-                var props = WorkerActor.Props(settings, start.Ranks[i], null, WorkerStart.FromPeer.Instance, ActorRefs.Nobody, ActorRefs.Nobody, director);
+                // the node's i-th worker computes on its device i, whatever its rank in the run
+                var props = WorkerActor.Props(settings, start.Ranks[i], null, WorkerStart.FromPeer.Instance, ActorRefs.Nobody, ActorRefs.Nobody, director, localSlot: i);
                 var worker = Context.ActorOf(props, $"worker-{start.Incarnation}-{i}");
                 Context.Watch(worker);
                 _workers.Add(worker);

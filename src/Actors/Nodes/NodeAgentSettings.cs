@@ -1,4 +1,6 @@
+using MoCo.Actors.Collectives;
 using MoCo.Actors.Training;
+using MoCo.Model.Training;
 
 namespace MoCo.Actors.Nodes;
 
@@ -12,4 +14,10 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
 {
     /// <summary>How long a collective waits for a peer before the generation is declared broken.</summary>
     public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Where the node's workers compute (the i-th on <c>cuda:i</c> when CUDA).</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+
+    /// <summary>The node's data plane, offered with its devices; a run takes only nodes on its own.</summary>
+    public CollectiveBackend Backend { get; init; } = CollectiveBackend.Tcp;
 }

@@ -4,6 +4,8 @@ using Akka.Event;
 using Akka.Pattern;
 using Akka.Cluster;
 using MoCo.Actors.Checkpoints;
+using MoCo.Actors.Collectives;
+using MoCo.Actors.Collectives.Nccl;
 using MoCo.Actors.Nodes;
 using MoCo.Actors.Queue;
 using MoCo.Actors.Run;
@@ -48,7 +50,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private IActorRef _checkpointer = ActorRefs.Nobody;
     private IActorRef _queueKeeper = ActorRefs.Nobody;
     private readonly Dictionary<string, RemoteNode> _remoteNodes = [];
-    private readonly Dictionary<int, string> _endpoints = [];
+    private readonly Dictionary<int, Worker.Prepared> _prepared = [];
     private List<Slot> _slots = [];
     private WorkerGroup? _group;
     private int _incarnation;
@@ -318,7 +320,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     {
         var plan = new List<(RemoteNode, IReadOnlyList<int>)>();
         int next = taken;
-        foreach (var node in _remoteNodes.Values.Where(n => !n.InRun && n.Devices > 0 && n.QuarantinedUntil <= DateTime.UtcNow).OrderBy(n => n.Address, StringComparer.Ordinal))
+        foreach (var node in _remoteNodes.Values.Where(n => !n.InRun && n.Devices > 0 && n.DataPlane == _settings.Backend && n.QuarantinedUntil <= DateTime.UtcNow).OrderBy(n => n.Address, StringComparer.Ordinal))
         {
             int devices = Math.Min(node.Devices, _settings.Config.BnSplits - next);
             if (devices <= 0)
@@ -345,9 +347,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
     }
 
     /// <summary>
-    /// Forms the next generation of the current slots: in an elastic run every worker first binds its ring listener and
-    /// the endpoints are collected; then the membership and the generation (its ranks and the step it resumes at) are
-    /// journaled, and every worker joins it, taking <paramref name="sourceRank"/>'s state when that is not negative.
+    /// Forms the next generation of the current slots. Over the network (an elastic run, or any run on NCCL) every
+    /// worker is first prepared: on the TCP ring each binds its listener and the endpoints are collected; on NCCL rank 0
+    /// creates the generation's unique id. Then the membership and the generation (its ranks and the step it resumes
+    /// at) are journaled, never the endpoints or the id, and every worker joins it with the endpoints or the id,
+    /// taking <paramref name="sourceRank"/>'s state when that is not negative.
     /// </summary>
     private void FormGeneration(IReadOnlyList<int> newRanks, int sourceRank, string source)
     {
@@ -376,10 +380,16 @@ public sealed class TrainingDirectorActor : ReceiveActor
         int generation = _state.Generation + 1;
         int world = _slots.Count;
         var all = Enumerable.Range(0, world).ToList();
-        if (_settings.Elastic)
+        if (_group is not null && _group.Generation != generation)
         {
-            _endpoints.Clear();
-            AwaitReplies(all, () => RecordGeneration(generation, newRanks, sourceRank, source, all.Select(r => _endpoints[r]).ToList()));
+            // a single process: the group keeps the generation's failure bookkeeping, also when NCCL moves the tensors
+            _group.StartGeneration(generation, world);
+        }
+
+        if (_settings.Elastic || _settings.Backend == CollectiveBackend.Nccl)
+        {
+            _prepared.Clear();
+            AwaitReplies(all, () => GenerationPrepared(generation, newRanks, sourceRank, source, world));
             for (int r = 0; r < world; r++)
             {
                 _slots[r].Ref.Tell(new Worker.PrepareGeneration(generation, r));
@@ -388,22 +398,63 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        if (_group!.Generation != generation)
-        {
-            _group.StartGeneration(generation, world);
-        }
-
-        RecordGeneration(generation, newRanks, sourceRank, source, null);
+        RecordGeneration(generation, newRanks, sourceRank, source, null, null);
     }
 
     private void HandlePrepared(Worker.Prepared prepared)
     {
-        _endpoints[prepared.Rank] = prepared.Endpoint;
+        if (prepared.Generation != _state.Generation + 1)
+        {
+            return; // a reply for a generation that was never formed (a failure interrupted its preparation)
+        }
+
+        _prepared[prepared.Rank] = prepared;
         Arrive(prepared.Rank);
     }
 
-    /// <summary>Journals the membership and generation <paramref name="generation"/>, then has every worker join it.</summary>
-    private void RecordGeneration(int generation, IReadOnlyList<int> newRanks, int sourceRank, string source, IReadOnlyList<string>? endpoints)
+    /// <summary>Every worker is prepared: the generation goes on the data plane they all chose, with the endpoints or rank 0's NCCL id.</summary>
+    private void GenerationPrepared(int generation, IReadOnlyList<int> newRanks, int sourceRank, string source, int world)
+    {
+        var prepared = Enumerable.Range(0, world).Select(r => _prepared[r]).ToList();
+        _prepared.Clear(); // the id lives only as long as it takes to reach the workers
+        var nccl = prepared.Where(p => p.DataPlane == CollectiveBackend.Nccl).Select(p => p.Rank).ToList();
+        if (nccl.Count > 0 && nccl.Count < world)
+        {
+            Fail($"generation {generation} would mix data planes: rank(s) {string.Join(", ", nccl)} use NCCL, rank(s) "
+                + $"{string.Join(", ", prepared.Where(p => p.DataPlane != CollectiveBackend.Nccl).Select(p => p.Rank))} the TCP ring; "
+                + "every node of a run must choose the same moco.data-plane.backend and moco.host.device");
+            return;
+        }
+
+        if (nccl.Count == world)
+        {
+            var id = prepared[0].NcclUniqueId;
+            if (id is null || id.Length != NcclUniqueId.Bytes)
+            {
+                Fail($"generation {generation} is on NCCL but rank 0 sent {(id is null ? "no unique id" : $"a unique id of {id.Length} bytes, not {NcclUniqueId.Bytes}")}");
+                return;
+            }
+
+            RecordGeneration(generation, newRanks, sourceRank, source, null, id);
+            return;
+        }
+
+        var missing = prepared.FirstOrDefault(p => string.IsNullOrEmpty(p.Endpoint));
+        if (missing is not null)
+        {
+            Fail($"generation {generation} is on the TCP ring but rank {missing.Rank} sent no endpoint");
+            return;
+        }
+
+        RecordGeneration(generation, newRanks, sourceRank, source, prepared.Select(p => p.Endpoint!).ToList(), null);
+    }
+
+    /// <summary>
+    /// Journals the membership and generation <paramref name="generation"/>, then has every worker join it with the ring's
+    /// <paramref name="endpoints"/> or NCCL's <paramref name="ncclUniqueId"/> (neither is journaled: both name sockets of
+    /// running processes, which a replay would find stale).
+    /// </summary>
+    private void RecordGeneration(int generation, IReadOnlyList<int> newRanks, int sourceRank, string source, IReadOnlyList<string>? endpoints, byte[]? ncclUniqueId)
     {
         var ranks = Ranks();
         var ids = ranks.Select(w => w.WorkerId).ToHashSet(StringComparer.Ordinal);
@@ -444,7 +495,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             AwaitReplies(Enumerable.Range(0, world), () => GenerationJoined(newRanks, sourceRank, source));
             for (int r = 0; r < world; r++)
             {
-                _slots[r].Ref.Tell(new Worker.JoinGeneration(generation, sourceRank, r, world, endpoints));
+                _slots[r].Ref.Tell(new Worker.JoinGeneration(generation, sourceRank, r, world, endpoints, ncclUniqueId));
             }
         });
     }
@@ -972,7 +1023,16 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         node.Agent = Sender;
         node.Devices = offer.Devices;
+        node.DataPlane = offer.DataPlane;
         _log.Info("Run {0}: node {1} offers {2} device(s)", _settings.RunId, offer.Node, offer.Devices);
+        if (offer.DataPlane != _settings.Backend)
+        {
+            // one generation has one data plane: NCCL ranks and TCP ring ranks cannot reach each other
+            _subscriber.Tell(new TrainingDirector.Notice($"node {offer.Node} offers {offer.Devices} device(s) on the {Plane(offer.DataPlane)}, this run moves tensors "
+                + $"over the {Plane(_settings.Backend)}: not taken (give every node the same moco.data-plane.backend and moco.host.device)"));
+            return;
+        }
+
         TryStartElastic();
     }
 
@@ -984,7 +1044,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        int offered = _settings.Devices + _remoteNodes.Values.Where(n => n.QuarantinedUntil <= DateTime.UtcNow).Sum(n => n.Devices);
+        int offered = _settings.Devices + _remoteNodes.Values.Where(n => n.DataPlane == _settings.Backend && n.QuarantinedUntil <= DateTime.UtcNow).Sum(n => n.Devices);
         if (offered < _settings.MinWorkers)
         {
             _subscriber.Tell(new TrainingDirector.Notice($"waiting for workers: {offered} of the {_settings.MinWorkers} required are offered"));
@@ -1254,12 +1314,16 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         public int Devices { get; set; }
 
+        public CollectiveBackend DataPlane { get; set; }
+
         public bool InRun { get; set; }
 
         public int Failures { get; set; }
 
         public DateTime QuarantinedUntil { get; set; } = DateTime.MinValue;
     }
+
+    private static string Plane(CollectiveBackend backend) => backend == CollectiveBackend.Nccl ? "NCCL data plane" : "TCP ring";
 
     /// <summary>Ask a node for its offer again (its quarantine ended).</summary>
     private sealed record AskForOffer(string Node, bool Retry = false);

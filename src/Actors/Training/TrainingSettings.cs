@@ -1,3 +1,5 @@
+using MoCo.Actors.Collectives;
+using MoCo.Actors.Collectives.Nccl;
 using MoCo.Model.Collectives;
 using MoCo.Model.Data;
 using MoCo.Model.Training;
@@ -60,6 +62,23 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
 
     /// <summary>The network data plane of this node's workers, used when the run spans processes.</summary>
     public DataPlaneSettings DataPlane { get; init; } = DataPlaneSettings.Loopback;
+
+    /// <summary>
+    /// Where this process's workers compute: on <see cref="ComputeDevice.Cuda"/> the worker of local slot i uses
+    /// <c>cuda:i</c>. A property of the process (<c>moco.host.device</c>), never of the run: checkpoints do not record it.
+    /// </summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+
+    /// <summary>
+    /// The data plane this process's workers use when a generation goes over the network. <see cref="CollectiveBackend.Nccl"/>
+    /// makes every generation an NCCL communicator, also in a run of one process (rank 0 creates the unique id, the
+    /// director forwards it); <see cref="CollectiveBackend.Tcp"/> keeps the in-process group for a single process and
+    /// the TCP ring across processes. Chosen at start-up by the host (<c>moco.data-plane.backend</c>).
+    /// </summary>
+    public CollectiveBackend Backend { get; init; } = CollectiveBackend.Tcp;
+
+    /// <summary>How workers make NCCL communicators when <see cref="Backend"/> is NCCL; tests give a double.</summary>
+    public INcclCommunicators Nccl { get; init; } = NativeNcclCommunicators.Instance;
 
     /// <summary>The node name recorded for the workers.</summary>
     public string Node { get; init; } = Environment.MachineName;

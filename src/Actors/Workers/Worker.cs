@@ -1,8 +1,10 @@
+using MoCo.Actors.Collectives;
+
 namespace MoCo.Actors.Workers;
 
 /// <summary>
 /// The protocol of <see cref="WorkerActor"/>: one worker per device slot, driven by its parent (the training
-/// director). Every message holds scalars only; tensors travel through the collective, never here.
+/// director). Every message holds scalars and arrays only; tensors travel through the collective, never here.
 /// </summary>
 public static class Worker
 {
@@ -26,8 +28,10 @@ public static class Worker
     public sealed record CheckpointTaken(string Path, double Seconds, long Bytes) : IMocoMessage;
 
     /// <summary>
-    /// Get ready for generation <paramref name="Generation"/> over the network: bind the data plane's listener and
-    /// answer with its endpoint (<see cref="Prepared"/>), which the director publishes to every rank.
+    /// Get ready for generation <paramref name="Generation"/> over the network and answer with <see cref="Prepared"/>. On
+    /// the TCP ring: bind the data plane's listener and answer with its endpoint, which the director publishes to every
+    /// rank. On NCCL: rank 0 creates the generation's unique id and answers with it; the director forwards it to every
+    /// rank in <see cref="JoinGeneration"/> (and never journals it: it names rank 0's bootstrap socket of this process).
     /// </summary>
     /// <param name="Generation">The generation about to start.</param>
     /// <param name="Rank">The worker's rank in it.</param>
@@ -36,12 +40,15 @@ public static class Worker
     /// <summary>The reply to <see cref="PrepareGeneration"/>.</summary>
     /// <param name="Rank">The worker's rank in the coming generation.</param>
     /// <param name="Generation">The generation.</param>
-    /// <param name="Endpoint">Where its ring listener accepts its predecessor (<c>host:port</c>).</param>
-    public sealed record Prepared(int Rank, int Generation, string Endpoint) : IMocoMessage;
+    /// <param name="Endpoint">Where its ring listener accepts its predecessor (<c>host:port</c>); null on NCCL.</param>
+    /// <param name="DataPlane">The data plane the worker's process chose; every rank of a generation must choose the same.</param>
+    /// <param name="NcclUniqueId">On NCCL, rank 0's new unique id for the generation (128 bytes); null otherwise.</param>
+    public sealed record Prepared(int Rank, int Generation, string? Endpoint, CollectiveBackend DataPlane = CollectiveBackend.Tcp, byte[]? NcclUniqueId = null) : IMocoMessage;
 
     /// <summary>
     /// Join generation <paramref name="Generation"/> as rank <paramref name="Rank"/> of <paramref name="WorldSize"/>:
-    /// take its collective (the in-process group, or the TCP ring through <paramref name="Endpoints"/>), and when
+    /// take its collective (the in-process group, the TCP ring through <paramref name="Endpoints"/>, or NCCL through
+    /// <paramref name="NcclUniqueId"/>), and when
     /// <paramref name="SourceRank"/> is not negative make the state equal to that rank's by broadcast (a collective call
     /// on every rank). Answered by <see cref="Joined"/> or <see cref="WorkerFailed"/>.
     /// </summary>
@@ -49,8 +56,9 @@ public static class Worker
     /// <param name="SourceRank">The rank whose state every replica takes, or -1 when the replicas are already equal.</param>
     /// <param name="Rank">This worker's rank in the generation.</param>
     /// <param name="WorldSize">The generation's number of workers.</param>
-    /// <param name="Endpoints">Every rank's ring endpoint in rank order, or null for the in-process group.</param>
-    public sealed record JoinGeneration(int Generation, int SourceRank, int Rank, int WorldSize, IReadOnlyList<string>? Endpoints) : IMocoMessage;
+    /// <param name="Endpoints">Every rank's ring endpoint in rank order, or null for the in-process group and NCCL.</param>
+    /// <param name="NcclUniqueId">The NCCL unique id rank 0 created for this generation, or null when the generation is not on NCCL.</param>
+    public sealed record JoinGeneration(int Generation, int SourceRank, int Rank, int WorldSize, IReadOnlyList<string>? Endpoints, byte[]? NcclUniqueId = null) : IMocoMessage;
 
     /// <summary>The reply to <see cref="JoinGeneration"/>: where the worker's cursor now is.</summary>
     /// <param name="Rank">The worker's rank.</param>

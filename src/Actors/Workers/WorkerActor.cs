@@ -5,6 +5,7 @@ using Akka.Event;
 using System.Net;
 using System.Security.Cryptography;
 using MoCo.Actors.Collectives;
+using MoCo.Actors.Collectives.Nccl;
 using MoCo.Model.Collectives;
 using MoCo.Actors.Checkpoints;
 using MoCo.Actors.Queue;
@@ -42,8 +43,9 @@ public sealed class WorkerActor : ReceiveActor
     private readonly WorkerGroup? _group;
     private readonly IActorRef? _director;
     private int _rank;
+    private readonly int _localSlot;
     private TcpRingListener? _listener;
-    private TcpRingCollective? _ring;
+    private IAbortableCollective? _network;
     private readonly WorkerStart _start;
     private readonly IActorRef _checkpointer;
     private readonly IActorRef _queueKeeper;
@@ -65,10 +67,12 @@ public sealed class WorkerActor : ReceiveActor
     /// <param name="checkpointer">Writes the checkpoints rank 0 takes.</param>
     /// <param name="queueKeeper">Receives the queue report at the end of every chunk.</param>
     /// <param name="director">Who drives the worker; null for the parent (a remote node's agent creates workers for a director elsewhere).</param>
-    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup? group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper, IActorRef? director = null)
+    /// <param name="localSlot">The worker's slot on this process, which names its device (<c>cuda:localSlot</c>); null for its rank.</param>
+    public WorkerActor(TrainingSettings settings, int rank, WorkerGroup? group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper, IActorRef? director = null, int? localSlot = null)
     {
         _settings = settings;
         _rank = rank;
+        _localSlot = localSlot ?? rank;
         _group = group;
         _director = director;
         _start = start;
@@ -88,7 +92,8 @@ public sealed class WorkerActor : ReceiveActor
     /// <param name="checkpointer">Writes the checkpoints rank 0 takes.</param>
     /// <param name="queueKeeper">Receives the queue report at the end of every chunk.</param>
     /// <param name="director">Who drives the worker; null for the parent.</param>
-    public static Props Props(TrainingSettings settings, int rank, WorkerGroup? group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper, IActorRef? director = null)
+    /// <param name="localSlot">The worker's slot on this process (its device); null for its rank (the director's own workers).</param>
+    public static Props Props(TrainingSettings settings, int rank, WorkerGroup? group, WorkerStart start, IActorRef checkpointer, IActorRef queueKeeper, IActorRef? director = null, int? localSlot = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(start);
@@ -98,7 +103,12 @@ public sealed class WorkerActor : ReceiveActor
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, group.WorldSize);
         }
 
-        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group, start, checkpointer, queueKeeper, director)).WithDispatcher(DispatcherId);
+        if (localSlot is { } slot)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(slot, nameof(localSlot));
+        }
+
+        return Akka.Actor.Props.Create(() => new WorkerActor(settings, rank, group, start, checkpointer, queueKeeper, director, localSlot)).WithDispatcher(DispatcherId);
     }
 
     private IActorRef Director => _director ?? Context.Parent;
@@ -114,7 +124,8 @@ public sealed class WorkerActor : ReceiveActor
             var layout = new BatchLayout(config.BatchSize, config.BnSplits, world);
             // replicas start equal: model initialisation draws only from the run's own seeded generator;
             // the collective is bound when the director says which generation to join
-            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads);
+            var device = ComputeDevices.For(_settings.Device, _localSlot);
+            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads, device);
 
             var path = _start switch
             {
@@ -129,7 +140,7 @@ public sealed class WorkerActor : ReceiveActor
             }
 
             _knnAtStartPending = _rank == 0 && _settings.KnnAtStart && _trainer.GlobalStep == 0 && config.KnnEvery > 0;
-            _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads, {5})", _rank, world, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker, _start);
+            _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads, {5}, on {6})", new object[] { _rank, world, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker, _start, device?.ToString() ?? "the CPU" });
             Director.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch));
         }
         catch (Exception e)
@@ -143,7 +154,7 @@ public sealed class WorkerActor : ReceiveActor
     /// <inheritdoc />
     protected override void PostStop()
     {
-        _ring?.Dispose();
+        _network?.Dispose();
         _listener?.Dispose();
         _trainer?.Dispose();
         _trainer = null;
@@ -154,6 +165,16 @@ public sealed class WorkerActor : ReceiveActor
         try
         {
             _listener?.Dispose();
+            _listener = null;
+            if (_settings.Backend == CollectiveBackend.Nccl)
+            {
+                // rank 0 names the communicator (ncclGetUniqueId opens its bootstrap socket in this process); the
+                // director forwards the id to every rank in JoinGeneration
+                var id = prepare.Rank == 0 ? _settings.Nccl.CreateUniqueId().ToArray() : null;
+                Sender.Tell(new Worker.Prepared(prepare.Rank, prepare.Generation, null, CollectiveBackend.Nccl, id));
+                return;
+            }
+
             _listener = TcpRingListener.Bind(new IPEndPoint(IPAddress.Parse(_settings.DataPlane.BindAddress), _settings.DataPlane.Port));
             var endpoint = $"{_settings.DataPlane.AdvertisedHost}:{_listener.EndPoint.Port.ToString(CultureInfo.InvariantCulture)}";
             Sender.Tell(new Worker.Prepared(prepare.Rank, prepare.Generation, endpoint));
@@ -175,10 +196,17 @@ public sealed class WorkerActor : ReceiveActor
         try
         {
             _rank = join.Rank;
-            _ring?.Dispose();
-            _ring = null;
+            _network?.Dispose();
+            _network = null;
             ICollective collective;
-            if (join.Endpoints is { } endpoints)
+            if (join.NcclUniqueId is { } uniqueId)
+            {
+                _listener?.Dispose();
+                _listener = null;
+                _network = _settings.Nccl.Join(join.Rank, join.WorldSize, NcclUniqueId.FromBytes(uniqueId), _localSlot, _settings.CollectiveTimeout);
+                collective = _network;
+            }
+            else if (join.Endpoints is { } endpoints)
             {
                 var listener = _listener ?? throw new InvalidOperationException($"generation {join.Generation}: the data plane was not prepared (no PrepareGeneration)");
                 _listener = null; // Connect takes it over
@@ -187,12 +215,18 @@ public sealed class WorkerActor : ReceiveActor
                     ConnectTimeout = _settings.DataPlane.ConnectTimeout,
                     OperationTimeout = _settings.CollectiveTimeout,
                 };
-                _ring = TcpRingCollective.Connect(listener, options);
-                collective = _ring;
+                _network = TcpRingCollective.Connect(listener, options);
+                collective = _network;
             }
             else
             {
                 collective = (_group ?? throw new InvalidOperationException("an in-process generation needs the in-process group")).Member(join.Rank, join.Generation);
+            }
+
+            if (_trainer.Device is not null && join.NcclUniqueId is null && join.WorldSize > 1)
+            {
+                // the in-process group and the TCP ring move host memory: stage the device's tensors through it
+                collective = new HostStagedCollective(collective);
             }
 
             if (_settings.WrapCollective is { } wrap)
@@ -318,7 +352,8 @@ public sealed class WorkerActor : ReceiveActor
         var trainer = _trainer!;
         var queue = trainer.Model.Queue;
         long pointer = trainer.Model.QueuePointer;
-        using var contiguous = queue.contiguous();
+        using var host = queue.device_type == DeviceType.CPU ? null : queue.cpu(); // a device's queue is read through a host copy
+        using var contiguous = (host ?? queue).contiguous();
         var bytes = contiguous.bytes;
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(bytes);
@@ -376,7 +411,7 @@ public sealed class WorkerActor : ReceiveActor
     {
         // the first failure of the generation is the cause; the others failed because the group was aborted
         bool first = _group?.ReportFailure(_rank) ?? e is not CollectiveException;
-        _ring?.Abort();
+        _network?.Abort();
         if (first)
         {
             _log.Error(e, "Rank {0} failed while {1}", _rank, operation);

@@ -44,13 +44,18 @@ public static class NodeCommand
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
             var metrics = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
-            AnsiConsole.MarkupLine(Markup.Escape(DataPlaneChoice.Describe(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source))));
-            return Run(cluster, host, metrics, parse.GetValue(devices), cfg);
+            int slots = parse.GetValue(devices);
+            var (device, deviceLine) = DeviceChoice.Choose(host.Device, Math.Max(1, slots));
+            var (backend, planeLine) = DataPlaneChoice.Choose(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source), device);
+            AnsiConsole.MarkupLine(Markup.Escape(deviceLine));
+            AnsiConsole.MarkupLine(Markup.Escape(planeLine));
+            return Run(cluster, host, metrics, slots, device, backend, cfg);
         });
         return command;
     }
 
-    private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, Akka.Configuration.Config tuning)
+    private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, MoCo.Model.Training.ComputeDevice device,
+        MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning)
     {
         if (devices < 1)
         {
@@ -102,6 +107,8 @@ public static class NodeCommand
                 Path.Combine(host.RunsRoot, "node"), dataPlane)
             {
                 CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+                Device = device,
+                Backend = backend,
             };
             agent = system.ActorOf(NodeAgentActor.Props(settings, ended), NodeAgent.Name);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

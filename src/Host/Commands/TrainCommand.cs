@@ -112,9 +112,12 @@ public static class TrainCommand
         run.Validate();
         // other processes may join when this node listens on a known port or waits for more workers
         bool elastic = cluster.Port != 0 || cluster.MinWorkers > 1;
-        if (elastic)
+        var (device, deviceLine) = DeviceChoice.Choose(host.Device, Math.Max(1, devices));
+        var (backend, planeLine) = DataPlaneChoice.Choose(dataPlane, device);
+        console.MarkupLine(Markup.Escape(deviceLine));
+        if (elastic || device == MoCo.Model.Training.ComputeDevice.Cuda)
         {
-            console.MarkupLine(Markup.Escape(DataPlaneChoice.Describe(dataPlane)));
+            console.MarkupLine(Markup.Escape(planeLine));
         }
 
         Directory.CreateDirectory(runDir!);
@@ -132,6 +135,8 @@ public static class TrainCommand
             KnnAtStart = host.KnnAtStart,
             ResumeFrom = resumeFrom,
             Elastic = elastic,
+            Device = device,
+            Backend = backend,
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
             MinWorkers = cluster.MinWorkers,
             DataPlane = TrainingHost.DataPlane(cluster, elastic),

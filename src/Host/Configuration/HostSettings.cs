@@ -15,6 +15,13 @@ public sealed record HostSettings
     /// <summary>Seconds a collective waits for a peer (a dead or frozen worker) before the generation is declared broken.</summary>
     public int CollectiveTimeoutSeconds { get; init; } = 300;
 
+    /// <summary>
+    /// Where the workers compute: <c>auto</c> (CUDA when libtorch sees enough CUDA devices for the local workers, else the
+    /// CPU), <c>cpu</c> or <c>cuda</c> (local worker i on <c>cuda:i</c>; an error naming what is missing without them).
+    /// A property of this process, not of the run (checkpoints do not record it).
+    /// </summary>
+    public string Device { get; init; } = "auto";
+
     /// <summary>Folder under which new run directories are created.</summary>
     public string RunsRoot { get; init; } = "runs";
 

@@ -1,33 +1,58 @@
 using MoCo.Actors.Collectives;
 using MoCo.Actors.Collectives.Nccl;
 using MoCo.Host.Configuration;
+using MoCo.Model.Training;
 
 namespace MoCo.Host.Hosting;
 
 /// <summary>
-/// The start-up decision of a process that may share its run with others: probe CUDA and libnccl, choose the data
-/// plane from <c>moco.data-plane.backend</c>, and say what was chosen and why in one line.
+/// The start-up decision of the data plane: probe CUDA and libnccl, choose from <c>moco.data-plane.backend</c> and the
+/// compute device, and say what was chosen and why in one line. NCCL moves CUDA tensors only, so workers on the CPU
+/// always use the in-process group (one process) or the TCP ring (several); workers on CUDA use NCCL where it can run,
+/// and otherwise the same CPU collectives through host copies.
 /// </summary>
 public static class DataPlaneChoice
 {
-    /// <summary>The line to print; throws <see cref="ConfigurationError"/> when <c>nccl</c> is forced and cannot run.</summary>
+    /// <summary>The plane for workers on <paramref name="device"/>, probed on this host.</summary>
     /// <param name="config">The section.</param>
-    public static string Describe(DataPlaneConfig config)
+    /// <param name="device">Where the workers compute.</param>
+    /// <exception cref="ConfigurationError">An unknown value, or <c>nccl</c> where it cannot run.</exception>
+    public static (CollectiveBackend Backend, string Line) Choose(DataPlaneConfig config, ComputeDevice device)
     {
-        DataPlaneBackend requested;
-        try
+        // the probe loads libcudart and libnccl: only where NCCL could be chosen
+        return Choose(config, device, device == ComputeDevice.Cuda || Requested(config) == DataPlaneBackend.Nccl ? NcclProbe.Run() : null);
+    }
+
+    /// <summary>The plane for workers on <paramref name="device"/> on a host where the NCCL probe found <paramref name="probe"/>.</summary>
+    /// <param name="config">The section.</param>
+    /// <param name="device">Where the workers compute.</param>
+    /// <param name="probe">What the NCCL probe found; may be null on the CPU.</param>
+    /// <exception cref="ConfigurationError">An unknown value, or <c>nccl</c> where it cannot run.</exception>
+    public static (CollectiveBackend Backend, string Line) Choose(DataPlaneConfig config, ComputeDevice device, NcclProbeResult? probe)
+    {
+        var requested = Requested(config);
+        if (device == ComputeDevice.Cpu)
         {
-            requested = CollectiveBackendSelector.Parse(config.Backend);
-        }
-        catch (FormatException e)
-        {
-            throw new ConfigurationError(e.Message);
+            if (requested == DataPlaneBackend.Nccl)
+            {
+                if (probe is { IsAvailable: false })
+                {
+                    RefuseUnavailable(probe); // what the host lacks comes first
+                }
+
+                throw new ConfigurationError($"{CollectiveBackendSelector.SettingKey} = nccl, but the workers compute on the CPU and NCCL moves CUDA tensors only: "
+                    + $"set {DeviceChoice.SettingKey} = cuda (or auto), or {CollectiveBackendSelector.SettingKey} = auto (or tcp)");
+            }
+
+            return (CollectiveBackend.Tcp, $"data plane: TCP ring between processes, in-process group within one ({CollectiveBackendSelector.SettingKey} = "
+                + $"{config.Backend.Trim().ToLowerInvariant()} and the workers compute on the CPU)");
         }
 
+        ArgumentNullException.ThrowIfNull(probe);
         CollectiveBackendChoice choice;
         try
         {
-            choice = CollectiveBackendSelector.Choose(requested, NcclProbe.Run());
+            choice = CollectiveBackendSelector.Choose(requested, probe);
         }
         catch (CollectiveBackendUnavailableException e)
         {
@@ -35,8 +60,31 @@ public static class DataPlaneChoice
         }
 
         return choice.Backend == CollectiveBackend.Nccl
-            // the binding is built and probed, but the workers do not drive NCCL yet (README, "Several processes")
-            ? $"data plane: TCP ring; NCCL would be chosen ({choice.Reason}) but the workers do not use it yet"
-            : $"data plane: {choice.Reason}";
+            ? (CollectiveBackend.Nccl, $"data plane: {choice.Reason}")
+            : (CollectiveBackend.Tcp, $"data plane: {choice.Reason}; CUDA tensors go through host copies when there is more than one worker");
+    }
+
+    private static void RefuseUnavailable(NcclProbeResult probe)
+    {
+        try
+        {
+            CollectiveBackendSelector.Choose(DataPlaneBackend.Nccl, probe);
+        }
+        catch (CollectiveBackendUnavailableException e)
+        {
+            throw new ConfigurationError(e.Message);
+        }
+    }
+
+    private static DataPlaneBackend Requested(DataPlaneConfig config)
+    {
+        try
+        {
+            return CollectiveBackendSelector.Parse(config.Backend);
+        }
+        catch (FormatException e)
+        {
+            throw new ConfigurationError(e.Message);
+        }
     }
 }

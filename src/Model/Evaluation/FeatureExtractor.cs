@@ -1,6 +1,7 @@
 using MoCo.Model.Data;
 using MoCo.Model.Nn;
 using MoCo.Model.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoCo.Model.Evaluation;
@@ -26,6 +27,9 @@ public static class FeatureExtractor
         try
         {
             using var _ = no_grad();
+            // batches are built on the CPU and go where the encoder is (the bank and the queries stay there)
+            var device = encoder.parameters().First().device;
+            bool onCpu = device.type == DeviceType.CPU;
             var chunks = new List<Tensor>();
             for (int start = 0; start < dataset.Count; start += batchSize)
             {
@@ -33,6 +37,10 @@ public static class FeatureExtractor
                 using var scope = NewDisposeScope();
                 int first = start;
                 var x = ViewBatch.Build(dataset, transform, n, i => first + i, (_, index) => new CounterRng(0, RngStream.Augmentation, 0, (ulong)index), threads);
+                if (!onCpu)
+                {
+                    x = x.to(device, non_blocking: true);
+                }
                 var f = source == FeatureSource.Head ? encoder.forward(x) : encoder.Backbone(x);
                 if (normalise)
                 {
@@ -50,7 +58,7 @@ public static class FeatureExtractor
             {
                 c.Dispose();
             }
-            return (features, tensor(labels));
+            return (features, onCpu ? tensor(labels) : tensor(labels, device: device));
         }
         finally
         {

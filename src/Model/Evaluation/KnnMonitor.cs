@@ -58,7 +58,7 @@ public sealed class KnnMonitor
             var simLabels = bankLabels.index_select(0, simIndices.flatten()).view(b, k);
             var weight = simWeight.div(Temperature).exp_();
             // the official code sums one_hot(label) * weight over the k neighbours; scatter_add is the same sum
-            var scores = zeros(b, classes).scatter_add_(1, simLabels, weight); // b x C
+            var scores = zeros(b, classes, device: bank.device).scatter_add_(1, simLabels, weight); // b x C
             var ranked = scores.argsort(dim: -1, descending: true);
             var target = labels.narrow(0, start, b).view(-1, 1);
             top1 += ranked.narrow(1, 0, 1).eq(target).sum().item<long>();

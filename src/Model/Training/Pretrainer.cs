@@ -30,16 +30,35 @@ public sealed class Pretrainer : IDisposable
     private PretrainLoader _loader;
     private bool _loaderStarted;
 
-    public Pretrainer(RunConfig config, string runId, DatasetSplits data, ICollective collective, BatchLayout layout, int loaderThreads)
+    /// <summary>Builds the replica of rank <c>collective.Rank</c>: the seeded model, the optimizer and the loader of its share.</summary>
+    /// <param name="config">The run.</param>
+    /// <param name="runId">The run's identity (checkpoints of other runs are refused).</param>
+    /// <param name="data">The data set.</param>
+    /// <param name="collective">The data plane (may be rebound later, <see cref="Rebind"/>).</param>
+    /// <param name="layout">The split of the global batch over the world.</param>
+    /// <param name="loaderThreads">Threads that decode and augment images.</param>
+    /// <param name="device">
+    /// Where the model, the optimizer state, the queue and each batch live; null (or the CPU) leaves everything where
+    /// it is built, on the CPU. The model is initialised on the CPU from the run's seed and then moved, so replicas on
+    /// any device start equal. Checkpoints are written from CPU copies and loaded back onto the device.
+    /// </param>
+    public Pretrainer(RunConfig config, string runId, DatasetSplits data, ICollective collective, BatchLayout layout, int loaderThreads, Device? device = null)
     {
         Config = config.Validate();
         RunId = runId;
         Data = data;
         _collective = collective;
         _layout = layout;
+        Device = device is null || device.type == DeviceType.CPU ? null : device;
         var spec = config.Encoder;
         var precision = config.ComputePrecision;
         Model = new MomentumContrast(() => new ResNet(spec, precision), config.Moco, config.Seed);
+        if (Device is not null)
+        {
+            // before the optimizer takes the parameters: Module.to replaces them (and the queue buffers) by device copies
+            Model.to(Device);
+        }
+
         Optimizer = new Sgd(Model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
         _step = new MocoTrainStep(Model, Optimizer, config.Seed);
         _trainTransform = ViewTransforms.Random(new Augmenter(RunTransforms.Pretrain(config)));
@@ -54,6 +73,9 @@ public sealed class Pretrainer : IDisposable
     }
 
     public RunConfig Config { get; }
+
+    /// <summary>The accelerator the replica computes on, or null for the CPU.</summary>
+    public Device? Device { get; }
 
     public string RunId { get; }
 
@@ -116,9 +138,10 @@ public sealed class Pretrainer : IDisposable
     public void SyncFrom(int root)
     {
         using var scope = NewDisposeScope();
-        var cursor = tensor(new long[] { Epoch, StepInEpoch, GlobalStep, Optimizer.HasState ? 1 : 0 });
+        // on the model's device: NCCL moves device memory only
+        var cursor = tensor(new long[] { Epoch, StepInEpoch, GlobalStep, Optimizer.HasState ? 1 : 0 }, device: Device);
         _collective.Broadcast(cursor, root);
-        var values = cursor.data<long>().ToArray();
+        var values = (Device is null ? cursor : cursor.cpu()).data<long>().ToArray();
         if (values[3] == 1)
         {
             Optimizer.EnsureState();
@@ -161,7 +184,19 @@ public sealed class Pretrainer : IDisposable
         StepResult result;
         try
         {
-            result = _step.Run(batch.View1, batch.View2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
+            if (Device is null)
+            {
+                result = _step.Run(batch.View1, batch.View2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
+            }
+            else
+            {
+                // the loader's batches are pageable host memory, so the copies are synchronous anyway; non_blocking lets
+                // them overlap where the runtime can. The batch is freed only after the step, which reads scalars back
+                // (and so waits for the device) before it returns.
+                using var view1 = batch.View1.to(Device, non_blocking: true);
+                using var view2 = batch.View2.to(Device, non_blocking: true);
+                result = _step.Run(view1, view2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
+            }
         }
         catch
         {
@@ -218,12 +253,28 @@ public sealed class Pretrainer : IDisposable
     /// Copies the current state and cursor into memory (<see cref="CheckpointFile.Encode"/>), the only part of a
     /// checkpoint that must happen between two steps; hashing and writing the image can run beside training.
     /// </summary>
-    public CheckpointImage TakeCheckpoint(Dictionary<string, string>? extra = null) =>
-        CheckpointFile.Encode(Header(extra), StateTensors());
+    public CheckpointImage TakeCheckpoint(Dictionary<string, string>? extra = null)
+    {
+        using var scope = NewDisposeScope();
+        return CheckpointFile.Encode(Header(extra), HostStateTensors());
+    }
 
     /// <summary>Writes a checkpoint of the current state (atomic; see <see cref="CheckpointFile"/>). Returns its sha256.</summary>
-    public string SaveCheckpoint(string path, Dictionary<string, string>? extra = null) =>
-        CheckpointFile.Write(path, Header(extra), StateTensors());
+    public string SaveCheckpoint(string path, Dictionary<string, string>? extra = null)
+    {
+        using var scope = NewDisposeScope();
+        return CheckpointFile.Write(path, Header(extra), HostStateTensors());
+    }
+
+    /// <summary>
+    /// <see cref="StateTensors"/> as the checkpoint format stores them: the tensors themselves on the CPU, copies on the
+    /// CPU (owned by the caller's dispose scope) when the replica computes on an accelerator.
+    /// </summary>
+    private List<KeyValuePair<string, Tensor>> HostStateTensors()
+    {
+        var state = StateTensors();
+        return Device is null ? state : state.Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value.cpu())).ToList();
+    }
 
     /// <summary>Restores state and cursor from a checkpoint of this run.</summary>
     public void LoadCheckpoint(Checkpoint checkpoint)
@@ -250,7 +301,7 @@ public sealed class Pretrainer : IDisposable
                 {
                     throw new CheckpointRejectedException(checkpoint.Info.Path, $"tensor model.{name} has shape [{string.Join(",", source.shape)}], the model expects [{string.Join(",", target.shape)}]");
                 }
-                target.copy_(source);
+                target.copy_(source); // from the CPU onto the model's device, when it has one
             }
         }
         var optimizerState = checkpoint.Names.Where(n => n.StartsWith("optimizer.", StringComparison.Ordinal))

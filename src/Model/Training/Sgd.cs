@@ -114,8 +114,17 @@ public sealed class Sgd : IDisposable
         for (int i = 0; i < _params.Count; i++)
         {
             _momentumBuffers[i]?.Dispose();
-            _momentumBuffers[i] = tensors.TryGetValue("momentum_buffer." + _params[i].Name, out var t) ? t.detach().clone().DetachFromDisposeScope() : null;
+            _momentumBuffers[i] = tensors.TryGetValue("momentum_buffer." + _params[i].Name, out var t) ? OnParameterDevice(t, _params[i].Param).DetachFromDisposeScope() : null;
         }
+    }
+
+    /// <summary>A copy of <paramref name="saved"/> beside <paramref name="parameter"/> (a checkpoint's tensors are on the CPU).</summary>
+    private static Tensor OnParameterDevice(Tensor saved, Tensor parameter)
+    {
+        var device = parameter.device;
+        return saved.device_type == device.type && saved.device_index == device.index
+            ? saved.detach().clone()
+            : saved.detach().to(device);
     }
 
     public void Dispose()

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using Microsoft.Data.Sqlite;
+using MoCo.Actors.Collectives;
 using MoCo.Actors.Run;
 using MoCo.Actors.Training;
 using MoCo.Actors.Workers;
@@ -222,6 +223,69 @@ public sealed class TrainingDirectorSpec : TestKit
         var (worst, name) = LargestRelativeDifference(FinalCheckpoint(calm), "calm", FinalCheckpoint(stormy), "stormy");
         Output.WriteLine($"after 8 steps: largest relative difference {worst:E2} in {name}");
         Assert.True(worst == 0, $"the disturbed run differs by {worst:E2} in {name}");
+    }
+
+    [Fact]
+    public async Task Nccl_run_must_hand_rank_0s_unique_id_to_every_rank_and_compute_what_the_in_process_group_computes()
+    {
+        using var nccl = new FakeNcclCommunicators(TimeSpan.FromSeconds(20));
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("group", 2)));
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("nccl", 2) with { Backend = CollectiveBackend.Nccl, Nccl = nccl }));
+
+        var id = Assert.Single(nccl.Created); // one generation, one id, made by rank 0
+        Assert.Equal(2, nccl.Joins.Count);
+        Assert.All(nccl.Joins, j => Assert.Equal(id, j.UniqueId));
+        Assert.All(nccl.Joins, j => Assert.Equal(2, j.WorldSize));
+        Assert.Equal([0, 1], nccl.Joins.Select(j => j.Rank).Order());
+        Assert.All(nccl.Joins, j => Assert.Equal(j.Rank, j.CudaDevice)); // local slot i on cuda:i
+
+        // Tolerance 0: the double sums over the same two ranks in the same order as the in-process group
+        var (worst, name) = LargestRelativeDifference(FinalCheckpoint(await JournalStateAsync("group")), "group", FinalCheckpoint(await JournalStateAsync("nccl")), "nccl");
+        Assert.True(worst == 0, $"the NCCL-path run differs by {worst:E2} in {name}");
+    }
+
+    [Fact]
+    public async Task Nccl_generation_after_a_failure_must_get_a_fresh_unique_id_that_is_never_journaled()
+    {
+        using var nccl = new FakeNcclCommunicators(TimeSpan.FromSeconds(20));
+        var faults = new FaultPlan(failOnCalls: [7]);
+        var settings = Settings("nccl-stormy", 2) with
+        {
+            Backend = CollectiveBackend.Nccl,
+            Nccl = nccl,
+            RestartBackoffMin = TimeSpan.FromMilliseconds(50),
+            WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, faults) : inner,
+        };
+
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(settings));
+
+        var state = await JournalStateAsync("nccl-stormy");
+        Assert.Equal(2, state.Generation);
+        Assert.Equal(2, nccl.Created.Count);
+        Assert.NotEqual(nccl.Created[0], nccl.Created[1]);
+        var joins = nccl.Joins;
+        Assert.Equal(4, joins.Count);
+        Assert.All(joins.Take(2), j => Assert.Equal(nccl.Created[0], j.UniqueId));
+        Assert.All(joins.Skip(2), j => Assert.Equal(nccl.Created[1], j.UniqueId));
+
+        // the journal (and every other file of the run) holds neither id, raw, in base64 or in hex; it does hold the run id
+        var files = Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories).Select(ReadShared).ToList();
+        Assert.Contains(files, f => f.AsSpan().IndexOf("nccl-stormy"u8) >= 0);
+        foreach (var id in nccl.Created)
+        {
+            var bytes = id.ToArray();
+            var forms = new[] { bytes, System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(bytes)), System.Text.Encoding.ASCII.GetBytes(Convert.ToHexString(bytes)),
+                System.Text.Encoding.ASCII.GetBytes(Convert.ToHexStringLower(bytes)) };
+            Assert.DoesNotContain(files, f => forms.Any(form => f.AsSpan().IndexOf(form) >= 0));
+        }
+    }
+
+    private static byte[] ReadShared(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
     }
 
     [Fact]

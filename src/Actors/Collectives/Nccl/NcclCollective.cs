@@ -30,7 +30,7 @@ namespace MoCo.Actors.Collectives.Nccl;
 /// to <see cref="CudaDevice"/> by every call (workers run on one pinned thread each, so it stays that way).
 /// </para>
 /// </remarks>
-public sealed class NcclCollective : ICollective
+public sealed class NcclCollective : IAbortableCollective
 {
     private static readonly IntPtr Stream = CudaRuntimeNative.LegacyDefaultStream;
 
@@ -46,7 +46,7 @@ public sealed class NcclCollective : ICollective
     /// </summary>
     /// <param name="rank">This rank, in [0, <paramref name="worldSize"/>).</param>
     /// <param name="worldSize">The number of ranks.</param>
-    /// <param name="uniqueId">The id rank 0 made with <see cref="NcclUniqueId.Create"/>, shared through <see cref="NcclRendezvous"/>.</param>
+    /// <param name="uniqueId">The id rank 0 made with <see cref="NcclUniqueId.Create"/>, forwarded by the director in <c>Worker.JoinGeneration</c>.</param>
     /// <param name="cudaDevice">This rank's CUDA device index.</param>
     /// <param name="timeout">How long init and each collective may take before the communicator is aborted.</param>
     /// <exception cref="CollectiveException">CUDA, libcudart or libnccl is missing (the message says which), or init failed or timed out.</exception>

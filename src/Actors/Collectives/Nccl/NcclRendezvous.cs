@@ -1,10 +1,10 @@
 namespace MoCo.Actors.Collectives.Nccl;
 
 /// <summary>
-/// The NCCL unique id of one generation, as it travels with the coordinator's generation message to every rank: rank
-/// 0 makes it (<see cref="NcclUniqueId.Create"/>), every rank passes <see cref="UniqueId"/> to
-/// <see cref="NcclCollective"/>. A rank ignores a rendezvous of another generation. Not persisted: an id names sockets
-/// of one process's lifetime, so a replayed one would be stale.
+/// The NCCL unique id of one generation with its generation number, as a standalone message. The workers do not use
+/// it: their id travels as bytes in <c>Worker.Prepared</c> (rank 0 to the director) and <c>Worker.JoinGeneration</c>
+/// (the director to every rank), whose generation the director already checks. Not persisted either way: an id names
+/// sockets of one process's lifetime, so a replayed one would be stale.
 /// </summary>
 public sealed record NcclRendezvous : IMocoMessage
 {

@@ -5,7 +5,8 @@ namespace MoCo.Actors.Collectives.Nccl;
 
 /// <summary>
 /// <c>ncclUniqueId</c>: the 128 opaque bytes (<c>NCCL_UNIQUE_ID_BYTES</c>) that name one communicator. Rank 0 creates it
-/// with <see cref="Create"/>; it then travels to every rank of the generation (<see cref="NcclRendezvous"/>), and each
+/// with <see cref="Create"/>; it then travels to every rank of the generation (<c>Worker.Prepared</c>, then
+/// <c>Worker.JoinGeneration</c>), and each
 /// rank passes it to <see cref="NcclCollective"/>. It holds rank 0's bootstrap address, so it is not printed.
 /// </summary>
 /// <remarks>A blittable struct of exactly 128 bytes: <c>ncclCommInitRankConfig</c> takes it by value.</remarks>

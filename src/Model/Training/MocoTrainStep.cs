@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MoCo.Model.Collectives;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,8 +37,14 @@ public sealed class MocoTrainStep
     /// </summary>
     public GradientBucketing Bucketing { get; set; }
 
-    /// <summary>How many buckets of the last step were all-reduced while its backward was still running.</summary>
+    /// <summary>How many buckets of the last step were launched while its backward was still running.</summary>
     public int LastBucketsDuringBackward { get; private set; }
+
+    /// <summary>
+    /// Seconds the last step waited after backward for its gradients, BN statistics and scalars to be all-reduced
+    /// (the communication that overlap did not hide); 0 in a world of one.
+    /// </summary>
+    public double LastReduceWaitSeconds { get; private set; }
 
     /// <summary>The buckets of this step's model at the current <see cref="Bucketing"/> (built once per size).</summary>
     public GradientBucketPlan BucketPlan()
@@ -69,6 +76,7 @@ public sealed class MocoTrainStep
         var kEncoder = _model.EncoderK;
         bool committed = false;
         LastBucketsDuringBackward = 0;
+        LastReduceWaitSeconds = 0;
         try
         {
             using var scope = NewDisposeScope();
@@ -92,6 +100,7 @@ public sealed class MocoTrainStep
             }
             loss.backward();
             qEncoder.SegmentTap = null;
+            long backwardDone = Stopwatch.GetTimestamp();
 
             // The gradients the buckets did not carry (all of them when bucketing is off), the BN statistics and the
             // two scalars travel in one last collective. Each worker's pending BN statistics average its own groups;
@@ -123,6 +132,7 @@ public sealed class MocoTrainStep
                 }
                 lossSum = flat[offset].ToDouble();
                 correctSum = flat[offset + 1].ToDouble();
+                LastReduceWaitSeconds = Stopwatch.GetElapsedTime(backwardDone).TotalSeconds;
             }
             else
             {

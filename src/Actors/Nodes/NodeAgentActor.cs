@@ -89,6 +89,7 @@ public sealed class NodeAgentActor : ReceiveActor
                 Node = node,
                 DataPlane = _settings.DataPlane,
                 CollectiveTimeout = _settings.CollectiveTimeout,
+                Bucketing = _settings.Bucketing,
             };
             for (int i = 0; i < start.Ranks.Count; i++)
             {

@@ -1,4 +1,5 @@
 using MoCo.Actors.Training;
+using MoCo.Model.Training;
 
 namespace MoCo.Actors.Nodes;
 
@@ -12,4 +13,7 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
 {
     /// <summary>How long a collective waits for a peer before the generation is declared broken.</summary>
     public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How the node's workers' gradients travel.</summary>
+    public GradientBucketing Bucketing { get; init; } = GradientBucketing.Default;
 }

@@ -114,7 +114,10 @@ public sealed class WorkerActor : ReceiveActor
             var layout = new BatchLayout(config.BatchSize, config.BnSplits, world);
             // replicas start equal: model initialisation draws only from the run's own seeded generator;
             // the collective is bound when the director says which generation to join
-            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads);
+            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads)
+            {
+                Bucketing = _settings.Bucketing,
+            };
 
             var path = _start switch
             {

@@ -102,6 +102,7 @@ public static class NodeCommand
                 Path.Combine(host.RunsRoot, "node"), dataPlane)
             {
                 CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+                Bucketing = host.Bucketing,
             };
             agent = system.ActorOf(NodeAgentActor.Props(settings, ended), NodeAgent.Name);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

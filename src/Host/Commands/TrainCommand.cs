@@ -120,6 +120,7 @@ public static class TrainCommand
             ResumeFrom = resumeFrom,
             Elastic = elastic,
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+            Bucketing = host.Bucketing,
             MinWorkers = cluster.MinWorkers,
             DataPlane = TrainingHost.DataPlane(cluster, elastic),
             Node = elastic ? $"{cluster.PublicHostnameOrHostname()}:{cluster.Port}" : Environment.MachineName,

@@ -69,7 +69,7 @@ internal static class BucketsCommand
                 foreach (var (letter, what, b) in configs)
                 {
                     var result = Measure(config, b, transport, world, perWorker, warmup, steps);
-                    AnsiConsole.MarkupLine(Markup.Escape($"round {round} {transport,-6} {letter} {what}: median {result.MedianStep * 1000:F0} ms, all-reduce wait {result.MedianWait * 1000:F0} ms, {result.DuringBackward} bucket(s) during backward"));
+                    AnsiConsole.MarkupLine(Markup.Escape($"round {round} {transport,-6} {letter} {what}: median {result.MedianStep * 1000:F0} ms, CPU {result.CpuPerStep * 1000:F0} ms/step, all-reduce wait {result.MedianWait * 1000:F0} ms, {result.DuringBackward} bucket(s) during backward"));
                     var key = (transport, letter);
                     if (!best.TryGetValue(key, out var previous) || result.MedianStep < previous.MedianStep)
                     {
@@ -87,6 +87,8 @@ internal static class BucketsCommand
         table.AddColumn(new TableColumn("after backward until reduced (ms)").RightAligned());
         table.AddColumn(new TableColumn("buckets during backward").RightAligned());
         table.AddColumn(new TableColumn("step vs (a)").RightAligned());
+        table.AddColumn(new TableColumn("CPU (ms/step)").RightAligned());
+        table.AddColumn(new TableColumn("CPU vs (a)").RightAligned());
         foreach (var transport in transports)
         {
             var flat = best[(transport, "(a)")];
@@ -94,7 +96,8 @@ internal static class BucketsCommand
             {
                 var m = best[(transport, letter)];
                 table.AddRow(transport, letter, Markup.Escape(what), F(m.MedianStep * 1000, 0), F(m.MedianWait * 1000, 0),
-                    m.DuringBackward.ToString(CultureInfo.InvariantCulture), F(m.MedianStep / flat.MedianStep, 3) + "x");
+                    m.DuringBackward.ToString(CultureInfo.InvariantCulture), F(m.MedianStep / flat.MedianStep, 3) + "x",
+                    F(m.CpuPerStep * 1000, 0), F(m.CpuPerStep / flat.CpuPerStep, 3) + "x");
             }
         }
         AnsiConsole.Write(table);
@@ -103,8 +106,11 @@ internal static class BucketsCommand
 
     private static string F(double value, int decimals) => value.ToString("F" + decimals.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 
-    /// <summary>Median step and median wait after backward (rank 0), and buckets sent during backward in the last step.</summary>
-    private sealed record Result(double MedianStep, double MedianWait, int DuringBackward);
+    /// <summary>
+    /// Median step and median wait after backward (rank 0), the process's CPU time per step (both workers and their
+    /// communication threads; less disturbed by other jobs than wall time), and buckets sent during backward in the last step.
+    /// </summary>
+    private sealed record Result(double MedianStep, double MedianWait, double CpuPerStep, int DuringBackward);
 
     private static Result Measure(RunConfig config, GradientBucketing bucketing, string transport, int world, int threadsPerWorker, int warmup, int steps)
     {
@@ -116,6 +122,7 @@ internal static class BucketsCommand
             var members = transport == "ring" ? Ring(world, owned) : InProcess(world, owned);
             var seconds = new double[steps];
             var waits = new double[steps];
+            TimeSpan cpuStart = default, cpuEnd = default;
             var errors = new Exception?[world];
             var threads = Enumerable.Range(0, world).Select(r => new Thread(() =>
             {
@@ -124,6 +131,10 @@ internal static class BucketsCommand
                     torch.set_num_threads(threadsPerWorker);
                     for (int s = 0; s < warmup + steps; s++)
                     {
+                        if (r == 0 && s == warmup)
+                        {
+                            cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
+                        }
                         long t0 = Stopwatch.GetTimestamp();
                         replicas[r].Step(members[r], s);
                         if (r == 0 && s >= warmup)
@@ -131,6 +142,10 @@ internal static class BucketsCommand
                             seconds[s - warmup] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                             waits[s - warmup] = replicas[r].LastWaitSeconds;
                         }
+                    }
+                    if (r == 0)
+                    {
+                        cpuEnd = Process.GetCurrentProcess().TotalProcessorTime;
                     }
                 }
                 catch (Exception e)
@@ -149,7 +164,7 @@ internal static class BucketsCommand
             {
                 throw new InvalidOperationException($"a worker failed: {error.Message}", error);
             }
-            return new Result(StepClock.Median(seconds), StepClock.Median(waits), replicas[0].DuringBackward);
+            return new Result(StepClock.Median(seconds), StepClock.Median(waits), (cpuEnd - cpuStart).TotalSeconds / steps, replicas[0].DuringBackward);
         }
         finally
         {

@@ -57,9 +57,9 @@ internal static class BucketsCommand
 
         var configs = new (string Letter, string What, GradientBucketing Bucketing)[]
         {
-            ("(a)", "one flat all-reduce after backward", GradientBucketing.Off),
-            ("(b)", "buckets, all-reduced after backward", bucketing with { Overlap = false }),
-            ("(c)", "buckets, overlapped with backward", bucketing with { Overlap = true }),
+            ("(a)", "flat, after backward", GradientBucketing.Off),
+            ("(b)", "buckets, after backward", bucketing with { Overlap = false }),
+            ("(c)", "buckets, overlapped", bucketing with { Overlap = true }),
         };
         var best = new Dictionary<(string, string), Result>();
         for (int round = 0; round < rounds; round++)
@@ -82,10 +82,10 @@ internal static class BucketsCommand
         var table = new Table().Title("moco-bench buckets (2 workers)").Border(TableBorder.Markdown);
         table.AddColumn("transport");
         table.AddColumn("");
-        table.AddColumn("gradient all-reduce");
+        table.AddColumn("all-reduce");
         table.AddColumn(new TableColumn("median step (ms)").RightAligned());
-        table.AddColumn(new TableColumn("after backward until reduced (ms)").RightAligned());
-        table.AddColumn(new TableColumn("buckets during backward").RightAligned());
+        table.AddColumn(new TableColumn("wait after backward (ms)").RightAligned());
+        table.AddColumn(new TableColumn("buckets in backward").RightAligned());
         table.AddColumn(new TableColumn("step vs (a)").RightAligned());
         table.AddColumn(new TableColumn("CPU (ms/step)").RightAligned());
         table.AddColumn(new TableColumn("CPU vs (a)").RightAligned());

@@ -32,7 +32,7 @@ public sealed class HostSettingsTests
         var (config, source) = Presets.Load("quickstart", null);
         config = Presets.WithOverrides(config, "moco.host", new Dictionary<string, string> { ["bucket-mib"] = flag });
         var host = SettingsReader.Read<HostSettings>(config, "moco.host", source);
-        var e = Assert.Throws<ArgumentException>(() => host.Bucketing);
+        var e = Assert.Throws<ArgumentException>(() => host.Validate());
         Assert.Contains("bucket-mib", e.Message);
     }
 }

@@ -42,7 +42,7 @@ public static class NodeCommand
             cfg = Presets.WithOverrides(cfg, "moco.host", TrainCommand.Collect(parse, hostOptions));
             SettingsReader.CheckSections(cfg, "moco", Presets.Sections, source);
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
-            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
+            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source).Validate();
             var metrics = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
             AnsiConsole.MarkupLine(Markup.Escape(DataPlaneChoice.Describe(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source))));
             return Run(cluster, host, metrics, parse.GetValue(devices), cfg);

@@ -60,7 +60,7 @@ public static class TrainCommand
             cfg = Presets.WithOverrides(cfg, "moco.journal", Collect(parse, journalOptions));
             SettingsReader.CheckSections(cfg, "moco", Presets.Sections, source);
             var run = SettingsReader.Read<RunConfig>(cfg, "moco.run", source);
-            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
+            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source).Validate();
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var journal = SettingsReader.Read<JournalSettings>(cfg, "moco.journal", source).Validate();
             var metricsSettings = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);

@@ -30,6 +30,14 @@ public sealed record HostSettings
     /// <exception cref="ArgumentException">Neither "off" nor a number of MiB ≥ 0.</exception>
     public GradientBucketing Bucketing => GradientBucketing.Parse(BucketMib);
 
+    /// <summary>Checks what cannot be checked by type; returns this.</summary>
+    /// <exception cref="ArgumentException">A setting out of range, named.</exception>
+    public HostSettings Validate()
+    {
+        _ = Bucketing;
+        return this;
+    }
+
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
     public int EffectiveLoaderThreads => LoaderThreads > 0 ? LoaderThreads : Math.Max(1, Environment.ProcessorCount / 2);

@@ -35,7 +35,7 @@ public sealed record GradientBucketing(double BucketMib, bool Overlap = true)
         }
         if (!double.TryParse(trimmed, NumberStyles.Float, CultureInfo.InvariantCulture, out var mib) || mib < 0 || !double.IsFinite(mib))
         {
-            throw new ArgumentException($"bucket-mib  '{text}' is neither 'off' nor a number of MiB ≥ 0 (DDP's default is 25)");
+            throw new ArgumentException($"bucket-mib '{text}' is neither 'off' nor a number of MiB ≥ 0 (DDP's default is 25)");
         }
         return mib == 0 ? Off : new GradientBucketing(mib, overlap);
     }

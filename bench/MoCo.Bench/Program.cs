@@ -6,7 +6,8 @@ namespace MoCo.Bench;
 /// moco-bench: throughput and memory of the MoCo step against a bare TorchSharp loop of the same network
 /// (<c>step</c>, one child process per configuration through <c>step-one</c>), and a short cifar-small
 /// pretraining with the kNN monitor after every epoch (<c>cifar</c>), and the TCP ring's all-reduce against
-/// PyTorch's Gloo between local processes (<c>allreduce</c>, one child per rank through <c>allreduce-rank</c>).
+/// PyTorch's Gloo between local processes (<c>allreduce</c>, one child per rank through <c>allreduce-rank</c>), and the
+/// gradient all-reduce of two workers flat, in buckets, and in buckets overlapped with backward (<c>buckets</c>).
 /// </summary>
 internal static class Program
 {
@@ -16,6 +17,7 @@ internal static class Program
         "  moco-bench step-one --what a|b|c|d|e [same options as step]   (one configuration; prints one JSON line)\n" +
         "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]\n" +
         "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--rounds 2] [--threads T]   (actor path vs bare loop; checkpoint stall)\n" +
+        "  moco-bench buckets [--batch 64] [--width 64] [--steps 8] [--warmup 2] [--rounds 2] [--bucket-mib 25] [--transport inproc,ring] [--threads T]   (flat vs bucketed vs overlapped gradient all-reduce, 2 workers)\n" +
         "  moco-bench allreduce [--sizes 1,4,16,64] [--procs 2,3] [--warmup 5] [--chunks BYTES,...] [--gloo on|off] [--python /usr/bin/python3] [--rounds 3] [--timeout 120]";
 
     private const int RedirectedWidth = 160;
@@ -42,6 +44,7 @@ internal static class Program
                 "cifar" => CifarCommand.Run(CifarOptions.From(options)),
                 "actors" => ActorsCommand.Run(options),
                 "allreduce" => AllReduceCommand.Run(AllReduceOptions.From(options)),
+                "buckets" => BucketsCommand.Run(options),
                 "allreduce-rank" => AllReduceRankCommand.Run(options),
                 _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
             };

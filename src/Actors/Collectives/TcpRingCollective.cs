@@ -26,7 +26,8 @@ namespace MoCo.Actors.Collectives;
 /// waiting for; any failure, or <see cref="Abort"/>, breaks the ring for good (its connections are shut down, so the
 /// peers fail promptly too): the next generation builds a new one.
 /// </para>
-/// Calls are made by one thread at a time (the worker's); <see cref="Abort"/> may come from any thread.
+/// Calls are made by one thread at a time: the worker's, or during backward its step's gradient-bucket thread while the worker's
+/// thread makes none (<see cref="MoCo.Model.Training.GradientBucketing"/>); <see cref="Abort"/> may come from any thread.
 /// </summary>
 public sealed unsafe class TcpRingCollective : IAbortableCollective
 {

@@ -91,6 +91,7 @@ public sealed class NodeAgentActor : ReceiveActor
                 CollectiveTimeout = _settings.CollectiveTimeout,
                 Device = _settings.Device,
                 Backend = _settings.Backend,
+                Bucketing = _settings.Bucketing,
             };
             for (int i = 0; i < start.Ranks.Count; i++)
             {

@@ -20,4 +20,7 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
 
     /// <summary>The node's data plane, offered with its devices; a run takes only nodes on its own.</summary>
     public CollectiveBackend Backend { get; init; } = CollectiveBackend.Tcp;
+
+    /// <summary>How the node's workers' gradients travel.</summary>
+    public GradientBucketing Bucketing { get; init; } = GradientBucketing.Default;
 }

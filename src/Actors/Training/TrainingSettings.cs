@@ -36,6 +36,9 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     /// <summary>How long a collective waits for a peer before the group is declared broken.</summary>
     public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How each worker's gradients travel (buckets overlapped with backward, or one flat all-reduce).</summary>
+    public GradientBucketing Bucketing { get; init; } = GradientBucketing.Default;
+
     /// <summary>
     /// How many times in a row failed workers are re-created before the run is failed; the count starts again after
     /// every chunk of steps that completes. 0 fails the run at the first worker failure.

@@ -125,7 +125,10 @@ public sealed class WorkerActor : ReceiveActor
             // replicas start equal: model initialisation draws only from the run's own seeded generator;
             // the collective is bound when the director says which generation to join
             var device = ComputeDevices.For(_settings.Device, _localSlot);
-            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads, device);
+            _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads, device)
+            {
+                Bucketing = _settings.Bucketing,
+            };
 
             var path = _start switch
             {

@@ -42,7 +42,7 @@ public static class NodeCommand
             cfg = Presets.WithOverrides(cfg, "moco.host", TrainCommand.Collect(parse, hostOptions));
             SettingsReader.CheckSections(cfg, "moco", Presets.Sections, source);
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
-            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
+            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source).Validate();
             var metrics = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
             int slots = parse.GetValue(devices);
             var (device, deviceLine) = DeviceChoice.Choose(host.Device, Math.Max(1, slots));
@@ -109,6 +109,7 @@ public static class NodeCommand
                 CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
                 Device = device,
                 Backend = backend,
+                Bucketing = host.Bucketing,
             };
             agent = system.ActorOf(NodeAgentActor.Props(settings, ended), NodeAgent.Name);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

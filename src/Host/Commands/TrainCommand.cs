@@ -66,7 +66,7 @@ public static class TrainCommand
             cfg = Presets.WithOverrides(cfg, "moco.journal", Collect(parse, journalOptions));
             SettingsReader.CheckSections(cfg, "moco", Presets.Sections, source);
             var run = SettingsReader.Read<RunConfig>(cfg, "moco.run", source);
-            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source);
+            var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source).Validate();
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var journal = SettingsReader.Read<JournalSettings>(cfg, "moco.journal", source).Validate();
             var metricsSettings = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
@@ -138,6 +138,7 @@ public static class TrainCommand
             Device = device,
             Backend = backend,
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+            Bucketing = host.Bucketing,
             MinWorkers = cluster.MinWorkers,
             DataPlane = TrainingHost.DataPlane(cluster, elastic),
             Node = elastic ? $"{cluster.PublicHostnameOrHostname()}:{cluster.Port}" : Environment.MachineName,

@@ -1,3 +1,5 @@
+using MoCo.Model.Training;
+
 namespace MoCo.Host.Configuration;
 
 /// <summary>The <c>moco.host</c> section: how this process runs, not what the run is.</summary>
@@ -22,8 +24,26 @@ public sealed record HostSettings
     /// </summary>
     public string Device { get; init; } = "auto";
 
+    /// <summary>
+    /// Gradient buckets in MiB, all-reduced while backward runs ("off" or 0: one flat all-reduce after backward). How
+    /// gradients travel, never what is computed: not part of the run's definition.
+    /// </summary>
+    public string BucketMib { get; init; } = "25";
+
     /// <summary>Folder under which new run directories are created.</summary>
     public string RunsRoot { get; init; } = "runs";
+
+    /// <summary><see cref="BucketMib"/> read.</summary>
+    /// <exception cref="ArgumentException">Neither "off" nor a number of MiB ≥ 0.</exception>
+    public GradientBucketing Bucketing => GradientBucketing.Parse(BucketMib);
+
+    /// <summary>Checks what cannot be checked by type; returns this.</summary>
+    /// <exception cref="ArgumentException">A setting out of range, named.</exception>
+    public HostSettings Validate()
+    {
+        _ = Bucketing;
+        return this;
+    }
 
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 

@@ -24,6 +24,7 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
     private readonly bool _maxPool;
     private readonly List<SplitBatchNorm> _norms = [];
     private readonly List<IMixedPrecision> _mixed = [];
+    private readonly List<nn.Module<Tensor, Tensor>> _blocks = [];
 
     public ResNet(EncoderSpec spec, Precision precision = Precision.Fp32)
         : base(nameof(ResNet))
@@ -67,6 +68,7 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
                     inPlanes = planes * BasicBlock.Expansion;
                 }
             }
+            _blocks.AddRange(modules);
             return nn.Sequential(modules.ToArray());
         }
 
@@ -89,6 +91,29 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
     }
 
     public EncoderSpec Spec { get; }
+
+    /// <summary>
+    /// The parameters in forward order, cut at every boundary where <see cref="SegmentTap"/> is called: segment 0
+    /// is the stem (conv1, bn1), segments 1..n the residual blocks of layer1..layer4, the last one the head (fc).
+    /// Read afresh on each call (<c>to(dtype)</c> replaces parameters).
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<Parameter>> Segments
+    {
+        get
+        {
+            var segments = new List<IReadOnlyList<Parameter>> { conv1.parameters().Concat(bn1.parameters()).ToList() };
+            segments.AddRange(_blocks.Select(b => b.parameters().ToList()));
+            segments.Add(fc.parameters().ToList());
+            return segments;
+        }
+    }
+
+    /// <summary>
+    /// When set, every forward that records gradients passes the input of segment s (s ≥ 1) through
+    /// <see cref="ISegmentTap.Tap"/>: the identity in value, a point in the autograd graph that backward reaches
+    /// once every later segment is done. Null (the default) leaves the graph as it is.
+    /// </summary>
+    public ISegmentTap? SegmentTap { get; set; }
 
     /// <summary>Every BatchNorm of the encoder, in registration order.</summary>
     public IReadOnlyList<SplitBatchNorm> Norms => _norms;
@@ -165,7 +190,12 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
         {
             y = nn.functional.max_pool2d(y, kernel_size: 3, stride: 2, padding: 1);
         }
-        y = layer4.forward(layer3.forward(layer2.forward(layer1.forward(y))));
+        // layer1..layer4 block by block (what their Sequential forwards do), tapping each block's input
+        var tap = SegmentTap is { } t && is_grad_enabled() && y.requires_grad ? t : null;
+        for (int i = 0; i < _blocks.Count; i++)
+        {
+            y = _blocks[i].forward(tap is null ? y : tap.Tap(i + 1, y));
+        }
         y = nn.functional.adaptive_avg_pool2d(y, [1, 1]).flatten(1);
         return (y.dtype == ScalarType.BFloat16 ? y.to(ScalarType.Float32) : y).MoveToOuterDisposeScope();
     }
@@ -174,6 +204,10 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var features = Backbone(x);
+        if (SegmentTap is { } tap && is_grad_enabled() && features.requires_grad)
+        {
+            features = tap.Tap(_blocks.Count + 1, features);
+        }
         var output = fc.forward(features);
         return (output.dtype == ScalarType.BFloat16 ? output.to(ScalarType.Float32) : output).MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MoCo.Model.Collectives;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -18,12 +19,44 @@ public sealed class MocoTrainStep
     private readonly MomentumContrast _model;
     private readonly Sgd _optimizer;
     private readonly ulong _seed;
+    private GradientBucketPlan? _plan;
+    private long _planBytes;
 
-    public MocoTrainStep(MomentumContrast model, Sgd optimizer, ulong seed)
+    public MocoTrainStep(MomentumContrast model, Sgd optimizer, ulong seed, GradientBucketing? bucketing = null)
     {
         _model = model;
         _optimizer = optimizer;
         _seed = seed;
+        Bucketing = bucketing ?? GradientBucketing.Default;
+    }
+
+    /// <summary>
+    /// How gradients travel when the world has more than one rank (a worker setting; the math does not depend on
+    /// it). Overlap needs the autograd engine to run on the calling thread, so it applies to CPU parameters only;
+    /// elsewhere the buckets go out after backward.
+    /// </summary>
+    public GradientBucketing Bucketing { get; set; }
+
+    /// <summary>How many buckets of the last step were launched while its backward was still running.</summary>
+    public int LastBucketsDuringBackward { get; private set; }
+
+    /// <summary>
+    /// Seconds the last step waited after backward for its gradients, BN statistics and scalars to be all-reduced
+    /// (the communication that overlap did not hide); 0 in a world of one.
+    /// </summary>
+    public double LastReduceWaitSeconds { get; private set; }
+
+    /// <summary>The buckets of this step's model at the current <see cref="Bucketing"/> (built once per size).</summary>
+    public GradientBucketPlan BucketPlan()
+    {
+        if (_plan is null || _planBytes != Bucketing.BucketBytes)
+        {
+            var parameters = _optimizer.Parameters.Select(p => (Tensor)p.Param).ToList();
+            var segments = _model.EncoderQ.Segments.Select(s => (IReadOnlyList<Tensor>)s.Cast<Tensor>().ToList()).ToList();
+            _plan = GradientBucketPlan.Build(parameters, segments, Bucketing.BucketBytes);
+            _planBytes = Bucketing.BucketBytes;
+        }
+        return _plan;
     }
 
     /// <summary>The ShuffleBN permutation of pass <paramref name="pass"/> of a step: a function of (seed, epoch, step).</summary>
@@ -42,9 +75,13 @@ public sealed class MocoTrainStep
         var qEncoder = _model.EncoderQ;
         var kEncoder = _model.EncoderK;
         bool committed = false;
+        LastBucketsDuringBackward = 0;
+        LastReduceWaitSeconds = 0;
         try
         {
             using var scope = NewDisposeScope();
+            using var buckets = collective.WorldSize > 1 && Bucketing.Enabled ? NewBuckets(collective) : null;
+            qEncoder.SegmentTap = buckets;
             _model.train();
             qEncoder.SetBnGroups(layout.LocalGroups(collective.Rank));
             _optimizer.ZeroGrad();
@@ -62,11 +99,17 @@ public sealed class MocoTrainStep
                 passes = 2;
             }
             loss.backward();
+            qEncoder.SegmentTap = null;
+            long backwardDone = Stopwatch.GetTimestamp();
 
-            // One collective for every gradient, the BN statistics and the two scalars (bucketing comes with the
-            // network plane). Each worker's pending BN statistics average its own groups; weighted by its share
-            // of the groups, their sum is the average over all G groups, as one worker would have computed.
-            var grads = _optimizer.Parameters.Select(p => p.Param.grad).Where(g => g is not null).Select(g => g!).ToList();
+            // The gradients the buckets did not carry (all of them when bucketing is off), the BN statistics and the
+            // two scalars travel in one last collective. Each worker's pending BN statistics average its own groups;
+            // weighted by its share of the groups, their sum is the average over all G groups, as one worker would
+            // have computed.
+            var grads = buckets is not null
+                ? buckets.Complete()
+                : _optimizer.Parameters.Select(p => p.Param.grad).Where(g => g is not null).Select(g => g!).ToList();
+            LastBucketsDuringBackward = buckets?.LaunchedDuringBackward ?? 0;
             var norms = qEncoder.Norms.Concat(kEncoder.Norms).SelectMany(bn => bn.PendingStatistics()).ToList();
             var stats = stack([loss.detach(), correct]).to(ScalarType.Float32);
             double lossSum, correctSum;
@@ -89,6 +132,7 @@ public sealed class MocoTrainStep
                 }
                 lossSum = flat[offset].ToDouble();
                 correctSum = flat[offset + 1].ToDouble();
+                LastReduceWaitSeconds = Stopwatch.GetElapsedTime(backwardDone).TotalSeconds;
             }
             else
             {
@@ -112,6 +156,7 @@ public sealed class MocoTrainStep
         }
         finally
         {
+            qEncoder.SegmentTap = null;
             if (!committed)
             {
                 qEncoder.DropNormStatistics();
@@ -119,5 +164,12 @@ public sealed class MocoTrainStep
                 _optimizer.ZeroGrad();
             }
         }
+    }
+
+    private BucketedAllReduce NewBuckets(ICollective collective)
+    {
+        var parameters = _optimizer.Parameters.Select(p => p.Param).ToList();
+        bool overlap = Bucketing.Overlap && parameters.All(p => p.device_type == DeviceType.CPU);
+        return new BucketedAllReduce(collective, BucketPlan(), parameters, _model.EncoderQ.Segments.Count, overlap);
     }
 }

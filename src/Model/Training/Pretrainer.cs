@@ -87,6 +87,13 @@ public sealed class Pretrainer : IDisposable
 
     public int StepsPerEpoch { get; }
 
+    /// <summary>How this worker's gradients travel (a worker setting; the run's math does not depend on it).</summary>
+    public GradientBucketing Bucketing
+    {
+        get => _step.Bucketing;
+        init => _step.Bucketing = value;
+    }
+
     /// <summary>The epoch of the next step.</summary>
     public int Epoch { get; private set; }
 

@@ -18,13 +18,19 @@ public sealed class TcpRingTrainingTests
     private const int Groups = 4;
     private const int Steps = 3;
 
-    [Fact]
-    public void Two_workers_over_the_ring_train_bit_identically_to_the_in_process_group()
+    /// <summary>4 KiB gradient buckets: several per step, all-reduced over the ring from the communication thread during backward.</summary>
+    private static readonly GradientBucketing Buckets = new(4.0 / 1024);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Two_workers_over_the_ring_train_bit_identically_to_the_in_process_group(bool bucketed)
     {
         // With two ranks every sum has two terms, and a + b == b + a exactly in IEEE arithmetic; gathers and
-        // broadcasts copy bytes. So the ring must reproduce the in-process group bit for bit.
-        var reference = Train(2, InProcess);
-        var ring = Train(2, OverRing);
+        // broadcasts copy bytes. So the ring must reproduce the in-process group's flat all-reduce bit for bit,
+        // with or without buckets.
+        var reference = Train(2, InProcess, GradientBucketing.Off);
+        var ring = Train(2, OverRing, bucketed ? Buckets : GradientBucketing.Off);
 
         foreach (var (name, t) in reference)
         {
@@ -35,19 +41,22 @@ public sealed class TcpRingTrainingTests
         }
     }
 
-    [Fact]
-    public void Three_workers_over_the_ring_match_the_in_process_group_to_rounding()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Three_workers_over_the_ring_match_the_in_process_group_to_rounding(bool bucketed)
     {
-        var reference = Train(3, InProcess);
-        var ring = Train(3, OverRing);
+        var reference = Train(3, InProcess, GradientBucketing.Off);
+        var ring = Train(3, OverRing, bucketed ? Buckets : GradientBucketing.Off);
 
         double worst = 0;
         foreach (var (name, t) in reference)
         {
             worst = Math.Max(worst, t.is_floating_point() ? t.sub(ring[name]).abs().max().item<double>() : t.ne(ring[name]).sum().item<long>());
         }
-        // float64, three-term sums in another order (the ring starts each block at its own rank, the group at rank 0):
-        // about 1e-16 relative per sum; 1e-9 absolute leaves room for three steps, as in WorldSizeInvarianceTests
+        // float64, three-term sums in another order (the ring starts each block at its own rank, the group at rank 0,
+        // and which rank starts an element's sum depends on where the element falls in its bucket): about 1e-16
+        // relative per sum; 1e-9 absolute leaves room for three steps, as in WorldSizeInvarianceTests
         Assert.True(worst < 1e-9, $"largest difference {worst:E2}");
     }
 
@@ -66,7 +75,7 @@ public sealed class TcpRingTrainingTests
     }
 
     /// <summary>Runs <see cref="Steps"/> MoCo steps on a world of <paramref name="world"/> threads and returns rank 0's state (all ranks must agree).</summary>
-    private static Dictionary<string, Tensor> Train(int world, Func<int, List<IDisposable>, ICollective[]> collectives)
+    private static Dictionary<string, Tensor> Train(int world, Func<int, List<IDisposable>, ICollective[]> collectives, GradientBucketing bucketing)
     {
         var layout = new BatchLayout(Batch, Groups, world);
         var settings = new MocoSettings(8, 40, 0.99, 0.1, false);
@@ -82,7 +91,7 @@ public sealed class TcpRingTrainingTests
                 model.to(ScalarType.Float64);
                 var sgd = new Sgd(model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), 0.9, 5e-4);
                 models.Add(model);
-                steppers.Add(new MocoTrainStep(model, sgd, 7));
+                steppers.Add(new MocoTrainStep(model, sgd, 7, bucketing));
             }
             var inputs = Enumerable.Range(0, Steps).Select(s =>
             {
@@ -101,6 +110,10 @@ public sealed class TcpRingTrainingTests
                         using var v1 = inputs[s].Item1.index_select(0, mine);
                         using var v2 = inputs[s].Item2.index_select(0, mine);
                         steppers[r].Run(v1, v2, members[r], layout, 0, s, s, 0.05);
+                        if (bucketing.Enabled)
+                        {
+                            Assert.True(steppers[r].LastBucketsDuringBackward >= 3, $"rank {r}: {steppers[r].LastBucketsDuringBackward} buckets during backward");
+                        }
                     }
                 }
                 catch (Exception e)

@@ -189,6 +189,26 @@ public sealed class TrainingDirectorSpec : TestKit
     }
 
     [Fact]
+    public async Task Workers_must_send_gradient_buckets_during_backward_and_end_where_the_flat_all_reduce_ends()
+    {
+        // 4 KiB buckets: the tiny encoder's later blocks each make one, all-reduced from the workers' bucket threads
+        var fromBucketThreads = 0;
+        var bucketed = Settings("bucketed", 2) with
+        {
+            Bucketing = new GradientBucketing(4.0 / 1024),
+            WrapCollective = (_, inner) => new ThreadNotingCollective(inner, () => Interlocked.Increment(ref fromBucketThreads)),
+        };
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("flat", 2) with { Bucketing = GradientBucketing.Off }));
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(bucketed));
+        Output.WriteLine($"{fromBucketThreads} all-reduces from bucket threads");
+        Assert.True(fromBucketThreads >= 2 * 8 * 3, $"only {fromBucketThreads} all-reduces came from bucket threads (2 workers, 8 steps)");
+
+        // Tolerance 0: with two workers the in-process group sums each element as a + b, whichever tensor it sits in
+        var (worst, name) = LargestRelativeDifference(FinalCheckpoint(await JournalStateAsync("flat")), "flat", FinalCheckpoint(await JournalStateAsync("bucketed")), "bucketed");
+        Assert.True(worst == 0, $"the bucketed run differs by {worst:E2} in {name}");
+    }
+
+    [Fact]
     public async Task Worker_that_throws_mid_step_must_be_recreated_and_the_run_must_end_as_an_undisturbed_run()
     {
         TrainingSettings Every2(string id) => Settings(id, 2) with
@@ -522,6 +542,32 @@ public sealed class TrainingDirectorSpec : TestKit
             plan.Count();
             inner.Broadcast(tensor, root);
         }
+
+        public void Dispose()
+        {
+            inner.Dispose();
+        }
+    }
+
+    /// <summary>Passes through; counts the all-reduces made on a gradient-bucket thread.</summary>
+    private sealed class ThreadNotingCollective(ICollective inner, Action onBucketThread) : ICollective
+    {
+        public int Rank => inner.Rank;
+
+        public int WorldSize => inner.WorldSize;
+
+        public void AllReduceSum(Tensor tensor)
+        {
+            if (Thread.CurrentThread.Name?.StartsWith("gradient-buckets-", StringComparison.Ordinal) == true)
+            {
+                onBucketThread();
+            }
+            inner.AllReduceSum(tensor);
+        }
+
+        public Tensor AllGather(Tensor local, IReadOnlyList<long> counts) => inner.AllGather(local, counts);
+
+        public void Broadcast(Tensor tensor, int root) => inner.Broadcast(tensor, root);
 
         public void Dispose()
         {

@@ -41,6 +41,14 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private readonly CheckpointDirectory _checkpoints;
     private readonly Queue<Action> _afterAck = new();
     private readonly HashSet<int> _outstanding = [];
+
+    // the kind of reply the exchange in _outstanding waits for
+    private Type? _awaitedReply;
+
+    // an epoch-end checkpoint whose turn came while a new generation was forming: taken once it has formed
+    private bool _checkpointOwed;
+    private double? _owedKnnTop1Percent;
+    private long _owedStep;
     private readonly List<Worker.WorkerFailed> _failures = [];
     private readonly Dictionary<int, Worker.Ready> _ready = [];
     private readonly Dictionary<int, Worker.Joined> _joined = [];
@@ -272,7 +280,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         var all = Enumerable.Range(0, world).ToList();
         // every replica of an elastic run takes rank 0's state: the remote ones start empty
         int source = remote.Count > 0 ? 0 : -1;
-        AwaitReplies(all, () => FormGeneration(all, source, "the run's start"));
+        AwaitReplies(typeof(Worker.Ready), all, () => FormGeneration(all, source, "the run's start"));
     }
 
     /// <summary>Local workers at <paramref name="ranks"/> (the slot list grows or the slot is replaced).</summary>
@@ -343,7 +351,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             _slots[ready.Rank] = _slots[ready.Rank] with { Ref = Context.Watch(Sender) };
         }
 
-        Arrive(ready.Rank);
+        Arrive(ready.Rank, typeof(Worker.Ready));
     }
 
     /// <summary>
@@ -389,7 +397,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         if (_settings.Elastic || _settings.Backend == CollectiveBackend.Nccl)
         {
             _prepared.Clear();
-            AwaitReplies(all, () => GenerationPrepared(generation, newRanks, sourceRank, source, world));
+            AwaitReplies(typeof(Worker.Prepared), all, () => GenerationPrepared(generation, newRanks, sourceRank, source, world));
             for (int r = 0; r < world; r++)
             {
                 _slots[r].Ref.Tell(new Worker.PrepareGeneration(generation, r));
@@ -409,7 +417,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         }
 
         _prepared[prepared.Rank] = prepared;
-        Arrive(prepared.Rank);
+        Arrive(prepared.Rank, typeof(Worker.Prepared));
     }
 
     /// <summary>Every worker is prepared: the generation goes on the data plane they all chose, with the endpoints or rank 0's NCCL id.</summary>
@@ -492,7 +500,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             // the keeper hears this node's replicas (remote ones have no keeper reference: their reports would not fit a frame)
             _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, _slots.Count(s => s.Agent is null)));
             _joined.Clear();
-            AwaitReplies(Enumerable.Range(0, world), () => GenerationJoined(newRanks, sourceRank, source));
+            AwaitReplies(typeof(Worker.Joined), Enumerable.Range(0, world), () => GenerationJoined(newRanks, sourceRank, source));
             for (int r = 0; r < world; r++)
             {
                 _slots[r].Ref.Tell(new Worker.JoinGeneration(generation, sourceRank, r, world, endpoints, ncclUniqueId));
@@ -503,7 +511,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private void HandleJoined(Worker.Joined joined)
     {
         _joined[joined.Rank] = joined;
-        Arrive(joined.Rank);
+        Arrive(joined.Rank, typeof(Worker.Joined));
     }
 
     private void GenerationJoined(IReadOnlyList<int> newRanks, int sourceRank, string source)
@@ -535,6 +543,16 @@ public sealed class TrainingDirectorActor : ReceiveActor
             _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _slots.Count, _globalStep, newRanks, source));
         }
 
+        if (_checkpointOwed)
+        {
+            _checkpointOwed = false;
+            if (_owedStep == _globalStep)
+            {
+                TakeCheckpoint(_owedKnnTop1Percent); // then the next chunk
+                return;
+            }
+        }
+
         if (_epochDone is { } pending)
         {
             // the chunk that ended an epoch was cut short by the membership change after rank 0 finished it: when the
@@ -554,7 +572,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     /// <summary>Sends every worker the next chunk of steps, or completes the run when the schedule is done.</summary>
     private void NextChunk()
     {
-        if (_finishing || _pendingRecovery is not null)
+        if (_finishing || _pendingRecovery is not null || _outstanding.Count > 0)
         {
             // a recovery is under way (a failure arrived between chunks): the new generation starts the next chunk
             return;
@@ -604,7 +622,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         _done.Clear();
         _epochDone = null;
-        AwaitReplies(Enumerable.Range(0, _slots.Count), ChunkDone);
+        AwaitReplies(typeof(Worker.StepsDone), Enumerable.Range(0, _slots.Count), ChunkDone);
         foreach (var slot in _slots)
         {
             slot.Ref.Tell(new Worker.RunSteps(upTo));
@@ -620,7 +638,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private void HandleStepsDone(Worker.StepsDone done)
     {
         _done[done.Rank] = done;
-        Arrive(done.Rank);
+        Arrive(done.Rank, typeof(Worker.StepsDone));
     }
 
     private void ChunkDone()
@@ -669,8 +687,18 @@ public sealed class TrainingDirectorActor : ReceiveActor
     /// <summary>Rank 0 copies its state into memory and hands it to the checkpointer; training goes on at once.</summary>
     private void TakeCheckpoint(double? knnTop1Percent)
     {
+        if (_outstanding.Count > 0 || _pendingRecovery is not null)
+        {
+            // a journal acknowledgement arrived after a membership change began a new generation: the survivors keep
+            // this step's state, so the checkpoint is taken when the generation has formed
+            _checkpointOwed = true;
+            _owedKnnTop1Percent = knnTop1Percent;
+            _owedStep = _globalStep;
+            return;
+        }
+
         _checkpointedStep = _globalStep;
-        AwaitReplies([0], NextChunk);
+        AwaitReplies(typeof(Worker.CheckpointTaken), [0], NextChunk);
         _slots[0].Ref.Tell(new Worker.TakeCheckpoint(_checkpoints.PathFor(_epoch, _globalStep), knnTop1Percent));
     }
 
@@ -678,7 +706,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     {
         _subscriber.Tell(taken);
         _pendingWrites++;
-        Arrive(0);
+        Arrive(0, typeof(Worker.CheckpointTaken));
     }
 
     private void HandleCheckpointWritten(Checkpointer.Written written)
@@ -731,7 +759,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        Arrive(failed.Rank);
+        Arrive(failed.Rank, null);
     }
 
     private void HandleInterrupt(TrainingDirector.Interrupt _)
@@ -939,7 +967,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
                 return;
             }
 
-            AwaitReplies(created, () => FormGeneration(created, sourceRank, source));
+            AwaitReplies(typeof(Worker.Ready), created, () => FormGeneration(created, sourceRank, source));
         });
     }
 
@@ -956,7 +984,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         var created = plan.SelectMany(p => p.Ranks).ToList();
         _subscriber.Tell(new TrainingDirector.Notice($"node(s) {string.Join(", ", plan.Select(p => p.Node.Address))} join the run: "
             + $"{world} worker(s) from step {_globalStep}"));
-        AwaitReplies(created, () => FormGeneration(created, 0, "rank 0"));
+        AwaitReplies(typeof(Worker.Ready), created, () => FormGeneration(created, 0, "rank 0"));
     }
 
     private void HandleClusterState(ClusterEvent.CurrentClusterState state)
@@ -1161,8 +1189,9 @@ public sealed class TrainingDirectorActor : ReceiveActor
     }
 
     /// <summary>Waits for one reply (or failure) from each of <paramref name="ranks"/>, then runs <paramref name="then"/> (or handles the failures).</summary>
-    private void AwaitReplies(IEnumerable<int> ranks, Action then)
+    private void AwaitReplies(Type reply, IEnumerable<int> ranks, Action then)
     {
+        _awaitedReply = reply;
         _outstanding.Clear();
         _failures.Clear();
         foreach (int r in ranks)
@@ -1173,9 +1202,20 @@ public sealed class TrainingDirectorActor : ReceiveActor
         _afterAllReplies = then;
     }
 
-    /// <summary>Marks <paramref name="rank"/>'s reply; once every expected reply is in, continues or handles the failures.</summary>
-    private void Arrive(int rank)
+    /// <summary>
+    /// Marks <paramref name="rank"/>'s reply of kind <paramref name="reply"/> (null: a failure, which answers any
+    /// exchange); once every expected reply is in, continues or handles the failures. A reply of another kind belongs to
+    /// an exchange that a membership change has replaced (a checkpoint copy answered after a new generation began to
+    /// form): it is not counted.
+    /// </summary>
+    private void Arrive(int rank, Type? reply)
     {
+        if (reply is not null && reply != _awaitedReply)
+        {
+            _log.Debug("Run {0}: {1} from rank {2} while waiting for {3}: not counted", _settings.RunId, reply.Name, rank, _awaitedReply?.Name ?? "nothing");
+            return;
+        }
+
         if (_finishing || !_outstanding.Remove(rank) || _outstanding.Count > 0)
         {
             return;

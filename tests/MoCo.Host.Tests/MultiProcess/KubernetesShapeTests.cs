@@ -18,12 +18,11 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
     private const string Secret = "k8s-test-secret-0123456789abcdef";
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
     private static readonly string Conf = Path.Combine(AppContext.BaseDirectory, "hocon", "kubernetes.conf");
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-k8s-" + Guid.NewGuid().ToString("N"));
-    private readonly List<MocoProcess> _processes = [];
+    private readonly MocoProcessGroup _processes = new(output, "moco-k8s-");
     private readonly int _trainerPort = MocoProcess.FreePort();
     private readonly int _trainerMetrics = MocoProcess.FreePort();
 
-    private string RunDir => Path.Combine(_dir, "runs", "moco");
+    private string RunDir => Path.Combine(_processes.Directory, "runs", "moco");
 
     // 12 epochs of 8 steps; one torch thread per process (see MultiProcessTests)
     private static readonly string[] Run =
@@ -112,44 +111,14 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         ("MOCO_METRICS_PORT", Port(MocoProcess.FreePort())),
         ("MOCO_CLUSTER_SECRET", Secret));
 
-    private MocoProcess Start(string name, string[] args, params (string, string)[] environment)
-    {
-        var process = MocoProcess.Start(name, args, environment);
-        _processes.Add(process);
-        return process;
-    }
+    private MocoProcess Start(string name, string[] args, params (string, string)[] environment) => _processes.Start(name, args, environment);
 
     private string RunId() => CheckpointFile.Verify(new CheckpointDirectory(RunDir).List()[^1]).Header.RunId;
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 
-    private JsonElement History()
-    {
-        var history = MocoProcess.Start("history", ["history", RunDir, "--json"]);
-        _processes.Add(history);
-        Assert.Equal(0, history.WaitForExitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult());
-        return JsonDocument.Parse(history.Output).RootElement.Clone();
-    }
+    private JsonElement History() => _processes.History(RunDir);
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        foreach (var process in _processes)
-        {
-            process.Dispose();
-        }
-
-        foreach (var process in _processes)
-        {
-            output.WriteLine($"--- {process.Name}\n{process.Output}");
-        }
-
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _processes.Dispose();
 }

@@ -15,8 +15,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
 {
     private const string Secret = "test-secret-0123456789abcdef";
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "moco-multi-" + Guid.NewGuid().ToString("N"));
-    private readonly List<MocoProcess> _processes = [];
+    private readonly MocoProcessGroup _processes = new(output, "moco-multi-");
 
     private static string[] Tiny(int epochs, int threads = 1, int checkpointEvery = 4) =>
     [
@@ -221,26 +220,15 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
         Assert.Single(History("stranger").GetProperty("generations").EnumerateArray());
     }
 
-    private MocoProcess Start(string name, string[] args, params (string, string)[] environment)
-    {
-        var process = MocoProcess.Start(name, args, environment);
-        _processes.Add(process);
-        return process;
-    }
+    private MocoProcess Start(string name, string[] args, params (string, string)[] environment) => _processes.Start(name, args, environment);
 
-    private string RunDir(string name) => Path.Combine(_dir, name);
+    private string RunDir(string name) => Path.Combine(_processes.Directory, name);
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 
     private string LastCheckpoint(string run) => new CheckpointDirectory(RunDir(run)).List()[^1];
 
-    private JsonElement History(string run)
-    {
-        var history = MocoProcess.Start("history", ["history", RunDir(run), "--json"]);
-        _processes.Add(history);
-        Assert.Equal(0, history.WaitForExitAsync(TimeSpan.FromSeconds(60)).GetAwaiter().GetResult());
-        return JsonDocument.Parse(history.Output).RootElement.Clone();
-    }
+    private JsonElement History(string run) => _processes.History(RunDir(run));
 
     /// <summary>The largest relative difference ||x - y|| / ||x|| over the floating-point tensors of two checkpoints.</summary>
     private static (double Worst, string Name) LargestRelativeDifference(string a, string b)
@@ -285,24 +273,5 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        foreach (var process in _processes)
-        {
-            process.Dispose();
-        }
-
-        foreach (var process in _processes)
-        {
-            output.WriteLine($"--- {process.Name}\n{process.Output}");
-        }
-
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _processes.Dispose();
 }

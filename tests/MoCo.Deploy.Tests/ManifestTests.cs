@@ -254,6 +254,7 @@ public sealed partial class ManifestTests
         Assert.Contains("--continue", trainer); // resume the run in --run-dir, or start it there
         Assert.Equal("node", worker.FirstOrDefault());
         Assert.DoesNotContain("--continue", worker);
+        Assert.Contains("--stay", worker); // a trainer restart or a run's end must not crash-loop the worker pods
         Assert.Equal(manifests.ConfigPathOf(manifests.Trainer), manifests.ConfigPathOf(manifests.Workers));
         Assert.Equal(manifests.ConfigMapOf(manifests.Trainer).Metadata.Name, manifests.ConfigMapOf(manifests.Workers).Metadata.Name);
         Assert.Equal(1, manifests.Trainer.Spec.Replicas);

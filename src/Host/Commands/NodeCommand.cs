@@ -13,7 +13,7 @@ namespace MoCo.Host.Commands;
 /// <c>moco node --join HOST:PORT</c>: a process that joins the cluster of a run started with <c>moco train --port</c> and
 /// offers its device slots; the run's director creates workers on it, which take the run's state from a surviving
 /// worker. The process ends when the run ends (or its director's node goes away), or on Ctrl-C / SIGTERM, leaving the
-/// cluster gracefully.
+/// cluster gracefully; with <c>--stay</c> it joins again after a run ends or its trainer goes away, and only a signal ends it.
 /// </summary>
 public static class NodeCommand
 {
@@ -26,6 +26,12 @@ public static class NodeCommand
         command.Options.Add(join);
         command.Options.Add(devices);
         command.Options.Add(config);
+        var stay = new Option<bool>("--stay")
+        {
+            Description = "Stay for the next run: when the run ends or its trainer goes away (or cannot be reached), join again instead of exiting; "
+                + "only SIGTERM or Ctrl-C end the process (for a Kubernetes pod or a systemd service)",
+        };
+        command.Options.Add(stay);
         var clusterOptions = TrainCommand.AddSectionOptions<ClusterSettings>(command, "moco.cluster", exclude: ["secret", "seed-nodes"]);
         var hostOptions = TrainCommand.AddSectionOptions<HostSettings>(command, "moco.host");
         command.SetAction(parse =>
@@ -49,13 +55,13 @@ public static class NodeCommand
             var (backend, planeLine) = DataPlaneChoice.Choose(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source), device);
             AnsiConsole.MarkupLine(Markup.Escape(deviceLine));
             AnsiConsole.MarkupLine(Markup.Escape(planeLine));
-            return Run(cluster, host, metrics, slots, device, backend, cfg);
+            return Run(cluster, host, metrics, slots, device, backend, cfg, parse.GetValue(stay));
         });
         return command;
     }
 
     private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, MoCo.Model.Training.ComputeDevice device,
-        MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning)
+        MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning, bool stay)
     {
         if (devices < 1)
         {
@@ -67,6 +73,76 @@ public static class NodeCommand
         var akka = Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
         using var metrics = new Metrics.MocoMetrics();
         using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);
+        var settings = new NodeAgentSettings(devices, host.EffectiveThreads, Math.Max(1, host.EffectiveLoaderThreads / devices),
+            Path.Combine(host.RunsRoot, "node"), dataPlane)
+        {
+            CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+            Device = device,
+            Backend = backend,
+            Bucketing = host.Bucketing,
+        };
+
+        // one registration for the whole process: a signal stops the attempt under way (a graceful leave) and the loop
+        using var stopping = new CancellationTokenSource();
+        Action<string>? leave = null;
+        void Stop(string reason)
+        {
+            stopping.Cancel();
+            var current = Volatile.Read(ref leave);
+            Task.Run(() => current?.Invoke(reason));
+        }
+
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            Stop("interrupted (Ctrl-C)");
+        };
+        System.Console.CancelKeyPress += onCancel;
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            Stop("SIGTERM");
+        });
+        try
+        {
+            var wait = StayRetryMin;
+            while (true)
+            {
+                var (code, joined) = Attempt(console, cluster, akka, settings, endpoint, stay, stopping.Token, l => Volatile.Write(ref leave, l));
+                if (!stay || stopping.IsCancellationRequested)
+                {
+                    return code;
+                }
+
+                // --stay: the run ended, its trainer went away, or it could not be reached: join again (the trainer
+                // restarts, or a new run starts) rather than exit and be restarted by a supervisor with growing delays
+                wait = joined ? StayRetryMin : TimeSpan.FromSeconds(Math.Min(StayRetryMax.TotalSeconds, wait.TotalSeconds * 2));
+                console.MarkupLine($"[yellow]--stay[/]: joining again in {wait.TotalSeconds:F0} s");
+                // between two memberships the process is alive (the liveness probe must not restart it) and not ready
+                endpoint?.UseHealthChecks(() => new Health.HealthStatus(true, "between runs (--stay)"), () => new Health.HealthStatus(false, "between runs (--stay)"));
+                if (stopping.Token.WaitHandle.WaitOne(wait))
+                {
+                    return 0;
+                }
+            }
+        }
+        finally
+        {
+            System.Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static readonly TimeSpan StayRetryMin = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan StayRetryMax = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// One membership of the cluster: a fresh actor system joins the seed nodes, the node agent offers the devices and
+    /// serves the run until it ends, the trainer goes away, this node is downed, or <paramref name="stopping"/> fires (a
+    /// graceful leave). Returns the exit code and whether the node had joined.
+    /// </summary>
+    private static (int Code, bool Joined) Attempt(IAnsiConsole console, ClusterSettings cluster, Akka.Configuration.Config akka, NodeAgentSettings settings,
+        Metrics.MetricsEndpoint? endpoint, bool stay, CancellationToken stopping, Action<Action<string>?> setLeave)
+    {
         using var akkaHost = TrainingHost.BuildNode(cluster, akka);
         akkaHost.StartAsync().GetAwaiter().GetResult();
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
@@ -89,50 +165,50 @@ public static class NodeCommand
             ended.TrySetResult(reason + ": left the cluster");
         }
 
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            Task.Run(() => LeaveGracefully("interrupted (Ctrl-C)"));
-        };
-        System.Console.CancelKeyPress += onCancel;
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true;
-            Task.Run(() => LeaveGracefully("SIGTERM"));
-        });
+        setLeave(LeaveGracefully);
         try
         {
-            // the agent exists before this node is Up, so the director's first question finds it
-            var settings = new NodeAgentSettings(devices, host.EffectiveThreads, Math.Max(1, host.EffectiveLoaderThreads / devices),
-                Path.Combine(host.RunsRoot, "node"), dataPlane)
+            if (stopping.IsCancellationRequested)
             {
-                CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
-                Device = device,
-                Backend = backend,
-                Bucketing = host.Bucketing,
-            };
+                return (0, false);
+            }
+
+            // the agent exists before this node is Up, so the director's first question finds it
             agent = system.ActorOf(NodeAgentActor.Props(settings, ended), NodeAgent.Name);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
             if (Task.WaitAny([up.Task, ended.Task], TimeSpan.FromSeconds(60)) < 0)
             {
-                throw new ConfigurationError($"this node did not become an Up member of the cluster within 60 s; check --join and that the node is reachable");
+                const string notUp = "this node did not become an Up member of the cluster within 60 s; check --join and that the node is reachable";
+                if (!stay)
+                {
+                    throw new ConfigurationError(notUp);
+                }
+
+                console.MarkupLine($"[yellow]{notUp}[/]");
+                return (1, false);
             }
 
-            if (ended.Task.IsCompleted)
+            if (ended.Task.IsCompleted && !up.Task.IsCompleted)
             {
+                if (stopping.IsCancellationRequested)
+                {
+                    console.MarkupLine($"node done: {Markup.Escape(ended.Task.Result)}");
+                    return (0, false);
+                }
+
                 console.MarkupLine($"[red]node refused[/]: {Markup.Escape(ended.Task.Result)}");
-                return 1;
+                return (1, false);
             }
 
-            console.MarkupLine($"node [cyan]{Markup.Escape(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString())}[/] joined the cluster; offering {devices} device(s)");
+            console.MarkupLine($"node [cyan]{Markup.Escape(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString())}[/] joined the cluster; offering {settings.Devices} device(s)");
             var outcome = ended.Task.GetAwaiter().GetResult();
             console.MarkupLine($"node done: {Markup.Escape(outcome)}");
-            return outcome.StartsWith("this node left the cluster", StringComparison.Ordinal) ? 1 : 0;
+            return (outcome.StartsWith("this node left the cluster", StringComparison.Ordinal) ? 1 : 0, true);
         }
         finally
         {
-            System.Console.CancelKeyPress -= onCancel;
+            setLeave(null);
             // leaves the cluster gracefully (coordinated shutdown)
             akkaHost.StopAsync().Wait(TimeSpan.FromSeconds(30));
         }

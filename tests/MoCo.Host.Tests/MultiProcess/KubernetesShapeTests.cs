@@ -9,7 +9,7 @@ namespace MoCo.Host.Tests.MultiProcess;
 /// <summary>
 /// The Kubernetes deployment's processes on 127.0.0.1, started the way k8s/base starts its pods: the trainer pod as
 /// <c>moco train --config hocon/kubernetes.conf --run-dir D --continue</c>, advertising a host name (as the pod's DNS
-/// name), and worker pods as <c>moco node --config hocon/kubernetes.conf --join NAME:PORT</c>; the per-pod values
+/// name), and worker pods as <c>moco node --config hocon/kubernetes.conf --join NAME:PORT --stay</c>; the per-pod values
 /// (addresses, ports) come from the environment as the StatefulSets set them. What the kubelet does is done by hand:
 /// SIGTERM on a scale-down, starting the same command again on a restart.
 /// </summary>
@@ -44,9 +44,11 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{_trainerMetrics}/ready")).StatusCode);
 
-        // kubectl scale --replicas=0: the worker pod gets SIGTERM and leaves; the trainer goes on alone
+        // kubectl scale --replicas=0: the worker pod gets SIGTERM and leaves (--stay or not, a signal ends it); the
+        // trainer goes on alone
         first.Signal("TERM");
         Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.DoesNotContain("joining again", first.Output, StringComparison.Ordinal);
         await trainer.WaitForAsync(@"generation 2\b.*1 worker\(s\) go on", Bound);
 
         // kubectl scale --replicas=1: a new worker pod joins at the next chunk boundary
@@ -61,18 +63,18 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         var latest = CheckpointDirectory.Latest(RunDir, RunId());
         Assert.NotNull(latest.Found);
         Assert.Equal(stopStep, latest.Found.Header.Step); // nothing trained is lost
-        Assert.Equal(0, await second.WaitForExitAsync(TimeSpan.FromSeconds(60))); // its run is gone: the kubelet restarts it
+        // the worker pod stays (--stay): its run is gone, so it joins again until the trainer is back
+        await second.WaitForAsync("--stay: joining again", TimeSpan.FromSeconds(60));
+        Assert.False(second.HasExited, "the worker pod's process ended with its trainer");
 
-        // the kubelet restarts both containers with the same commands: the trainer resumes where it stopped
+        // the kubelet restarts the trainer's container with the same command: it resumes where it stopped, with the
+        // worker that was waiting for it
         var restarted = StartTrainer("trainer-restarted");
-        await restarted.WaitForAsync("waiting for workers: 1 of the 2", Bound);
-        var third = StartNode("worker-0c");
         var resumed = await restarted.WaitForAsync(@"resuming run \S+ at epoch (\d+), step (\d+) \((\d+) steps/epoch\)", Bound);
         Assert.Equal(stopStep, (long.Parse(resumed.Groups[1].Value, CultureInfo.InvariantCulture) * 8) + long.Parse(resumed.Groups[2].Value, CultureInfo.InvariantCulture));
         await restarted.WaitForAsync(@"2 worker\(s\), generation 4", Bound);
         Assert.Equal(0, await restarted.WaitForExitAsync(Bound));
-        Assert.Equal(0, await third.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        Assert.Contains("node done: RunCompleted", third.Output, StringComparison.Ordinal);
+        await second.WaitForAsync("node done: RunCompleted", TimeSpan.FromSeconds(60));
 
         var history = History();
         output.WriteLine(history.ToString());
@@ -90,6 +92,9 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         Assert.False(idle.HasExited, "the idle trainer exited");
         idle.Signal("TERM");
         Assert.Equal(0, await idle.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.False(second.HasExited, "the staying worker pod ended without a signal");
+        second.Signal("TERM");
+        Assert.Equal(0, await second.WaitForExitAsync(TimeSpan.FromSeconds(90)));
         Assert.Equal(96, History().GetProperty("lastStep").GetInt64());
     }
 
@@ -103,7 +108,7 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         ("MOCO_CLUSTER_SECRET", Secret));
 
     private MocoProcess StartNode(string name) => Start(name,
-        ["node", "--config", Conf, "--join", $"localhost:{_trainerPort}", "--threads", "1", "--loader-threads", "1"],
+        ["node", "--config", Conf, "--join", $"localhost:{_trainerPort}", "--stay", "--threads", "1", "--loader-threads", "1"],
         ("MOCO_CLUSTER_HOSTNAME", "127.0.0.1"),
         ("MOCO_CLUSTER_PUBLIC_HOSTNAME", "127.0.0.1"), // the pod IP
         ("MOCO_CLUSTER_PORT", Port(MocoProcess.FreePort())),

@@ -40,6 +40,27 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void Continue_must_start_a_run_in_an_empty_directory_and_refuse_a_changed_key_that_defines_it()
+    {
+        var runDir = Path.Combine(_dir, "continued");
+        var (code, output) = Run(["train", .. Tiny, "--run-dir", runDir, "--continue"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("starting run", output, StringComparison.Ordinal); // no checkpoint yet: a new run, there
+
+        // the configuration is declarative under --continue: the environment counts as given, and lr defines the run
+        (code, output) = Run(["train", .. Tiny, "--run-dir", runDir, "--continue"], ("MOCO_RUN_LR", "0.5"));
+        Assert.Equal(2, code);
+        Assert.Contains("cannot change lr to 0.5 (the run has 0.06)", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["train", .. Tiny, "--continue"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--continue needs --run-dir", output, StringComparison.Ordinal);
+        (code, output) = Run(["train", .. Tiny, "--run-dir", runDir, "--continue", "--resume", runDir]);
+        Assert.Equal(2, code);
+        Assert.Contains("--continue and --resume exclude each other", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Train_must_refuse_more_devices_than_bn_groups_naming_both()
     {
         var (code, output) = Run(["train", .. Tiny, "--devices", "5", "--run-dir", Path.Combine(_dir, "five")]);

@@ -102,7 +102,11 @@ public static class TrainCommand
             (checkpoint, runDir) = OpenResume(resume, console);
             runId = checkpoint.Header.RunId;
             resumeFrom = checkpoint.Path;
-            run = ResumedConfig(RunConfig.FromJson(checkpoint.Header.ConfigJson), run, flags.Keys);
+            // --continue is declarative (a pod's configuration is the run it wants): every key of its configuration
+            // counts as given, so a changed key is applied where a resumed run allows it and refused by name where
+            // not, never ignored; --resume takes only what the command line gives again
+            var given = continuing ? SettingsReader.Keys<RunConfig>().Keys : flags.Keys;
+            run = ResumedConfig(RunConfig.FromJson(checkpoint.Header.ConfigJson), run, given);
         }
         else
         {

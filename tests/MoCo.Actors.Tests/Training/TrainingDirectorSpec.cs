@@ -464,7 +464,11 @@ public sealed class TrainingDirectorSpec : TestKit
         Assert.Equal(checkpoints, Directory.GetFiles(Path.Combine(_root, "finished"), "*", SearchOption.AllDirectories).Order().ToList());
     }
 
-    /// <summary>Runs with chunks of one epoch and interrupts as soon as the first epoch is reported.</summary>
+    /// <summary>
+    /// Runs with chunks of one epoch and interrupts when the run starts: the interrupt lands during the first chunk (a
+    /// whole epoch of slack; interrupting on the first EpochDone raced with the next chunk under load), so the run
+    /// stops after epoch 0.
+    /// </summary>
     private async Task<object> RunInterruptedAfterFirstEpochAsync(TrainingSettings settings)
     {
         var probe = CreateTestProbe();
@@ -473,7 +477,7 @@ public sealed class TrainingDirectorSpec : TestKit
         while (true)
         {
             var message = await probe.ReceiveOneAsync(RunTimeout);
-            if (message is Worker.EpochDone)
+            if (message is TrainingDirector.RunStarting)
             {
                 director.Tell(TrainingDirector.Interrupt.Instance);
             }

@@ -45,10 +45,8 @@ public sealed class TrainingDirectorActor : ReceiveActor
     // the kind of reply the exchange in _outstanding waits for
     private Type? _awaitedReply;
 
-    // an epoch-end checkpoint whose turn came while a new generation was forming: taken once it has formed
-    private bool _checkpointOwed;
-    private double? _owedKnnTop1Percent;
-    private long _owedStep;
+    // an epoch-end checkpoint whose turn came while a new generation was forming: taken once it has formed at that step
+    private (long Step, double? KnnTop1Percent)? _owedCheckpoint;
     private readonly List<Worker.WorkerFailed> _failures = [];
     private readonly Dictionary<int, Worker.Ready> _ready = [];
     private readonly Dictionary<int, Worker.Joined> _joined = [];
@@ -290,15 +288,20 @@ public sealed class TrainingDirectorActor : ReceiveActor
         {
             // torch threads split over this node's devices (WorkerActor knows the world from the group or its join)
             var worker = Context.Watch(Context.ActorOf(WorkerActor.Props(_settings, r, _group, start, _checkpointer, _queueKeeper), WorkerName(r)));
-            var slot = new Slot(worker, WorkerName(r), _settings.Node, null);
-            if (r < _slots.Count)
-            {
-                _slots[r] = slot;
-            }
-            else
-            {
-                _slots.Add(slot);
-            }
+            PutSlot(r, new Slot(worker, WorkerName(r), _settings.Node, null));
+        }
+    }
+
+    /// <summary>Puts <paramref name="slot"/> at <paramref name="rank"/>: replaces the slot there, or appends the next one.</summary>
+    private void PutSlot(int rank, Slot slot)
+    {
+        if (rank < _slots.Count)
+        {
+            _slots[rank] = slot;
+        }
+        else
+        {
+            _slots.Add(slot);
         }
     }
 
@@ -311,15 +314,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         for (int i = 0; i < ranks.Count; i++)
         {
             // the worker's reference arrives with its Ready; until then the slot holds the agent
-            var slot = new Slot(ActorRefs.Nobody, $"{node.Address}/worker-{incarnation}-{i}", node.Address, node.Agent);
-            if (ranks[i] < _slots.Count)
-            {
-                _slots[ranks[i]] = slot;
-            }
-            else
-            {
-                _slots.Add(slot);
-            }
+            PutSlot(ranks[i], new Slot(ActorRefs.Nobody, $"{node.Address}/worker-{incarnation}-{i}", node.Address, node.Agent));
         }
     }
 
@@ -543,12 +538,12 @@ public sealed class TrainingDirectorActor : ReceiveActor
             _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _slots.Count, _globalStep, newRanks, source));
         }
 
-        if (_checkpointOwed)
+        if (_owedCheckpoint is { } owed)
         {
-            _checkpointOwed = false;
-            if (_owedStep == _globalStep)
+            _owedCheckpoint = null;
+            if (owed.Step == _globalStep)
             {
-                TakeCheckpoint(_owedKnnTop1Percent); // then the next chunk
+                TakeCheckpoint(owed.KnnTop1Percent); // then the next chunk
                 return;
             }
         }
@@ -691,9 +686,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         {
             // a journal acknowledgement arrived after a membership change began a new generation: the survivors keep
             // this step's state, so the checkpoint is taken when the generation has formed
-            _checkpointOwed = true;
-            _owedKnnTop1Percent = knnTop1Percent;
-            _owedStep = _globalStep;
+            _owedCheckpoint = (_globalStep, knnTop1Percent);
             return;
         }
 
@@ -942,12 +935,11 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
             WorkerStart start;
             string source;
-            IReadOnlyList<int> created;
+            var created = localFailed;
             if (survivorRanks.Count > 0)
             {
                 start = WorkerStart.FromPeer.Instance;
                 source = $"rank {survivors[0]}";
-                created = localFailed;
                 _globalStep = survivorStep;
             }
             else
@@ -956,7 +948,6 @@ public sealed class TrainingDirectorActor : ReceiveActor
                 var latest = CheckpointDirectory.Latest(_settings.RunDirectory, _settings.RunId).Found?.Path ?? _settings.ResumeFrom;
                 start = latest is null ? WorkerStart.Fresh.Instance : new WorkerStart.FromCheckpoint(latest);
                 source = latest is null ? "the run's initial state (no checkpoint yet)" : $"checkpoint {latest}";
-                created = localFailed;
             }
 
             CreateLocalWorkers(created, start, world);

@@ -373,7 +373,6 @@ public sealed class WorkerActor : ReceiveActor
         _queueKeeper.Tell(new QueueKeeper.Report(_rank, _generation, trainer.GlobalStep, pointer, digest, keys, (int)queue.shape[0]));
     }
 
-
     /// <summary>Closes the epoch's accumulators; rank 0 runs the kNN monitor when due and reports the epoch.</summary>
     private void EndEpoch(int epoch, double lr, IActorRef replyTo)
     {

@@ -191,19 +191,12 @@ public sealed class Pretrainer : IDisposable
         StepResult result;
         try
         {
-            if (Device is null)
-            {
-                result = _step.Run(batch.View1, batch.View2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
-            }
-            else
-            {
-                // the loader's batches are pageable host memory, so the copies are synchronous anyway; non_blocking lets
-                // them overlap where the runtime can. The batch is freed only after the step, which reads scalars back
-                // (and so waits for the device) before it returns.
-                using var view1 = batch.View1.to(Device, non_blocking: true);
-                using var view2 = batch.View2.to(Device, non_blocking: true);
-                result = _step.Run(view1, view2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
-            }
+            // on an accelerator the views go to its memory: the loader's batches are pageable host memory, so the copies
+            // are synchronous anyway; non_blocking lets them overlap where the runtime can. The batch is freed only after
+            // the step, which reads scalars back (and so waits for the device) before it returns.
+            using var view1 = Device is null ? null : batch.View1.to(Device, non_blocking: true);
+            using var view2 = Device is null ? null : batch.View2.to(Device, non_blocking: true);
+            result = _step.Run(view1 ?? batch.View1, view2 ?? batch.View2, _collective, _layout, Epoch, StepInEpoch, GlobalStep, lr);
         }
         catch
         {

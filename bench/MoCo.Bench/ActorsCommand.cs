@@ -71,6 +71,11 @@ internal static class ActorsCommand
                     Director(system, config with { CheckpointEverySteps = every }, data, root, "ckpt-" + r, 1, threads, warmup)));
             }
 
+            if (probe)
+            {
+                return 0; // the diagnostic rounds above measured (a) and its variants only: no table of (b)-(d)
+            }
+
             var table = new Table().Title("moco-bench actors").Border(TableBorder.Markdown);
             table.AddColumn("");
             table.AddColumn("configuration");

@@ -15,9 +15,6 @@ internal sealed class HostStagedCollective(ICollective inner) : ICollective
 
     public int WorldSize => inner.WorldSize;
 
-    /// <summary>The collective that moves the host copies.</summary>
-    public ICollective Inner => inner;
-
     public void AllReduceSum(Tensor tensor)
     {
         using var host = tensor.cpu().contiguous();

@@ -19,7 +19,7 @@ internal static class RingConnector
     /// <summary>Connects to <paramref name="endPoint"/> and completes the handshake with <paramref name="successor"/>.</summary>
     /// <exception cref="CollectiveException">Refused, or not reached before <paramref name="deadline"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    public static (Socket Socket, string Address) ConnectSuccessor(
+    public static Socket ConnectSuccessor(
         EndPoint endPoint, RingIdentity me, int successor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, long deadline, CancellationToken cancellationToken)
     {
         string lastProblem = "no attempt was made";
@@ -43,9 +43,9 @@ internal static class RingConnector
 
     private static bool TryConnect(
         EndPoint endPoint, RingIdentity me, int successor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, TimeSpan remaining,
-        CancellationToken cancellationToken, out (Socket, string) connected, out string problem)
+        CancellationToken cancellationToken, out Socket connected, out string problem)
     {
-        connected = default;
+        connected = null!;
         IPEndPoint target;
         try
         {
@@ -111,7 +111,7 @@ internal static class RingConnector
                 socket.Dispose();
                 return false;
             }
-            connected = (socket, address);
+            connected = socket;
             problem = "";
             return true;
         }

@@ -76,8 +76,8 @@ internal sealed unsafe class RingLink : IDisposable
                 return received;
             case SocketError.Success:
                 throw _shutDown
-                    ? new RingLinkException($"the link to {Peer} was shut down on this rank", timedOut: false)
-                    : new RingLinkException($"{Peer} closed the connection", timedOut: false);
+                    ? new RingLinkException($"the link to {Peer} was shut down on this rank")
+                    : new RingLinkException($"{Peer} closed the connection");
             case SocketError.WouldBlock or SocketError.Interrupted:
                 return 0;
             default:
@@ -107,6 +107,6 @@ internal sealed unsafe class RingLink : IDisposable
 
     private RingLinkException Broken(string what, Exception? inner = null) =>
         _shutDown
-            ? new RingLinkException($"the link to {Peer} was shut down on this rank", timedOut: false, inner)
-            : new RingLinkException($"the connection to {Peer} broke ({what})", timedOut: false, inner);
+            ? new RingLinkException($"the link to {Peer} was shut down on this rank", inner)
+            : new RingLinkException($"the connection to {Peer} broke ({what})", inner);
 }

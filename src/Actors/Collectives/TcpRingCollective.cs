@@ -109,7 +109,7 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
             Socket next;
             try
             {
-                next = RingConnector.ConnectSuccessor(options.Endpoints[successor], me, successor, options.Secret, options.HandshakeTimeout, deadline, both.Token).Socket;
+                next = RingConnector.ConnectSuccessor(options.Endpoints[successor], me, successor, options.Secret, options.HandshakeTimeout, deadline, both.Token);
             }
             catch (CollectiveException e)
             {
@@ -126,7 +126,7 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
             Socket previous;
             try
             {
-                previous = accepting.GetAwaiter().GetResult().Socket;
+                previous = accepting.GetAwaiter().GetResult();
             }
             catch
             {
@@ -149,12 +149,12 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
         }
     }
 
-    private static void DisposeAccepted(Task<(Socket Socket, string Address)> accepting)
+    private static void DisposeAccepted(Task<Socket> accepting)
     {
         try
         {
             accepting.Wait();
-            accepting.Result.Socket.Dispose();
+            accepting.Result.Dispose();
         }
         catch (AggregateException)
         {
@@ -523,7 +523,7 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
         {
             string silent = $"no data came from {_previous!.Peer} before the operation's deadline (it stopped sending, or never arrived)";
             string full = $"{_next!.Peer} took no data before the operation's deadline (it stopped reading)";
-            throw new RingLinkException(receiving && sending ? $"{silent}, and {full}" : receiving ? silent : full, timedOut: true);
+            throw new RingLinkException(receiving && sending ? $"{silent}, and {full}" : receiving ? silent : full);
         }
         if (!receiving && !sending)
         {

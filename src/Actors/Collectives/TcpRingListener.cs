@@ -63,12 +63,12 @@ public sealed class TcpRingListener : IDisposable
     /// </summary>
     /// <exception cref="CollectiveException">No predecessor completed the handshake before <paramref name="deadline"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    internal (Socket Socket, string Address) AcceptPredecessor(
+    internal Socket AcceptPredecessor(
         RingIdentity me, int predecessor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, long deadline,
         ConcurrentQueue<string> refusals, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        var winner = new TaskCompletionSource<(Socket, string)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var winner = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
         int claimed = 0;
         var stop = new CancellationTokenSource();
 
@@ -89,7 +89,7 @@ public sealed class TcpRingListener : IDisposable
                     refusals.Enqueue($"{address}: the handshake completed just as its time ran out");
                     return;
                 }
-                if (!winner.TrySetResult((socket, address)))
+                if (!winner.TrySetResult(socket))
                 {
                     socket.Dispose();
                 }
@@ -158,7 +158,7 @@ public sealed class TcpRingListener : IDisposable
             // stop accepting: pending handshakes are cut short, and later connections find the port closed
             if (!returned && !winner.TrySetCanceled() && winner.Task.IsCompletedSuccessfully)
             {
-                winner.Task.Result.Item1.Dispose(); // a predecessor that arrived too late
+                winner.Task.Result.Dispose(); // a predecessor that arrived too late
             }
             stop.Cancel();
             Dispose();

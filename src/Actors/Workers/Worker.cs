@@ -84,7 +84,8 @@ public static class Worker
     /// <param name="Loss">The step's contrastive loss.</param>
     /// <param name="InstanceAccuracy">The step's instance-discrimination accuracy in [0, 1].</param>
     /// <param name="LearningRate">The step's learning rate.</param>
-    public sealed record StepCompleted(long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, double Loss, double InstanceAccuracy, double LearningRate) : IMocoMessage;
+    /// <param name="AllReduceWaitSeconds">How long rank 0 waited after backward for the step's all-reduce (what overlap did not hide); 0 in a world of one.</param>
+    public sealed record StepCompleted(long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, double Loss, double InstanceAccuracy, double LearningRate, double AllReduceWaitSeconds = 0) : IMocoMessage;
 
     /// <summary>The reply to <see cref="RunSteps"/>: where the worker's cursor now is.</summary>
     /// <param name="Rank">The worker's rank.</param>

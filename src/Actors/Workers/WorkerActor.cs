@@ -293,7 +293,7 @@ public sealed class WorkerActor : ReceiveActor
                 _epochSteps++;
                 if (_rank == 0)
                 {
-                    Sender.Tell(new Worker.StepCompleted(result.GlobalStep, result.Epoch, result.StepInEpoch, _trainer.StepsPerEpoch, result.Loss, result.InstanceAcc, result.Lr));
+                    Sender.Tell(new Worker.StepCompleted(result.GlobalStep, result.Epoch, result.StepInEpoch, _trainer.StepsPerEpoch, result.Loss, result.InstanceAcc, result.Lr, _trainer.LastAllReduceWaitSeconds));
                 }
 
                 if (_trainer.Epoch != epoch)

@@ -51,7 +51,12 @@ public static class NodeCommand
             var host = SettingsReader.Read<HostSettings>(cfg, "moco.host", source).Validate();
             var metrics = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
             int slots = parse.GetValue(devices);
-            var (device, deviceLine) = DeviceChoice.Choose(host.Device, Math.Max(1, slots));
+            if (slots < 1)
+            {
+                throw new ConfigurationError($"--devices must be at least 1, not {slots}");
+            }
+
+            var (device, deviceLine) = DeviceChoice.Choose(host.Device, slots);
             var (backend, planeLine) = DataPlaneChoice.Choose(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source), device);
             AnsiConsole.MarkupLine(Markup.Escape(deviceLine));
             AnsiConsole.MarkupLine(Markup.Escape(planeLine));
@@ -63,11 +68,6 @@ public static class NodeCommand
     private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, MoCo.Model.Training.ComputeDevice device,
         MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning, bool stay)
     {
-        if (devices < 1)
-        {
-            throw new ConfigurationError($"--devices must be at least 1, not {devices}");
-        }
-
         var console = AnsiConsole.Console;
         var dataPlane = TrainingHost.DataPlane(cluster, multiNode: true);
         var akka = Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
@@ -119,7 +119,7 @@ public static class NodeCommand
                 wait = joined ? StayRetryMin : TimeSpan.FromSeconds(Math.Min(StayRetryMax.TotalSeconds, wait.TotalSeconds * 2));
                 console.MarkupLine($"[yellow]--stay[/]: joining again in {wait.TotalSeconds:F0} s");
                 // between two memberships the process is alive (the liveness probe must not restart it) and not ready
-                endpoint?.UseHealthChecks(() => new Health.HealthStatus(true, "between runs (--stay)"), () => new Health.HealthStatus(false, "between runs (--stay)"));
+                endpoint?.UseIdle("between runs (--stay)");
                 if (stopping.Token.WaitHandle.WaitOne(wait))
                 {
                     return 0;

@@ -210,9 +210,9 @@ public static class TrainCommand
                 return 130;
             case TrainingDirector.AlreadyFinished { Completed: true } done when continuing:
                 // a restarted pod must neither start a new run nor exit (the kubelet would restart it again)
+                endpoint?.UseIdle("the run is complete");
                 console.MarkupLine($"[bold green]run {Markup.Escape(done.RunId)} is complete[/] (its journal says so); nothing to train. "
                     + "Waiting for SIGTERM or Ctrl-C: scale the trainer to 0 or delete it");
-                endpoint?.UseHealthChecks(() => new Health.HealthStatus(true, "idle: the run is complete"), () => new Health.HealthStatus(false, "idle: the run is complete"));
                 WaitForTermination();
                 return 0;
             case TrainingDirector.AlreadyFinished already:
@@ -263,9 +263,9 @@ public static class TrainCommand
     }
 
     /// <summary>
-    /// What <c>--continue</c> resumes: the run directory when it holds a checkpoint that verifies, else nothing (a new run
-    /// starts there). Checkpoints that do not verify are named and skipped by <see cref="OpenResume"/>; a directory
-    /// whose every checkpoint is damaged is an error rather than a silent new run over it.
+    /// What <c>--continue</c> resumes: the run directory when it holds checkpoint files, else nothing (a new run starts
+    /// there). The files are verified by <see cref="OpenResume"/>, which names and skips damaged ones; a directory whose
+    /// every checkpoint is damaged is an error rather than a silent new run over it.
     /// </summary>
     internal static string? ContinueFrom(string? runDir, string? resume)
     {

@@ -28,7 +28,6 @@ public sealed class TrainingProgressActor : ReceiveActor
     private string _world = "";
     private string _queue = "";
     private readonly MocoMetrics? _metrics;
-    private long _lastStepTimestamp;
     private Stopwatch _clock = Stopwatch.StartNew();
     private long _stepsAtClock;
 
@@ -99,22 +98,23 @@ public sealed class TrainingProgressActor : ReceiveActor
 
     private void HandleStepCompleted(Worker.StepCompleted step)
     {
+        // images per second since training (re)started in this process (the kNN evaluation at the start excluded)
+        double rate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
         if (_metrics is not null)
         {
-            long now = Stopwatch.GetTimestamp();
-            double seconds = _lastStepTimestamp == 0 ? double.NaN : Stopwatch.GetElapsedTime(_lastStepTimestamp, now).TotalSeconds;
-            _lastStepTimestamp = now;
-            double stepsPerSecond = double.IsFinite(seconds) && seconds > 0 ? 1 / seconds : 0;
-            _metrics.RecordStep(step.GlobalStep, step.Epoch, step.Loss, step.LearningRate, stepsPerSecond, stepsPerSecond * _config.BatchSize);
+            _metrics.RecordStep(step.GlobalStep, step.Epoch, step.Loss, step.LearningRate, rate / _config.BatchSize, rate);
+            if (step.AllReduceWaitSeconds > 0)
+            {
+                _metrics.RecordAllReduce(step.AllReduceWaitSeconds); // 0: a world of one, nothing was reduced
+            }
         }
 
         if (_live is not null && _runTask is not null && _epochTask is not null)
         {
-            double liveRate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
             _runTask.Value = step.GlobalStep + 1;
             _epochTask.Value = step.StepInEpoch + 1;
             _epochTask.Description = string.Format(System.Globalization.CultureInfo.InvariantCulture,
-                "epoch {0}  loss {1:F4}  lr {2:G4}  {3:F0} img/s  {4}  {5}", step.Epoch, step.Loss, step.LearningRate, liveRate, _world, _queue);
+                "epoch {0}  loss {1:F4}  lr {2:G4}  {3:F0} img/s  {4}  {5}", step.Epoch, step.Loss, step.LearningRate, rate, _world, _queue);
             return;
         }
         if ((step.GlobalStep + 1) % _printEvery != 0)
@@ -122,7 +122,6 @@ public sealed class TrainingProgressActor : ReceiveActor
             return;
         }
 
-        double rate = (step.GlobalStep + 1 - _stepsAtClock) * _config.BatchSize / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
         _console.WriteLine(ProgressLines.StepLine(step.Epoch, step.StepInEpoch, step.StepsPerEpoch, step.Loss, step.InstanceAccuracy, step.LearningRate, rate));
     }
 

@@ -69,6 +69,10 @@ public sealed class MetricsEndpoint : IDisposable
     /// </summary>
     public void UseHealthChecks(Func<HealthStatus> alive, Func<HealthStatus> ready) => _checks = new HealthChecks(alive, ready);
 
+    /// <summary>The process lives on without an actor system (a complete run, a node between runs): alive, not ready.</summary>
+    /// <param name="reason">What the probes' answers say.</param>
+    public void UseIdle(string reason) => UseHealthChecks(() => new HealthStatus(true, "idle: " + reason), () => new HealthStatus(false, "idle: " + reason));
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -54,7 +54,7 @@ public sealed class MocoMetrics : IDisposable
         _generation = _meter.CreateGauge<long>("moco.generation", description: "Membership generation of the run (a new one on every join or leave)");
         _worldSize = _meter.CreateGauge<long>("moco.world_size", description: "Workers in the current generation");
         _queueAge = _meter.CreateGauge<long>("moco.queue_age_steps", description: "Age of the oldest key in the negative queue, in optimizer steps");
-        _allReduce = _meter.CreateHistogram("moco.allreduce.duration", "s", "Seconds of one gradient all-reduce on the data plane",
+        _allReduce = _meter.CreateHistogram("moco.allreduce.duration", "s", "Seconds a step waited after backward for its all-reduce (rank 0; what overlap did not hide)",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = AllReduceBuckets });
         _checkpoint = _meter.CreateHistogram("moco.checkpoint.duration", "s", "Seconds to write, fsync and rename one checkpoint",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = CheckpointBuckets });

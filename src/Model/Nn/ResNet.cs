@@ -191,10 +191,9 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
             y = nn.functional.max_pool2d(y, kernel_size: 3, stride: 2, padding: 1);
         }
         // layer1..layer4 block by block (what their Sequential forwards do), tapping each block's input
-        var tap = SegmentTap is { } t && is_grad_enabled() && y.requires_grad ? t : null;
         for (int i = 0; i < _blocks.Count; i++)
         {
-            y = _blocks[i].forward(tap is null ? y : tap.Tap(i + 1, y));
+            y = _blocks[i].forward(Tapped(i + 1, y));
         }
         y = nn.functional.adaptive_avg_pool2d(y, [1, 1]).flatten(1);
         return (y.dtype == ScalarType.BFloat16 ? y.to(ScalarType.Float32) : y).MoveToOuterDisposeScope();
@@ -203,14 +202,14 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var features = Backbone(x);
-        if (SegmentTap is { } tap && is_grad_enabled() && features.requires_grad)
-        {
-            features = tap.Tap(_blocks.Count + 1, features);
-        }
+        var features = Tapped(_blocks.Count + 1, Backbone(x));
         var output = fc.forward(features);
         return (output.dtype == ScalarType.BFloat16 ? output.to(ScalarType.Float32) : output).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The input of segment <paramref name="segment"/> through the <see cref="SegmentTap"/>, when one is set and backward will pass it.</summary>
+    private Tensor Tapped(int segment, Tensor input) =>
+        SegmentTap is { } tap && is_grad_enabled() && input.requires_grad ? tap.Tap(segment, input) : input;
 
     /// <summary>The encoder's state as torchvision names it; <paramref name="withHead"/> false drops fc.*.</summary>
     public List<KeyValuePair<string, Tensor>> TorchvisionStateDict(bool withHead)

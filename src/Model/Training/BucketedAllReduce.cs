@@ -44,20 +44,19 @@ internal sealed class BucketedAllReduce : ISegmentTap, IDisposable
     /// <param name="collective">This rank's collective.</param>
     /// <param name="plan">The buckets (the same on every rank).</param>
     /// <param name="parameters">The optimizer's parameters, which the plan's indices name.</param>
-    /// <param name="segments">How many segments the encoder has.</param>
     /// <param name="overlap">Reduce each bucket on a communication thread as soon as backward finishes it; otherwise all after backward, on the caller's thread.</param>
-    public BucketedAllReduce(ICollective collective, GradientBucketPlan plan, IReadOnlyList<Parameter> parameters, int segments, bool overlap)
+    public BucketedAllReduce(ICollective collective, GradientBucketPlan plan, IReadOnlyList<Parameter> parameters, bool overlap)
     {
         _collective = collective;
         _plan = plan;
         _parameters = parameters;
-        _bucketOfSegment = Enumerable.Repeat(-1, segments).ToArray();
+        _bucketOfSegment = Enumerable.Repeat(-1, plan.SegmentCount).ToArray();
         for (int b = 0; b < plan.Buckets.Count; b++)
         {
             _bucketOfSegment[plan.FirstSegments[b]] = b;
         }
-        _passes = new int[segments];
-        _fired = new int[segments];
+        _passes = new int[plan.SegmentCount];
+        _fired = new int[plan.SegmentCount];
         _ready = new Tensor[]?[plan.Buckets.Count];
         _absent = plan.Buckets.Select(_ => new List<int>()).ToArray();
         if (overlap && plan.Buckets.Count > 0)
@@ -209,20 +208,5 @@ internal sealed class BucketedAllReduce : ISegmentTap, IDisposable
     }
 
     /// <summary>Sums one bucket's gradients over the ranks, in place, through one flat collective.</summary>
-    private void Reduce(Tensor[] grads)
-    {
-        if (grads.Length == 0)
-        {
-            return; // the same on every rank: gradients exist or not by the model's structure
-        }
-        using var scope = NewDisposeScope();
-        var flat = cat(grads.Select(g => g.flatten()).ToList(), 0);
-        _collective.AllReduceSum(flat);
-        long offset = 0;
-        foreach (var g in grads)
-        {
-            g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
-            offset += g.numel();
-        }
-    }
+    private void Reduce(Tensor[] grads) => FlatAllReduce.SumInPlace(_collective, grads);
 }

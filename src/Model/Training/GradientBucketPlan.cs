@@ -13,13 +13,21 @@ namespace MoCo.Model.Training;
 /// </summary>
 public sealed class GradientBucketPlan
 {
-    private GradientBucketPlan(IReadOnlyList<int[]> buckets, IReadOnlyList<int> firstSegments, int[] final, IReadOnlyList<long> bucketBytes)
+    private GradientBucketPlan(IReadOnlyList<int[]> buckets, IReadOnlyList<int> firstSegments, int[] final, IReadOnlyList<long> bucketBytes, long targetBytes, int segmentCount)
     {
+        TargetBytes = targetBytes;
+        SegmentCount = segmentCount;
         Buckets = buckets;
         FirstSegments = firstSegments;
         Final = final;
         BucketBytes = bucketBytes;
     }
+
+    /// <summary>The bucket size the plan was built for.</summary>
+    public long TargetBytes { get; }
+
+    /// <summary>How many segments the model has (the taps' indices are below it).</summary>
+    public int SegmentCount { get; }
 
     /// <summary>The buckets in launch order, each the indices of its parameters in the optimizer's list.</summary>
     public IReadOnlyList<int[]> Buckets { get; }
@@ -75,6 +83,6 @@ public sealed class GradientBucketPlan
             }
         }
         var final = open.Concat(Enumerable.Range(0, parameters.Count).Where(i => !assigned[i])).ToArray();
-        return new GradientBucketPlan(buckets, firstSegments, final, sizes);
+        return new GradientBucketPlan(buckets, firstSegments, final, sizes, targetBytes, segments.Count);
     }
 }

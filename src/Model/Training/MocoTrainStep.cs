@@ -20,7 +20,8 @@ public sealed class MocoTrainStep
     private readonly Sgd _optimizer;
     private readonly ulong _seed;
     private GradientBucketPlan? _plan;
-    private long _planBytes;
+    private List<TorchSharp.Modules.Parameter>? _parameters;
+    private bool _parametersOnCpu;
 
     public MocoTrainStep(MomentumContrast model, Sgd optimizer, ulong seed, GradientBucketing? bucketing = null)
     {
@@ -33,7 +34,7 @@ public sealed class MocoTrainStep
     /// <summary>
     /// How gradients travel when the world has more than one rank (a worker setting; the math does not depend on
     /// it). Overlap needs the autograd engine to run on the calling thread, so it applies to CPU parameters only;
-    /// elsewhere the buckets go out after backward.
+    /// elsewhere the step makes one flat all-reduce.
     /// </summary>
     public GradientBucketing Bucketing { get; set; }
 
@@ -49,12 +50,12 @@ public sealed class MocoTrainStep
     /// <summary>The buckets of this step's model at the current <see cref="Bucketing"/> (built once per size).</summary>
     public GradientBucketPlan BucketPlan()
     {
-        if (_plan is null || _planBytes != Bucketing.BucketBytes)
+        if (_plan is null || _plan.TargetBytes != Bucketing.BucketBytes)
         {
-            var parameters = _optimizer.Parameters.Select(p => (Tensor)p.Param).ToList();
-            var segments = _model.EncoderQ.Segments.Select(s => (IReadOnlyList<Tensor>)s.Cast<Tensor>().ToList()).ToList();
-            _plan = GradientBucketPlan.Build(parameters, segments, Bucketing.BucketBytes);
-            _planBytes = Bucketing.BucketBytes;
+            // the parameters and their device are fixed once the optimizer holds them: listed once, not per step
+            _parameters ??= _optimizer.Parameters.Select(p => p.Param).ToList();
+            _parametersOnCpu = _parameters.All(p => p.device_type == DeviceType.CPU);
+            _plan = GradientBucketPlan.Build(_parameters, _model.EncoderQ.Segments, Bucketing.BucketBytes);
         }
         return _plan;
     }
@@ -80,7 +81,7 @@ public sealed class MocoTrainStep
         try
         {
             using var scope = NewDisposeScope();
-            using var buckets = collective.WorldSize > 1 && Bucketing.Enabled ? NewBuckets(collective) : null;
+            using var buckets = collective.WorldSize > 1 && Bucketing.Enabled ? NewBuckets(collective) : null; // null: one flat all-reduce
             qEncoder.SegmentTap = buckets;
             _model.train();
             qEncoder.SetBnGroups(layout.LocalGroups(collective.Rank));
@@ -99,7 +100,6 @@ public sealed class MocoTrainStep
                 passes = 2;
             }
             loss.backward();
-            qEncoder.SegmentTap = null;
             long backwardDone = Stopwatch.GetTimestamp();
 
             // The gradients the buckets did not carry (all of them when bucketing is off), the BN statistics and the
@@ -112,33 +112,23 @@ public sealed class MocoTrainStep
             LastBucketsDuringBackward = buckets?.LaunchedDuringBackward ?? 0;
             var norms = qEncoder.Norms.Concat(kEncoder.Norms).SelectMany(bn => bn.PendingStatistics()).ToList();
             var stats = stack([loss.detach(), correct]).to(ScalarType.Float32);
-            double lossSum, correctSum;
             if (collective.WorldSize > 1)
             {
                 double share = (double)layout.LocalGroups(collective.Rank) / layout.Groups;
-                var parts = grads.Select(g => g.flatten())
-                    .Concat(norms.Select(n => n.flatten().mul(share)))
-                    .Append(stats).ToList();
-                var flat = cat(parts, 0);
-                collective.AllReduceSum(flat);
-                long offset = 0;
                 using (no_grad())
                 {
-                    foreach (var t in grads.Concat(norms))
+                    foreach (var n in norms)
                     {
-                        t.copy_(flat.narrow(0, offset, t.numel()).view_as(t));
-                        offset += t.numel();
+                        n.mul_(share); // pending statistics only: dropped unless the step commits
                     }
                 }
-                lossSum = flat[offset].ToDouble();
-                correctSum = flat[offset + 1].ToDouble();
+
+                FlatAllReduce.SumInPlace(collective, [.. grads, .. norms, stats]);
                 LastReduceWaitSeconds = Stopwatch.GetElapsedTime(backwardDone).TotalSeconds;
             }
-            else
-            {
-                lossSum = stats[0].ToDouble();
-                correctSum = stats[1].ToDouble();
-            }
+
+            double lossSum = stats[0].ToDouble();
+            double correctSum = stats[1].ToDouble();
 
             if (!double.IsFinite(lossSum))
             {
@@ -166,10 +156,19 @@ public sealed class MocoTrainStep
         }
     }
 
-    private BucketedAllReduce NewBuckets(ICollective collective)
+    /// <summary>
+    /// The step's buckets, or null for the flat all-reduce: overlap needs the autograd engine on the calling thread
+    /// (CPU parameters), and buckets that cannot overlap only add collectives and copies, so a requested overlap on an
+    /// accelerator takes the flat path; buckets after backward without overlap stay available (measurements).
+    /// </summary>
+    private BucketedAllReduce? NewBuckets(ICollective collective)
     {
-        var parameters = _optimizer.Parameters.Select(p => p.Param).ToList();
-        bool overlap = Bucketing.Overlap && parameters.All(p => p.device_type == DeviceType.CPU);
-        return new BucketedAllReduce(collective, BucketPlan(), parameters, _model.EncoderQ.Segments.Count, overlap);
+        var plan = BucketPlan();
+        if (Bucketing.Overlap && !_parametersOnCpu)
+        {
+            return null;
+        }
+
+        return new BucketedAllReduce(collective, plan, _parameters!, Bucketing.Overlap);
     }
 }

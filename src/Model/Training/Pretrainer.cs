@@ -94,6 +94,9 @@ public sealed class Pretrainer : IDisposable
         init => _step.Bucketing = value;
     }
 
+    /// <summary>How long the last step waited after backward for its all-reduce (0 in a world of one).</summary>
+    public double LastAllReduceWaitSeconds => _step.LastReduceWaitSeconds;
+
     /// <summary>The epoch of the next step.</summary>
     public int Epoch { get; private set; }
 

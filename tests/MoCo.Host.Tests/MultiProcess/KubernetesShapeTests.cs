@@ -43,6 +43,10 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         await trainer.WaitForAsync("^epoch 0:", Bound);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{_trainerMetrics}/ready")).StatusCode);
+        // two workers: every step's all-reduce wait reaches the trainer's histogram
+        var scrape = await http.GetStringAsync($"http://127.0.0.1:{_trainerMetrics}/metrics");
+        var count = System.Text.RegularExpressions.Regex.Match(scrape, @"^moco_allreduce_duration_seconds_count(?:\{[^}]*\})? (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.True(count.Success && double.Parse(count.Groups[1].Value, CultureInfo.InvariantCulture) > 0, $"no all-reduce recorded:\n{scrape}");
 
         // kubectl scale --replicas=0: the worker pod gets SIGTERM and leaves (--stay or not, a signal ends it); the
         // trainer goes on alone

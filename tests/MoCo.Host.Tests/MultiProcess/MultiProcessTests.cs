@@ -175,6 +175,18 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
             Assert.Contains(name, text, StringComparison.Ordinal);
         }
 
+        // values, not just names: the run is past epoch 0 (8 steps), and its step rate is measured
+        double Value(string name)
+        {
+            var match = System.Text.RegularExpressions.Regex.Match(text, $@"^{name}(?:\{{[^}}]*\}})? (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline);
+            Assert.True(match.Success, $"{name} is not in the scrape");
+            return double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+        }
+
+        Assert.True(Value("moco_global_step") >= 8, $"moco_global_step {Value("moco_global_step")}");
+        Assert.True(Value("moco_step_rate") > 0 && Value("moco_images_per_second") > 0, "no step rate");
+        Assert.Equal(1, Value("moco_world_size"));
+
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/ready")).StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/alive")).StatusCode);
         // SIGTERM (the kubelet's stop) interrupts: the chunk ends, a checkpoint is written, exit 130, resumable

@@ -69,7 +69,7 @@ public sealed class MetricsEndpointTests
         try
         {
             int port = ((IPEndPoint)taken.LocalEndpoint).Port;
-            var e = Assert.Throws<InvalidOperationException>(() => MetricsEndpoint.Start(port, metrics));
+            var e = Assert.Throws<MoCo.Host.Configuration.ConfigurationError>(() => MetricsEndpoint.Start(port, metrics));
             Assert.Contains($"port {port}", e.Message);
             Assert.Contains("moco.metrics.port", e.Message);
         }

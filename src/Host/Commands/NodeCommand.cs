@@ -70,10 +70,9 @@ public static class NodeCommand
     {
         var console = AnsiConsole.Console;
         var dataPlane = TrainingHost.DataPlane(cluster, multiNode: true);
-        var akka = Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
         using var metrics = new Metrics.MocoMetrics();
         using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);
-        var settings = new NodeAgentSettings(devices, host.EffectiveThreads, Math.Max(1, host.EffectiveLoaderThreads / devices),
+        var settings = new NodeAgentSettings(devices, host.EffectiveThreads, host.LoaderThreadsPerWorker(devices),
             Path.Combine(host.RunsRoot, "node"), dataPlane)
         {
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
@@ -83,52 +82,27 @@ public static class NodeCommand
         };
 
         // one registration for the whole process: a signal stops the attempt under way (a graceful leave) and the loop
-        using var stopping = new CancellationTokenSource();
-        Action<string>? leave = null;
-        void Stop(string reason)
+        using var signals = new StopSignals();
+        var stopping = signals.Token;
+        var wait = StayRetryMin;
+        while (true)
         {
-            stopping.Cancel();
-            var current = Volatile.Read(ref leave);
-            Task.Run(() => current?.Invoke(reason));
-        }
-
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            Stop("interrupted (Ctrl-C)");
-        };
-        System.Console.CancelKeyPress += onCancel;
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true;
-            Stop("SIGTERM");
-        });
-        try
-        {
-            var wait = StayRetryMin;
-            while (true)
+            var (code, joined) = Attempt(console, cluster, tuning, settings, endpoint, stay, stopping, l => signals.OnStop = l);
+            if (!stay || stopping.IsCancellationRequested)
             {
-                var (code, joined) = Attempt(console, cluster, akka, settings, endpoint, stay, stopping.Token, l => Volatile.Write(ref leave, l));
-                if (!stay || stopping.IsCancellationRequested)
-                {
-                    return code;
-                }
-
-                // --stay: the run ended, its trainer went away, or it could not be reached: join again (the trainer
-                // restarts, or a new run starts) rather than exit and be restarted by a supervisor with growing delays
-                wait = joined ? StayRetryMin : TimeSpan.FromSeconds(Math.Min(StayRetryMax.TotalSeconds, wait.TotalSeconds * 2));
-                console.MarkupLine($"[yellow]--stay[/]: joining again in {wait.TotalSeconds:F0} s");
-                // between two memberships the process is alive (the liveness probe must not restart it) and not ready
-                endpoint?.UseIdle("between runs (--stay)");
-                if (stopping.Token.WaitHandle.WaitOne(wait))
-                {
-                    return 0;
-                }
+                return code;
             }
-        }
-        finally
-        {
-            System.Console.CancelKeyPress -= onCancel;
+
+            // --stay: the run ended, its trainer went away, or it could not be reached: join again (the trainer
+            // restarts, or a new run starts) rather than exit and be restarted by a supervisor with growing delays
+            wait = joined ? StayRetryMin : TimeSpan.FromSeconds(Math.Min(StayRetryMax.TotalSeconds, wait.TotalSeconds * 2));
+            console.MarkupLine($"[yellow]--stay[/]: joining again in {wait.TotalSeconds:F0} s");
+            // between two memberships the process is alive (the liveness probe must not restart it) and not ready
+            endpoint?.UseIdle("between runs (--stay)");
+            if (stopping.WaitHandle.WaitOne(wait))
+            {
+                return 0;
+            }
         }
     }
 

@@ -135,7 +135,7 @@ public static class TrainCommand
         var settings = new TrainingSettings(run, runId, runDir!, data, devices)
         {
             Threads = host.EffectiveThreads,
-            LoaderThreads = Math.Max(1, host.EffectiveLoaderThreads / Math.Max(1, devices)),
+            LoaderThreads = host.LoaderThreadsPerWorker(devices),
             KnnAtStart = host.KnnAtStart,
             ResumeFrom = resumeFrom,
             Elastic = elastic,
@@ -148,11 +148,10 @@ public static class TrainCommand
             Node = elastic ? $"{cluster.PublicHostnameOrHostname()}:{cluster.Port}" : Environment.MachineName,
         }.Validate();
 
-        var akka = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING").WithFallback(tuning);
         using var metrics = new Metrics.MocoMetrics();
         // /metrics, /alive and /ready (moco.metrics.port; 0: none), up before the slow parts so probes see the process
         using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);
-        using var akkaHost = TrainingHost.Build(cluster, journal, runId, runDir!, akka);
+        using var akkaHost = TrainingHost.Build(cluster, journal, runId, runDir!, tuning);
         akkaHost.StartAsync().GetAwaiter().GetResult();
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
         endpoint?.UseHealthChecks(() => Health.HealthChecks.Alive(system), () => Health.HealthChecks.Ready(system));
@@ -163,18 +162,8 @@ public static class TrainCommand
         IActorRef? director = null;
         // never wait on a system that is gone (downed, shut down by a signal): the run's outcome is then unknown
         system.WhenTerminated.ContinueWith(_ => completion.TrySetResult("the actor system stopped before the run ended"), TaskScheduler.Default);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            director?.Tell(TrainingDirector.Interrupt.Instance);
-        };
-        System.Console.CancelKeyPress += onCancel;
-        // SIGTERM (kubelet, systemd, kill) is an interrupt too: stop at the end of the chunk, resumable
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true;
-            director?.Tell(TrainingDirector.Interrupt.Instance);
-        });
+        // Ctrl-C and SIGTERM (kubelet, systemd, kill) interrupt: stop at the end of the chunk, checkpoint, resumable
+        using var signals = new StopSignals { OnStop = _ => director?.Tell(TrainingDirector.Interrupt.Instance) };
         try
         {
             object Drive(ProgressContext? live)
@@ -194,7 +183,7 @@ public static class TrainCommand
         }
         finally
         {
-            System.Console.CancelKeyPress -= onCancel;
+            signals.OnStop = null; // the director is gone
             // leaves the cluster and stops the actor system (coordinated shutdown)
             akkaHost.StopAsync().Wait(TimeSpan.FromSeconds(30));
         }
@@ -213,7 +202,7 @@ public static class TrainCommand
                 endpoint?.UseIdle("the run is complete");
                 console.MarkupLine($"[bold green]run {Markup.Escape(done.RunId)} is complete[/] (its journal says so); nothing to train. "
                     + "Waiting for SIGTERM or Ctrl-C: scale the trainer to 0 or delete it");
-                WaitForTermination();
+                signals.Wait();
                 return 0;
             case TrainingDirector.AlreadyFinished already:
                 console.MarkupLine($"[red]nothing to resume[/]: {Markup.Escape(already.Reason)}");
@@ -280,15 +269,6 @@ public static class TrainCommand
         }
 
         return Directory.Exists(runDir) && new CheckpointDirectory(runDir).List().Any() ? runDir : null;
-    }
-
-    /// <summary>Blocks until SIGTERM, SIGINT or Ctrl-C.</summary>
-    private static void WaitForTermination()
-    {
-        using var signalled = new ManualResetEventSlim();
-        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; signalled.Set(); });
-        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; signalled.Set(); });
-        signalled.Wait();
     }
 
     private static (CheckpointInfo Checkpoint, string RunDir) OpenResume(string resume, IAnsiConsole console)

@@ -48,4 +48,7 @@ public sealed record HostSettings
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
     public int EffectiveLoaderThreads => LoaderThreads > 0 ? LoaderThreads : Math.Max(1, Environment.ProcessorCount / 2);
+
+    /// <summary>The loader threads of each of <paramref name="workers"/> workers of this process (at least one).</summary>
+    public int LoaderThreadsPerWorker(int workers) => Math.Max(1, EffectiveLoaderThreads / Math.Max(1, workers));
 }

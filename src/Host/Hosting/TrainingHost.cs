@@ -109,6 +109,9 @@ public static class TrainingHost
     /// </summary>
     private const string SignalsAreOurs = "akka.coordinated-shutdown.run-by-clr-shutdown-hook = off";
 
+    /// <summary>Akka's own logging: warnings and errors only (the commands print the run's progress themselves).</summary>
+    private const string QuietLogs = "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING";
+
     /// <summary>The lifetime of a host that its command starts and stops.</summary>
     private sealed class CommandLifetime : IHostLifetime
     {
@@ -119,7 +122,7 @@ public static class TrainingHost
 
     /// <summary>The HOCON every process of ours needs under the caller's: worker and checkpointer dispatchers, Hyperion with the allow-list.</summary>
     private static Config Tuning(Config tuning) =>
-        ConfigurationFactory.ParseString(SignalsAreOurs).WithFallback(tuning).WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon));
+        ConfigurationFactory.ParseString(SignalsAreOurs + "\n" + QuietLogs).WithFallback(tuning).WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon));
 
     private static RemoteOptions Remoting(ClusterSettings cluster) => new()
     {

@@ -38,7 +38,7 @@ public sealed class MetricsEndpoint : IDisposable
     public int Port { get; }
 
     /// <summary>Starts the endpoint of <paramref name="settings"/> for <paramref name="metrics"/>, or returns null when the port is 0.</summary>
-    /// <exception cref="InvalidOperationException">The port cannot be bound; the message names it and the key.</exception>
+    /// <exception cref="Configuration.ConfigurationError">The port cannot be bound; the message names it and the key (the command exits 2 with it).</exception>
     public static MetricsEndpoint? Start(MetricsSettings settings, MocoMetrics metrics) =>
         settings.Port == 0 ? null : Start(settings.Port, metrics);
 
@@ -58,7 +58,7 @@ public sealed class MetricsEndpoint : IDisposable
         catch (HttpListenerException e)
         {
             listener.Close();
-            throw new InvalidOperationException($"cannot serve metrics on port {port} (moco.metrics.port): {e.Message}", e);
+            throw new Configuration.ConfigurationError($"cannot serve metrics on port {port} (moco.metrics.port): {e.Message}", e);
         }
         return new MetricsEndpoint(listener, new PrometheusExposition(metrics.Meter), port);
     }

@@ -12,6 +12,7 @@ namespace MoCo.Actors.Tests.Collectives;
 /// MoCo steps (gradients, BN statistics, ShuffleBN's gathers, the queue's keys) over the TCP ring compute what they
 /// compute over the in-process group, on a tiny float64 model (as in MoCo.Model.Tests' WorldSizeInvarianceTests).
 /// </summary>
+[Collection(BitIdenticalTraining.Name)]
 public sealed class TcpRingTrainingTests
 {
     private const int Batch = 16;

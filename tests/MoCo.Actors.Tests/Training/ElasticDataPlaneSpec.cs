@@ -17,6 +17,7 @@ namespace MoCo.Actors.Tests.Training;
 /// workers: over the TCP ring (listeners, endpoints) and over NCCL (rank 0's unique id, here through the fake rendezvous).
 /// The actor system is a one-node cluster that never joins itself: the director only subscribes to membership events.
 /// </summary>
+[Collection(BitIdenticalTraining.Name)]
 public sealed class ElasticDataPlaneSpec : TestKit
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(60);

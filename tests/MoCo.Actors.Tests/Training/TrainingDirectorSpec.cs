@@ -20,6 +20,7 @@ namespace MoCo.Actors.Tests.Training;
 /// 4 steps per epoch, 2 epochs): the director with one and two workers, the journal it writes, the final
 /// parameters, a failing worker and a resumed run.
 /// </summary>
+[Collection(BitIdenticalTraining.Name)]
 public sealed class TrainingDirectorSpec : TestKit
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(60);

@@ -4,6 +4,7 @@ using MoCo.Host.Commands;
 using MoCo.Host.Configuration;
 using MoCo.Host.History;
 using MoCo.Model.Checkpoints;
+using MoCo.Model.Diagnostics;
 using Spectre.Console;
 
 if (Console.IsOutputRedirected)
@@ -12,9 +13,13 @@ if (Console.IsOutputRedirected)
     AnsiConsole.Profile.Width = 400;
 }
 
+// MOCO_POISON_ALLOCATIONS=1: every libtorch allocation starts as NaN (the tests' mode, inherited by the processes they start)
+AllocatorPoison.EnableFromEnvironment();
+
 var root = new RootCommand("moco: MoCo (Momentum Contrast) pretraining, evaluation and export");
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
+root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(EvalCommands.CreateKnn());
 root.Subcommands.Add(EvalCommands.CreateLinearProbe());
 root.Subcommands.Add(EvalCommands.CreateExport());
@@ -27,6 +32,11 @@ try
     // later, whatever the command is doing; moco train and moco node handle SIGTERM (finish the chunk, checkpoint,
     // leave the cluster) and may need longer
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
+}
+catch (NumericsCheckFailedException e)
+{
+    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+    return 3;
 }
 catch (Exception e) when (e is ConfigurationError or HistoryError or DbException or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
 {

@@ -92,6 +92,7 @@ public sealed class NodeAgentActor : ReceiveActor
                 Device = _settings.Device,
                 Backend = _settings.Backend,
                 Bucketing = _settings.Bucketing,
+                NumericsCheck = _settings.NumericsCheck,
             };
             for (int i = 0; i < start.Ranks.Count; i++)
             {

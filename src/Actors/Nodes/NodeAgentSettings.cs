@@ -23,4 +23,7 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
 
     /// <summary>How the node's workers' gradients travel.</summary>
     public GradientBucketing Bucketing { get; init; } = GradientBucketing.Default;
+
+    /// <summary>Whether the node's workers run the numerical self-check before their first step (MoCo.Model.Diagnostics.NumericsGate).</summary>
+    public bool NumericsCheck { get; init; } = true;
 }

@@ -40,6 +40,12 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     public GradientBucketing Bucketing { get; init; } = GradientBucketing.Default;
 
     /// <summary>
+    /// Whether each worker checks its network's layers against float64 before its first step (once per process and
+    /// setting, MoCo.Model.Diagnostics.NumericsGate); a failure fails the worker with the layer named.
+    /// </summary>
+    public bool NumericsCheck { get; init; } = true;
+
+    /// <summary>
     /// How many times in a row failed workers are re-created before the run is failed; the count starts again after
     /// every chunk of steps that completes. 0 fails the run at the first worker failure.
     /// </summary>

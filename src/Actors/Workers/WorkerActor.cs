@@ -11,6 +11,7 @@ using MoCo.Actors.Checkpoints;
 using MoCo.Actors.Queue;
 using MoCo.Actors.Training;
 using MoCo.Model.Checkpoints;
+using MoCo.Model.Diagnostics;
 using MoCo.Model.Evaluation;
 using MoCo.Model.Training;
 using TorchSharp;
@@ -125,6 +126,14 @@ public sealed class WorkerActor : ReceiveActor
             // replicas start equal: model initialisation draws only from the run's own seeded generator;
             // the collective is bound when the director says which generation to join
             var device = ComputeDevices.For(_settings.Device, _localSlot);
+            if (_settings.NumericsCheck)
+            {
+                // before any state: a machine whose kernels compute this network wrongly fails here, by name, not
+                // with a NaN some steps later
+                var report = NumericsGate.Ensure(config.Encoder, config.ComputePrecision, config.ImageSize, layout.LocalBatch(_rank), device);
+                _log.Info("Rank {0}: numerics {1}", _rank, report.Summary);
+            }
+
             _trainer = new Pretrainer(config, _settings.RunId, _settings.Data, new UnboundCollective(_rank, world), layout, _settings.LoaderThreads, device)
             {
                 Bucketing = _settings.Bucketing,

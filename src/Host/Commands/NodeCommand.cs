@@ -79,6 +79,7 @@ public static class NodeCommand
             Device = device,
             Backend = backend,
             Bucketing = host.Bucketing,
+            NumericsCheck = host.NumericsCheck,
         };
 
         // one registration for the whole process: a signal stops the attempt under way (a graceful leave) and the loop

@@ -124,6 +124,7 @@ public static class TrainCommand
             console.MarkupLine(Markup.Escape(planeLine));
         }
 
+        CheckNumerics(run, host, device, Math.Max(1, devices), console);
         Directory.CreateDirectory(runDir!);
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
         console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");
@@ -143,6 +144,7 @@ public static class TrainCommand
             Backend = backend,
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
             Bucketing = host.Bucketing,
+            NumericsCheck = host.NumericsCheck,
             MinWorkers = cluster.MinWorkers,
             DataPlane = TrainingHost.DataPlane(cluster, elastic),
             Node = elastic ? $"{cluster.PublicHostnameOrHostname()}:{cluster.Port}" : Environment.MachineName,
@@ -214,6 +216,25 @@ public static class TrainCommand
                 console.MarkupLine($"[red]run ended unexpectedly[/]: {Markup.Escape(final.ToString() ?? "")}");
                 return 1;
         }
+    }
+
+    /// <summary>
+    /// The numerical self-check of the run's network at one worker's batch share and threads, before anything is
+    /// written (the workers find its report in this process and do not repeat it).
+    /// </summary>
+    /// <exception cref="MoCo.Model.Diagnostics.NumericsCheckFailedException">This machine computes a layer wrongly.</exception>
+    private static void CheckNumerics(RunConfig run, HostSettings host, MoCo.Model.Training.ComputeDevice device, int devices, IAnsiConsole console)
+    {
+        if (!host.NumericsCheck)
+        {
+            console.MarkupLine("[yellow]numerics: not checked (numerics-check = false)[/]");
+            return;
+        }
+
+        TorchSharp.torch.set_num_threads(Math.Max(1, host.EffectiveThreads / devices));
+        var report = MoCo.Model.Diagnostics.NumericsGate.Ensure(run.Encoder, run.ComputePrecision, run.ImageSize,
+            run.BatchSize / devices, MoCo.Model.Training.ComputeDevices.For(device, 0));
+        console.MarkupLine($"numerics: {Markup.Escape(report.Summary)}");
     }
 
     /// <summary>

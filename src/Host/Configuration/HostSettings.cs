@@ -30,6 +30,12 @@ public sealed record HostSettings
     /// </summary>
     public string BucketMib { get; init; } = "25";
 
+    /// <summary>
+    /// Check the network's layers against float64 on this machine before training (and in every worker before its first
+    /// step); false skips it (at the risk of wrong results on a machine whose kernels are wrong).
+    /// </summary>
+    public bool NumericsCheck { get; init; } = true;
+
     /// <summary>Folder under which new run directories are created.</summary>
     public string RunsRoot { get; init; } = "runs";
 

@@ -8,6 +8,10 @@ namespace MoCo.Model.Nn;
 /// A bias-free 2-D convolution with a float32 master weight that computes in bfloat16 under
 /// <see cref="Precision.Bf16Mixed"/>: the weight cast is part of the graph, so its gradient arrives in float32.
 /// Parameter name <c>weight</c>, as torch.nn.Conv2d.
+///
+/// Channel counts that are not a multiple of <see cref="ChannelAlignment"/> are computed with zero channels added
+/// (<see cref="AlignedConvolution"/>): the oneDNN 3.7.1 inside libtorch 2.10 computes wrong values (and NaN from
+/// memory it never wrote) for such channel counts on AVX2 and AVX-512 CPUs. The result is the same convolution.
 /// </summary>
 public sealed class MixedConv2d : nn.Module<Tensor, Tensor>, IMixedPrecision
 {
@@ -48,8 +52,8 @@ public sealed class MixedConv2d : nn.Module<Tensor, Tensor>, IMixedPrecision
         {
             using var w = weight.to(ScalarType.BFloat16);
             using var x = input.dtype == ScalarType.BFloat16 ? null : input.to(ScalarType.BFloat16);
-            return nn.functional.conv2d(x ?? input, w, null, strides: [_stride, _stride], padding: [_padding, _padding]);
+            return AlignedConvolution.Conv2d(x ?? input, w, _stride, _padding);
         }
-        return nn.functional.conv2d(input, weight, null, strides: [_stride, _stride], padding: [_padding, _padding]);
+        return AlignedConvolution.Conv2d(input, weight, _stride, _padding);
     }
 }

@@ -50,9 +50,11 @@ public sealed class MixedLinear : nn.Module<Tensor, Tensor>, IMixedPrecision
             using var w = weight.to(ScalarType.BFloat16);
             using var b = bias.to(ScalarType.BFloat16);
             using var x = input.dtype == ScalarType.BFloat16 ? null : input.to(ScalarType.BFloat16);
+            LayerCallRecorder.Record("linear", x ?? input, w, 1, 0, input.requires_grad && is_grad_enabled());
             return nn.functional.linear(x ?? input, w, b);
         }
         using var cast = input.dtype == weight.dtype ? null : input.to(weight.dtype);
+        LayerCallRecorder.Record("linear", cast ?? input, weight, 1, 0, input.requires_grad && is_grad_enabled());
         return nn.functional.linear(cast ?? input, weight, bias);
     }
 }

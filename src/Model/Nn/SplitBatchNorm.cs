@@ -78,6 +78,7 @@ public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
         {
             throw new InvalidOperationException($"SplitBatchNorm: a batch of {n} cannot be split into {g} BN groups");
         }
+        LayerCallRecorder.RecordBatchNorm(input, _features, g);
         using var scope = NewDisposeScope();
         var mean = (_pendingMean ?? running_mean).detach();
         var var_ = (_pendingVar ?? running_var).detach();

@@ -1,0 +1,49 @@
+namespace MoCo.Model.Diagnostics;
+
+/// <summary>What the CPU is and which oneDNN kernels it may get: the model, the vector extensions libtorch's kernels choose from, the limit set by the environment.</summary>
+public sealed record CpuDescription(string Model, IReadOnlyList<string> VectorExtensions, string? IsaLimit)
+{
+    /// <summary>The CPU flags that decide which oneDNN and ATen kernels run, in the order of their width.</summary>
+    private static readonly string[] Relevant = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile"];
+
+    /// <summary>This machine, read from <c>/proc/cpuinfo</c> (model "unknown" and no extensions where it cannot be read).</summary>
+    public static CpuDescription Current()
+    {
+        string model = "unknown";
+        var flags = new HashSet<string>();
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+            {
+                int colon = line.IndexOf(':');
+                if (colon < 0)
+                {
+                    continue;
+                }
+
+                var key = line[..colon].Trim();
+                var value = line[(colon + 1)..].Trim();
+                if (key == "model name" && model == "unknown")
+                {
+                    model = value;
+                }
+                else if (key == "flags" && flags.Count == 0)
+                {
+                    flags.UnionWith(value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        var limit = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") ?? Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA");
+        return new CpuDescription(model, Relevant.Where(flags.Contains).ToList(), string.IsNullOrWhiteSpace(limit) ? null : limit);
+    }
+
+    public override string ToString() =>
+        $"{Model} ({(VectorExtensions.Count == 0 ? "no AVX2" : string.Join(" ", VectorExtensions))}; oneDNN ISA {(IsaLimit is null ? "the best available" : "limited to " + IsaLimit)})";
+}

@@ -1,9 +1,10 @@
 namespace MoCo.Actors;
 
 /// <summary>
-/// Marks every message, event and snapshot of our own that crosses a serializer boundary (the journal, the
-/// snapshot store, later remoting). The serialization binding and the serializer's allow-list are keyed on it,
-/// so nothing outside our own types is ever bound to Hyperion by us.
+/// Marks every message, event and snapshot of our own. Two kinds cross a serializer boundary and say so:
+/// <see cref="IJournalMessage"/> (the journal) and <see cref="IWireMessage"/> (remoting between processes); the others
+/// stay in their process (commands from the command line, progress notices, the coordinator's commands from the
+/// director on the same node).
 /// </summary>
 public interface IMocoMessage
 {

@@ -15,11 +15,13 @@ if (Console.IsOutputRedirected)
 
 // MOCO_POISON_ALLOCATIONS=1: every libtorch allocation starts as NaN (the tests' mode, inherited by the processes they start)
 AllocatorPoison.EnableFromEnvironment();
+TorchLogging.QuietWarnings();
 
 var root = new RootCommand("moco: MoCo (Momentum Contrast) pretraining, evaluation and export");
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
+root.Subcommands.Add(CertCommand.Create());
 root.Subcommands.Add(EvalCommands.CreateKnn());
 root.Subcommands.Add(EvalCommands.CreateLinearProbe());
 root.Subcommands.Add(EvalCommands.CreateExport());

@@ -291,7 +291,9 @@ public sealed partial class ManifestTests
 
         // what the workers' moco node reads: the trainer's Akka address as its seed, and its own pod IP as its address
         var workerCluster = SettingsReader.Read<ClusterSettings>(manifests.HostConfigOf(manifests.Workers), "moco.cluster", manifests.ConfigPath).Validate();
-        Assert.Equal([$"akka.tcp://{ClusterSettings.SystemName}@{trainerCluster.PublicHostnameOrHostname()}:{trainerCluster.Port}"], workerCluster.SeedAddresses());
+        // over TLS (both read the cluster certificate): the scheme of a TLS address, the same on both sides
+        Assert.True(trainerCluster.Tls && workerCluster.Tls, $"{kustomization}: remoting without the cluster certificate");
+        Assert.Equal([$"akka.ssl.tcp://{ClusterSettings.SystemName}@{trainerCluster.PublicHostnameOrHostname()}:{trainerCluster.Port}"], workerCluster.SeedAddresses());
         Assert.Equal(Manifests.PodIp, workerCluster.PublicHostnameOrHostname());
     }
 
@@ -602,13 +604,86 @@ public sealed partial class ManifestTests
     [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
     public void Secret_placeholders_are_marked_for_replacement(string kustomization)
     {
-        // The base ships placeholders so that every kustomization renders; they must be recognisable as such.
-        var secret = Manifests.Render(kustomization).Named<V1Secret>("moco-secrets");
+        // The base ships placeholders so that every kustomization renders; they must be recognisable as such (the host
+        // refuses each of them by name: ClusterSettings, JournalSettings, ClusterCertificate).
+        var manifests = Manifests.Render(kustomization);
+        var secret = manifests.Named<V1Secret>("moco-secrets");
         foreach (var key in new[] { "cluster-secret", "postgres-password" })
         {
             Assert.True(secret.Data.ContainsKey(key), $"{kustomization}: Secret moco-secrets has no {key}");
             Assert.StartsWith("CHANGE-ME", Encoding.UTF8.GetString(secret.Data[key]));
         }
+
+        var tls = manifests.Named<V1Secret>("moco-cluster-tls");
+        Assert.StartsWith("CHANGE-ME", Encoding.UTF8.GetString(tls.Data["cluster.pem"]));
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void Every_pod_presents_the_cluster_certificate_from_its_secret(string kustomization)
+    {
+        // TLS remoting: trainer and workers read the certificate where MOCO_CLUSTER_CERTIFICATE says, from the Secret
+        var manifests = Manifests.Render(kustomization);
+        foreach (var set in manifests.MocoSets)
+        {
+            var where = $"{kustomization}: StatefulSet {set.Metadata.Name}";
+            var container = Manifests.ContainerOf(set);
+            var variable = Assert.Single(container.Env, e => e.Name == "MOCO_CLUSTER_CERTIFICATE");
+            var mount = Assert.Single(container.VolumeMounts, m => variable.Value.StartsWith(m.MountPath.TrimEnd('/') + "/", StringComparison.Ordinal));
+            Assert.True(mount.ReadOnlyProperty == true, $"{where}: the certificate's volume is writable");
+            var volume = Assert.Single(set.Spec.Template.Spec.Volumes, v => v.Name == mount.Name);
+            Assert.Equal(manifests.Named<V1Secret>("moco-cluster-tls").Metadata.Name, volume.Secret?.SecretName);
+            var key = variable.Value[(mount.MountPath.TrimEnd('/').Length + 1)..];
+            Assert.True(manifests.Named<V1Secret>("moco-cluster-tls").Data.ContainsKey(key), $"{where}: the Secret has no {key}");
+            Assert.True((volume.Secret!.DefaultMode ?? 420) % 8 == 0, $"{where}: the private key is readable by others");
+            Assert.Contains(container.Env, e => e.Name == "MOCO_CLUSTER_SECRET" && e.ValueFrom?.SecretKeyRef?.Name == manifests.Named<V1Secret>("moco-secrets").Metadata.Name);
+        }
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Manifests.Kustomizations), MemberType = typeof(Manifests))]
+    public void The_network_policy_lets_only_the_runs_pods_reach_remoting_and_the_data_plane_and_only_monitoring_the_metrics(string kustomization)
+    {
+        var manifests = Manifests.Render(kustomization);
+        var policy = manifests.Named<V1NetworkPolicy>("moco-run");
+        Assert.Equal(["Ingress"], policy.Spec.PolicyTypes);
+        int Port(string name) => manifests.TrainerContainer.Ports.Single(p => p.Name == name).ContainerPort;
+        foreach (var set in manifests.MocoSets)
+        {
+            Assert.True(Matches(policy.Spec.PodSelector, set.Spec.Template.Metadata.Labels), $"{kustomization}: the policy does not select {set.Metadata.Name}");
+            var ports = Manifests.ContainerOf(set).Ports.Select(p => p.ContainerPort).ToHashSet();
+            foreach (var rule in policy.Spec.Ingress)
+            {
+                // every port a rule opens is one the pod serves, and every rule names its sources
+                Assert.All(rule.Ports, p => Assert.Contains(int.Parse(p.Port.Value, System.Globalization.CultureInfo.InvariantCulture), ports));
+                Assert.NotEmpty(rule.FromProperty);
+            }
+        }
+
+        var cluster = Assert.Single(policy.Spec.Ingress, r => r.Ports.Any(p => p.Port.Value == Port("remoting").ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(new[] { Port("remoting"), Port("data-plane") }.Order(), cluster.Ports.Select(p => int.Parse(p.Port.Value, System.Globalization.CultureInfo.InvariantCulture)).Order());
+        var peers = Assert.Single(cluster.FromProperty);
+        Assert.Null(peers.NamespaceSelector);
+        Assert.Null(peers.IpBlock);
+        foreach (var set in manifests.MocoSets)
+        {
+            Assert.True(Matches(peers.PodSelector, set.Spec.Template.Metadata.Labels));
+        }
+
+        var metrics = Assert.Single(policy.Spec.Ingress, r => r.Ports.Any(p => p.Port.Value == Port("metrics").ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Single(metrics.Ports);
+        var monitoring = Assert.Single(metrics.FromProperty);
+        Assert.Equal("monitoring", monitoring.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]);
+        Assert.Null(monitoring.PodSelector);
+    }
+
+    [KubectlTheory]
+    [InlineData("examples/cpu-postgres")]
+    [InlineData("examples/gpu-postgres-monitoring")]
+    public void The_postgres_pod_gets_no_service_account_token(string kustomization)
+    {
+        var postgres = Manifests.Render(kustomization).Named<V1StatefulSet>("moco-postgres");
+        Assert.True(postgres.Spec.Template.Spec.AutomountServiceAccountToken == false, $"{kustomization}: PostgreSQL's pod mounts a service-account token");
     }
 
     /// <summary>

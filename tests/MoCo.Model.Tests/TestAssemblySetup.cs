@@ -14,5 +14,6 @@ internal static class TestAssemblySetup
     {
         Environment.SetEnvironmentVariable(AllocatorPoison.Variable, "1");
         AllocatorPoison.Enable();
+        TorchLogging.QuietWarnings();
     }
 }

@@ -15,14 +15,14 @@ public static class NodeAgent
     /// <summary>A director asks the agent what it offers; answered by <see cref="Offer"/>.</summary>
     /// <param name="RunId">The run the director drives.</param>
     /// <param name="Nonce">Fresh random bytes the agent must sign with the cluster's secret.</param>
-    public sealed record GetOffer(string RunId, byte[] Nonce) : IMocoMessage;
+    public sealed record GetOffer(string RunId, byte[] Nonce) : IWireMessage;
 
     /// <summary>The node's devices, offered to the run, with proof that the node holds the cluster's secret.</summary>
     /// <param name="Node">The node's cluster address.</param>
     /// <param name="Devices">How many workers it can host.</param>
     /// <param name="Proof">HMAC-SHA256 under the cluster's secret of the run id, the node address and the nonce (<see cref="ClusterProof"/>).</param>
     /// <param name="DataPlane">The data plane the node's workers use; the director takes only nodes on its own.</param>
-    public sealed record Offer(string Node, int Devices, byte[] Proof, Collectives.CollectiveBackend DataPlane = Collectives.CollectiveBackend.Tcp) : IMocoMessage;
+    public sealed record Offer(string Node, int Devices, byte[] Proof, Collectives.CollectiveBackend DataPlane = Collectives.CollectiveBackend.Tcp) : IWireMessage;
 
     /// <summary>
     /// Create workers for the run: one per entry of <paramref name="Ranks"/>, each starting empty (its state comes from a
@@ -33,16 +33,16 @@ public static class NodeAgent
     /// <param name="Ranks">The ranks the new workers take in the coming generation.</param>
     /// <param name="WorldSize">The coming generation's size.</param>
     /// <param name="Incarnation">Distinguishes successive workers of this node (their actor names).</param>
-    public sealed record StartWorkers(string RunId, string ConfigJson, IReadOnlyList<int> Ranks, int WorldSize, int Incarnation) : IMocoMessage;
+    public sealed record StartWorkers(string RunId, string ConfigJson, IReadOnlyList<int> Ranks, int WorldSize, int Incarnation) : IWireMessage;
 
     /// <summary>The agent could not create the workers (the data set could not be opened, a bad configuration).</summary>
     /// <param name="Node">The node.</param>
     /// <param name="Error">What went wrong.</param>
-    public sealed record StartFailed(string Node, string Error) : IMocoMessage;
+    public sealed record StartFailed(string Node, string Error) : IWireMessage;
 
     /// <summary>Stop every worker of the run on this node (the node leaves the run; it may offer again later).</summary>
     /// <param name="RunId">The run.</param>
-    public sealed record StopWorkers(string RunId) : IMocoMessage;
+    public sealed record StopWorkers(string RunId) : IWireMessage;
 
     /// <summary>This node is about to leave (SIGTERM, Ctrl-C): tell the run's director, stop the workers; answered by <see cref="LeaveAck"/>.</summary>
     /// <param name="Reason">Why, for the run's history.</param>
@@ -58,10 +58,10 @@ public static class NodeAgent
     /// <summary>A node tells the run's director that it leaves on purpose: a new generation without it, no quarantine.</summary>
     /// <param name="Node">The node's cluster address.</param>
     /// <param name="Reason">Why.</param>
-    public sealed record Leaving(string Node, string Reason) : IMocoMessage;
+    public sealed record Leaving(string Node, string Reason) : IWireMessage;
 
     /// <summary>The run is over: the node's process may end.</summary>
     /// <param name="RunId">The run.</param>
     /// <param name="Outcome">How it ended, for the log.</param>
-    public sealed record RunEnded(string RunId, string Outcome) : IMocoMessage;
+    public sealed record RunEnded(string RunId, string Outcome) : IWireMessage;
 }

@@ -22,6 +22,7 @@ public sealed class NodeAgentActor : ReceiveActor
     private readonly List<IActorRef> _workers = [];
     private DatasetSplits? _data;
     private IActorRef? _director;
+    private IActorRef? _askedBy;
     private string? _dataSpec;
 
     /// <summary>Creates the agent; use <see cref="Props"/>.</summary>
@@ -33,6 +34,7 @@ public sealed class NodeAgentActor : ReceiveActor
         _runEnded = runEnded;
         Receive<NodeAgent.GetOffer>(get =>
         {
+            _askedBy = Sender; // the director that may now start workers here
             var node = Cluster.Get(Context.System).SelfAddress.ToString();
             Sender.Tell(new NodeAgent.Offer(node, _settings.Devices, ClusterProof.Sign(_settings.DataPlane.Secret.Span, get.RunId, node, get.Nonce), _settings.Backend));
         });
@@ -61,6 +63,28 @@ public sealed class NodeAgentActor : ReceiveActor
     protected override SupervisorStrategy SupervisorStrategy()
     {
         return new OneForOneStrategy(_ => Directive.Stop);
+    }
+
+    /// <summary>
+    /// Drops (and logs) a director's command from anyone but the director that asked this node for its offer (start
+    /// workers) or that started them (stop them, end the run). Every such message was already authenticated by the
+    /// cluster's message key; this keeps a second or stale director from taking the node's workers.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        bool admitted = message switch
+        {
+            NodeAgent.StartWorkers => Sender.Equals(_askedBy) || Sender.Equals(_director),
+            NodeAgent.StopWorkers or NodeAgent.RunEnded => Sender.Equals(_director),
+            _ => true,
+        };
+        if (!admitted)
+        {
+            _log.Warning("Node agent: dropped {0} from {1}, which is not this node's director", message.GetType().Name, Sender.Path);
+            return true;
+        }
+
+        return base.AroundReceive(receive, message);
     }
 
     private void HandleStartWorkers(NodeAgent.StartWorkers start)

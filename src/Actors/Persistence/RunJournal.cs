@@ -103,7 +103,7 @@ public static class RunJournal
 
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
         {
-            throw new ArgumentException($"'{text}' is not a PostgreSQL URI (postgres://user:password@host:port/database).", nameof(connectionString));
+            throw new ArgumentException($"'{Redact(text)}' is not a PostgreSQL URI (postgres://user:password@host:port/database).", nameof(connectionString));
         }
 
         var builder = new NpgsqlConnectionStringBuilder { Host = uri.Host };
@@ -129,6 +129,28 @@ public static class RunJournal
         }
 
         return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// A connection string fit to print: the password of a URI (<c>user:password@</c>) and every <c>Password=</c> (or
+    /// <c>pwd=</c>) value replaced by <c>***</c>. Error messages show only this.
+    /// </summary>
+    /// <param name="connectionString">A URI or a key/value connection string.</param>
+    public static string Redact(string connectionString)
+    {
+        var text = connectionString;
+        int scheme = text.IndexOf("://", StringComparison.Ordinal);
+        int at = text.LastIndexOf('@');
+        if (scheme >= 0 && at > scheme)
+        {
+            int colon = text.IndexOf(':', scheme + 3);
+            if (colon >= 0 && colon < at)
+            {
+                text = text[..(colon + 1)] + "***" + text[at..];
+            }
+        }
+
+        return System.Text.RegularExpressions.Regex.Replace(text, @"(?i)\b(password|pwd)\s*=\s*[^;]*", "$1=***");
     }
 
     /// <summary>The SQLite journal file for a run directory (its <see cref="DatabaseFileName"/>) or for the file itself.</summary>
@@ -214,34 +236,62 @@ public static class RunJournal
     }
 
     /// <summary>
-    /// The serialization half of the configuration: Hyperion (<see cref="MocoHyperionSerializer"/>) bound to
-    /// <see cref="IMocoMessage"/>, with <c>disallow-unsafe-type</c> and the allow-list of our own types. Every actor
-    /// system of ours needs it, whether its persistence is configured here or by Akka.Hosting.
+    /// The serialization half of the configuration, with a message key of this process alone (a journal reader, a
+    /// single node): see <see cref="Serialization(ReadOnlySpan{byte})"/>.
     /// </summary>
-    public static string SerializationHocon
+    public static string SerializationHocon => Serialization(System.Security.Cryptography.RandomNumberGenerator.GetBytes(MocoWireSerializer.KeyBytes));
+
+    /// <summary>
+    /// The serialization of every actor system of ours: the journal's events and snapshots (<see cref="IJournalMessage"/>)
+    /// through Hyperion with their allow-list (<see cref="MocoHyperionSerializer"/>); the messages between processes
+    /// (<see cref="IWireMessage"/>) through <see cref="MocoWireSerializer"/> (their allow-list, and an HMAC under
+    /// <paramref name="wireKey"/>, which every node of a cluster derives from its secret); Akka's JSON serializer replaced
+    /// by <see cref="RefusingJsonSerializer"/>, and no fallback for types without a binding of their own, so that nothing
+    /// else of ours is ever sent, and nothing a peer names is built from JSON.
+    /// </summary>
+    /// <param name="wireKey">The key of the cluster's message MACs (<see cref="MocoWireSerializer.DeriveKey"/>).</param>
+    public static string Serialization(ReadOnlySpan<byte> wireKey)
     {
-        get
-        {
-            var allowed = string.Join(", ", HyperionAllowList.Types.Select(t => Quote(t.AssemblyQualifiedName!)));
-            return $$"""
+        var journal = string.Join(", ", HyperionAllowList.Journal.Select(t => Quote(t.AssemblyQualifiedName!)));
+        var wire = string.Join(", ", HyperionAllowList.Wire.Select(t => Quote(t.AssemblyQualifiedName!)));
+        return $$"""
             akka.actor {
               serializers {
                 # Akka's Hyperion serializer, with an allow-list that works when serializing too (MocoHyperionSerializer)
                 hyperion = "MoCo.Actors.Serialization.MocoHyperionSerializer, MoCo.Actors"
+                # the messages between processes: an allow-list and an HMAC under the cluster's key
+                {{MocoWireSerializer.Name}} = "MoCo.Actors.Serialization.MocoWireSerializer, MoCo.Actors"
+                # in place of Akka's JSON serializer (same identifier): refuses both ways
+                json = "MoCo.Actors.Serialization.RefusingJsonSerializer, MoCo.Actors"
               }
-              # our messages, events and snapshots (and nothing else of ours) go through Hyperion
+              serialization-identifiers {
+                "MoCo.Actors.Serialization.RefusingJsonSerializer, MoCo.Actors" = {{RefusingJsonSerializer.Id}}
+              }
+              # the journal's events and snapshots go through Hyperion, the messages between processes through moco-wire;
+              # nothing else of ours has a serializer
               serialization-bindings {
-                "MoCo.Actors.IMocoMessage, MoCo.Actors" = hyperion
+                "MoCo.Actors.IJournalMessage, MoCo.Actors" = hyperion
+                "MoCo.Actors.IWireMessage, MoCo.Actors" = {{MocoWireSerializer.Name}}
               }
-              serialization-settings.hyperion {
-                # refuse the types Hyperion knows to be dangerous, and every type outside allowed-types
-                disallow-unsafe-type = true
-                # our message types and the collections and enums they hold (HyperionAllowList)
-                allowed-types = [{{allowed}}]
+              serialization-settings {
+                # a type without a binding of its own is refused instead of falling back to System.Object's (JSON)
+                allow-unregistered-types = false
+                hyperion {
+                  # refuse the types Hyperion knows to be dangerous, and every type outside allowed-types
+                  disallow-unsafe-type = true
+                  # the journal's event and snapshot types and what they hold (HyperionAllowList.Journal)
+                  allowed-types = [{{journal}}]
+                }
+                {{MocoWireSerializer.Name}} {
+                  disallow-unsafe-type = true
+                  # the message types between processes and what they hold (HyperionAllowList.Wire)
+                  allowed-types = [{{wire}}]
+                  # HMAC-SHA256 key of the messages (derived from the cluster's secret)
+                  key = "{{Convert.ToBase64String(wireKey)}}"
+                }
               }
             }
             """;
-        }
     }
 
     /// <summary>Journal, snapshot store and read journal on one database.</summary>

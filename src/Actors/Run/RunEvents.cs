@@ -4,7 +4,7 @@ namespace MoCo.Actors.Run;
 /// A fact about a run, persisted by the run coordinator and folded by <see cref="RunState.Apply"/>.
 /// Events are past tense and immutable; replaying them in order rebuilds the run.
 /// </summary>
-public interface IRunEvent : IMocoMessage
+public interface IRunEvent : IJournalMessage
 {
 }
 

@@ -43,7 +43,7 @@ public sealed record RunState(
     ImmutableList<CheckpointSaved> Checkpoints,
     long LastStep,
     string? FailureReason,
-    ImmutableList<TimelineEntry> Timeline) : IMocoMessage
+    ImmutableList<TimelineEntry> Timeline) : IJournalMessage
 {
     /// <summary>The state of a run before any event.</summary>
     public static RunState Empty { get; } = new(

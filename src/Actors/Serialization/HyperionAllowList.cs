@@ -32,13 +32,23 @@ public static class HyperionAllowList
     /// <summary>The allowed types, ordered by full name.</summary>
     public static IReadOnlyList<Type> Types { get; } = Build(typeof(IMocoMessage).Assembly);
 
+    /// <summary>The journal's types: every <see cref="IJournalMessage"/> of ours and what it holds.</summary>
+    public static IReadOnlyList<Type> Journal { get; } = Build(typeof(IMocoMessage).Assembly, typeof(IJournalMessage));
+
+    /// <summary>The types that cross between processes: every <see cref="IWireMessage"/> of ours and what it holds.</summary>
+    public static IReadOnlyList<Type> Wire { get; } = Build(typeof(IMocoMessage).Assembly, typeof(IWireMessage));
+
     /// <summary>The message types: every public, concrete <see cref="IMocoMessage"/> in <paramref name="assembly"/>.</summary>
     /// <param name="assembly">The assembly to scan.</param>
-    public static IReadOnlyList<Type> MessageTypes(Assembly assembly)
+    public static IReadOnlyList<Type> MessageTypes(Assembly assembly) => MessageTypes(assembly, typeof(IMocoMessage));
+
+    /// <summary>The concrete public types of <paramref name="assembly"/> that implement <paramref name="marker"/>.</summary>
+    public static IReadOnlyList<Type> MessageTypes(Assembly assembly, Type marker)
     {
         ArgumentNullException.ThrowIfNull(assembly);
+        ArgumentNullException.ThrowIfNull(marker);
         return assembly.GetTypes()
-            .Where(t => t.IsVisible && t.IsClass && !t.IsAbstract && typeof(IMocoMessage).IsAssignableFrom(t))
+            .Where(t => t.IsVisible && t.IsClass && !t.IsAbstract && marker.IsAssignableFrom(t))
             .OrderBy(t => t.FullName, StringComparer.Ordinal)
             .ToList();
     }
@@ -46,10 +56,13 @@ public static class HyperionAllowList
     /// <summary>The message types of <paramref name="assembly"/> and everything their fields need.</summary>
     /// <param name="assembly">The assembly to scan.</param>
     /// <exception cref="InvalidOperationException">A message has a field of a kind the walk does not know how to admit.</exception>
-    public static IReadOnlyList<Type> Build(Assembly assembly)
+    public static IReadOnlyList<Type> Build(Assembly assembly) => Build(assembly, typeof(IMocoMessage));
+
+    /// <summary>The types that <paramref name="marker"/>'s messages of <paramref name="assembly"/> and everything they hold need.</summary>
+    public static IReadOnlyList<Type> Build(Assembly assembly, Type marker)
     {
         var allowed = new HashSet<Type>();
-        var walk = new Queue<Type>(MessageTypes(assembly));
+        var walk = new Queue<Type>(MessageTypes(assembly, marker));
         while (walk.Count > 0)
         {
             var type = walk.Dequeue();

@@ -28,7 +28,8 @@ public sealed class MocoHyperionSerializer : HyperionSerializer
     {
     }
 
-    private static HyperionSerializerSettings WithAllowListFilter(HyperionSerializerSettings settings)
+    /// <summary>The settings with the filter built from <c>allowed-types</c> replaced by an <see cref="AllowListTypeFilter"/> over the same types.</summary>
+    internal static HyperionSerializerSettings WithAllowListFilter(HyperionSerializerSettings settings)
     {
         if (settings.TypeFilter is not TypeFilter listed)
         {

@@ -38,7 +38,6 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private readonly TrainingSettings _settings;
     private readonly IActorRef _subscriber;
     private readonly IActorRef? _givenCoordinator;
-    private readonly CheckpointDirectory _checkpoints;
     private readonly Queue<Action> _afterAck = new();
     private readonly HashSet<int> _outstanding = [];
 
@@ -85,6 +84,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private bool _awaitingMinimum;
     private readonly Dictionary<string, string> _leaveReasons = [];
     private readonly Dictionary<string, byte[]> _nonces = [];
+    private readonly HashSet<string> _proven = [];
     private readonly HashSet<string> _graceful = new(StringComparer.Ordinal);
 
     /// <summary>The cluster role of nodes that offer workers to the run (<c>moco node</c>).</summary>
@@ -99,7 +99,6 @@ public sealed class TrainingDirectorActor : ReceiveActor
         _settings = settings;
         _subscriber = subscriber;
         _givenCoordinator = coordinator;
-        _checkpoints = new CheckpointDirectory(settings.RunDirectory);
         Receive<RunState>(HandleRunState);
         Receive<RunCoordinator.Ack>(HandleAck);
         Receive<RunCoordinator.Rejected>(HandleRejected);
@@ -135,6 +134,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
                 AskForOfferNow(ask.Node);
             }
         });
+        Receive<ProofDeadline>(HandleProofDeadline);
         Receive<ClusterEvent.CurrentClusterState>(HandleClusterState);
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.UnreachableMember>(u => HandleNodeLost(u.Member.Address.ToString(), "unreachable"));
@@ -692,7 +692,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         _checkpointedStep = _globalStep;
         AwaitReplies(typeof(Worker.CheckpointTaken), [0], NextChunk);
-        _slots[0].Ref.Tell(new Worker.TakeCheckpoint(_checkpoints.PathFor(_epoch, _globalStep), knnTop1Percent));
+        _slots[0].Ref.Tell(new Worker.TakeCheckpoint(_epoch, _globalStep, knnTop1Percent));
     }
 
     private void HandleCheckpointTaken(Worker.CheckpointTaken taken)
@@ -986,15 +986,94 @@ public sealed class TrainingDirectorActor : ReceiveActor
         }
     }
 
+    /// <summary>
+    /// Every other member must prove it holds the cluster's secret, whatever its role: it is asked for an offer (a node
+    /// agent answers with its proof) and downed unless a valid proof arrived within
+    /// <see cref="TrainingSettings.MemberProofTimeout"/>. Only holders of the cluster's certificate get this far (TLS).
+    /// </summary>
     private void HandleMemberUp(Member member)
     {
         var self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
-        if (member.Address.Equals(self) || !member.HasRole(WorkerRole))
+        if (member.Address.Equals(self))
         {
             return;
         }
 
-        AskForOfferNow(member.Address.ToString());
+        string node = member.Address.ToString();
+        if (!_proven.Contains(node))
+        {
+            Context.System.Scheduler.ScheduleTellOnce(_settings.MemberProofTimeout, Self, new ProofDeadline(node), Self);
+        }
+
+        AskForOfferNow(node);
+    }
+
+    /// <summary>
+    /// Drops (and logs) a message from another process that its sender may not send: a worker's report only from the
+    /// worker of that rank (or, before it reported Ready, from the node its slot is on), rank 0's reports only from rank
+    /// 0, a node's failure or leave only from that node's agent. Offers are checked by their proof. Every message from
+    /// another process was already authenticated by the cluster's message key (MocoWireSerializer): this keeps a
+    /// stale or confused member from steering the run.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is IWireMessage wire && !Admits(wire))
+        {
+            _log.Warning("Run {0}: dropped {1} from {2}, which may not send it", _settings.RunId, wire.GetType().Name, Sender.Path);
+            return true;
+        }
+
+        return base.AroundReceive(receive, message);
+    }
+
+    private bool Admits(IWireMessage message) => message switch
+    {
+        Worker.Ready m => FromRank(m.Rank),
+        Worker.Prepared m => FromRank(m.Rank),
+        Worker.Joined m => FromRank(m.Rank),
+        Worker.StepsDone m => FromRank(m.Rank),
+        Worker.WorkerFailed m => FromRank(m.Rank),
+        Worker.StepCompleted or Worker.EpochDone or Worker.KnnEvaluated or Worker.CheckpointTaken => FromRank(0),
+        NodeAgent.Offer => true, // checked against the nonce and the proof by HandleOffer
+        NodeAgent.StartFailed m => FromAgentOf(m.Node),
+        NodeAgent.Leaving m => FromAgentOf(m.Node),
+        _ => false, // the director's own commands to workers and agents are never sent to it
+    };
+
+    private bool FromRank(int rank)
+    {
+        if (rank < 0 || rank >= _slots.Count)
+        {
+            return false;
+        }
+
+        var slot = _slots[rank];
+        if (slot.Ref.Equals(Sender))
+        {
+            return true;
+        }
+
+        // a remote worker before its Ready: created by its node's agent, so it lives on that node
+        return slot.Ref.IsNobody() && slot.Agent is not null && Sender.Path.Address.ToString() == slot.Node;
+    }
+
+    private bool FromAgentOf(string? node) =>
+        node is not null && _remoteNodes.TryGetValue(node, out var known) && known.Agent.Equals(Sender);
+
+    private void HandleProofDeadline(ProofDeadline deadline)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var member = cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == deadline.Node);
+        if (_proven.Contains(deadline.Node) || member is null || member.Status is MemberStatus.Down or MemberStatus.Removed or MemberStatus.Exiting or MemberStatus.Leaving)
+        {
+            return;
+        }
+
+        _log.Warning("Run {0}: member {1} (roles {2}) did not prove it holds the cluster's secret within {3} s; downed",
+            _settings.RunId, deadline.Node, string.Join(",", member.Roles), _settings.MemberProofTimeout.TotalSeconds);
+        _subscriber.Tell(new TrainingDirector.Notice($"member {deadline.Node} did not prove it holds the cluster's secret within "
+            + $"{_settings.MemberProofTimeout.TotalSeconds:F0} s: downed"));
+        cluster.Down(member.Address);
     }
 
     private void AskForOfferNow(string node)
@@ -1025,7 +1104,8 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
-        if (!_nonces.Remove(offer.Node, out var nonce) || !ClusterProof.Verify(_settings.DataPlane.Secret.Span, _settings.RunId, offer.Node, nonce, offer.Proof)
+        if (offer.Node is null || offer.Proof is null || !_nonces.Remove(offer.Node, out var nonce)
+            || !ClusterProof.Verify(_settings.DataPlane.Secret.Span, _settings.RunId, offer.Node, nonce, offer.Proof)
             || !Sender.Path.Address.ToString().Equals(offer.Node, StringComparison.Ordinal))
         {
             _log.Warning("Run {0}: node {1} failed the cluster secret check; it gets no workers and is downed", _settings.RunId, offer.Node);
@@ -1034,6 +1114,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             return;
         }
 
+        _proven.Add(offer.Node);
         if (!_remoteNodes.TryGetValue(offer.Node, out var node))
         {
             node = new RemoteNode(offer.Node, Sender);
@@ -1358,6 +1439,9 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
     /// <summary>Ask a node for its offer again (its quarantine ended).</summary>
     private sealed record AskForOffer(string Node, bool Retry = false);
+
+    /// <summary>The time a member had to prove it holds the cluster's secret is up.</summary>
+    private sealed record ProofDeadline(string Node);
 
     /// <summary>Re-create the failed workers (sent to self after the backoff).</summary>
     private sealed record RecreateWorkers(IReadOnlyList<int> Failed, IReadOnlyList<int> Survivors, long SurvivorStep);

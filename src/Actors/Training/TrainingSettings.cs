@@ -46,6 +46,12 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     public bool NumericsCheck { get; init; } = true;
 
     /// <summary>
+    /// How long a member of the cluster (any role) has to prove it holds the cluster's secret before it is downed: a
+    /// process with the cluster's certificate but not its secret is in the cluster for at most this long.
+    /// </summary>
+    public TimeSpan MemberProofTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// How many times in a row failed workers are re-created before the run is failed; the count starts again after
     /// every chunk of steps that completes. 0 fails the run at the first worker failure.
     /// </summary>

@@ -10,22 +10,24 @@ public static class Worker
 {
     /// <summary>Run steps until the global step reaches <paramref name="UpTo"/> or the epoch ends; answered by <see cref="StepsDone"/> or <see cref="WorkerFailed"/>.</summary>
     /// <param name="UpTo">The global step to stop at (exclusive bound of the steps run: the last step run is <c>UpTo - 1</c>).</param>
-    public sealed record RunSteps(long UpTo) : IMocoMessage;
+    public sealed record RunSteps(long UpTo) : IWireMessage;
 
     /// <summary>
     /// Take a checkpoint of the current state (rank 0 only): copy it into memory between two steps and hand the copy to
     /// the checkpointer, which hashes and writes it on its own thread; answered at once by <see cref="CheckpointTaken"/>
     /// (or <see cref="WorkerFailed"/>), while the checkpointer later reports the file.
     /// </summary>
-    /// <param name="Path">The checkpoint file the checkpointer writes (atomically).</param>
+    /// <param name="Epoch">The epoch the checkpoint is named after (the worker names the file in its own run directory:
+    /// a path never comes from a message).</param>
+    /// <param name="GlobalStep">The step the worker must be at (a command for another step is refused as stale).</param>
     /// <param name="KnnTop1Percent">The kNN top-1 of the state, when measured (the checkpointer keeps the best).</param>
-    public sealed record TakeCheckpoint(string Path, double? KnnTop1Percent) : IMocoMessage;
+    public sealed record TakeCheckpoint(int Epoch, long GlobalStep, double? KnnTop1Percent) : IWireMessage;
 
     /// <summary>The reply to <see cref="TakeCheckpoint"/>: the state is copied and on its way to the checkpointer.</summary>
     /// <param name="Path">The file the checkpointer will write.</param>
     /// <param name="Seconds">How long training was held up by the copy.</param>
     /// <param name="Bytes">The size of the file to be written.</param>
-    public sealed record CheckpointTaken(string Path, double Seconds, long Bytes) : IMocoMessage;
+    public sealed record CheckpointTaken(string Path, double Seconds, long Bytes) : IWireMessage;
 
     /// <summary>
     /// Get ready for generation <paramref name="Generation"/> over the network and answer with <see cref="Prepared"/>. On
@@ -35,7 +37,7 @@ public static class Worker
     /// </summary>
     /// <param name="Generation">The generation about to start.</param>
     /// <param name="Rank">The worker's rank in it.</param>
-    public sealed record PrepareGeneration(int Generation, int Rank) : IMocoMessage;
+    public sealed record PrepareGeneration(int Generation, int Rank) : IWireMessage;
 
     /// <summary>The reply to <see cref="PrepareGeneration"/>.</summary>
     /// <param name="Rank">The worker's rank in the coming generation.</param>
@@ -43,7 +45,7 @@ public static class Worker
     /// <param name="Endpoint">Where its ring listener accepts its predecessor (<c>host:port</c>); null on NCCL.</param>
     /// <param name="DataPlane">The data plane the worker's process chose; every rank of a generation must choose the same.</param>
     /// <param name="NcclUniqueId">On NCCL, rank 0's new unique id for the generation (128 bytes); null otherwise.</param>
-    public sealed record Prepared(int Rank, int Generation, string? Endpoint, CollectiveBackend DataPlane = CollectiveBackend.Tcp, byte[]? NcclUniqueId = null) : IMocoMessage;
+    public sealed record Prepared(int Rank, int Generation, string? Endpoint, CollectiveBackend DataPlane = CollectiveBackend.Tcp, byte[]? NcclUniqueId = null) : IWireMessage;
 
     /// <summary>
     /// Join generation <paramref name="Generation"/> as rank <paramref name="Rank"/> of <paramref name="WorldSize"/>:
@@ -58,7 +60,7 @@ public static class Worker
     /// <param name="WorldSize">The generation's number of workers.</param>
     /// <param name="Endpoints">Every rank's ring endpoint in rank order, or null for the in-process group and NCCL.</param>
     /// <param name="NcclUniqueId">The NCCL unique id rank 0 created for this generation, or null when the generation is not on NCCL.</param>
-    public sealed record JoinGeneration(int Generation, int SourceRank, int Rank, int WorldSize, IReadOnlyList<string>? Endpoints, byte[]? NcclUniqueId = null) : IMocoMessage;
+    public sealed record JoinGeneration(int Generation, int SourceRank, int Rank, int WorldSize, IReadOnlyList<string>? Endpoints, byte[]? NcclUniqueId = null) : IWireMessage;
 
     /// <summary>The reply to <see cref="JoinGeneration"/>: where the worker's cursor now is.</summary>
     /// <param name="Rank">The worker's rank.</param>
@@ -66,7 +68,7 @@ public static class Worker
     /// <param name="GlobalStep">Steps completed since the start of the run.</param>
     /// <param name="Epoch">The epoch of the next step.</param>
     /// <param name="StepInEpoch">The step within <paramref name="Epoch"/> of the next step.</param>
-    public sealed record Joined(int Rank, int Generation, long GlobalStep, int Epoch, int StepInEpoch) : IMocoMessage;
+    public sealed record Joined(int Rank, int Generation, long GlobalStep, int Epoch, int StepInEpoch) : IWireMessage;
 
     /// <summary>The worker built its model (and loaded its checkpoint when resuming); sent to the parent once, at start.</summary>
     /// <param name="Rank">The worker's rank.</param>
@@ -74,7 +76,7 @@ public static class Worker
     /// <param name="Epoch">The epoch of the next step.</param>
     /// <param name="StepInEpoch">The step within <paramref name="Epoch"/> of the next step.</param>
     /// <param name="StepsPerEpoch">Global batches per epoch.</param>
-    public sealed record Ready(int Rank, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch) : IMocoMessage;
+    public sealed record Ready(int Rank, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch) : IWireMessage;
 
     /// <summary>Rank 0 finished one step (sent after every step, for progress displays).</summary>
     /// <param name="GlobalStep">The global step just completed (0-based).</param>
@@ -85,7 +87,7 @@ public static class Worker
     /// <param name="InstanceAccuracy">The step's instance-discrimination accuracy in [0, 1].</param>
     /// <param name="LearningRate">The step's learning rate.</param>
     /// <param name="AllReduceWaitSeconds">How long rank 0 waited after backward for the step's all-reduce (what overlap did not hide); 0 in a world of one.</param>
-    public sealed record StepCompleted(long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, double Loss, double InstanceAccuracy, double LearningRate, double AllReduceWaitSeconds = 0) : IMocoMessage;
+    public sealed record StepCompleted(long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, double Loss, double InstanceAccuracy, double LearningRate, double AllReduceWaitSeconds = 0) : IWireMessage;
 
     /// <summary>The reply to <see cref="RunSteps"/>: where the worker's cursor now is.</summary>
     /// <param name="Rank">The worker's rank.</param>
@@ -95,7 +97,7 @@ public static class Worker
     /// <param name="Loss">The last step's loss (NaN when no step ran).</param>
     /// <param name="LearningRate">The last step's learning rate (NaN when no step ran).</param>
     /// <param name="ImagesPerSecond">Global images per second over the steps of this command.</param>
-    public sealed record StepsDone(int Rank, long GlobalStep, int Epoch, int StepInEpoch, double Loss, double LearningRate, double ImagesPerSecond) : IMocoMessage;
+    public sealed record StepsDone(int Rank, long GlobalStep, int Epoch, int StepInEpoch, double Loss, double LearningRate, double ImagesPerSecond) : IWireMessage;
 
     /// <summary>Rank 0 finished an epoch (sent before its <see cref="StepsDone"/>); the fields of an epoch report.</summary>
     /// <param name="Epoch">The epoch that ended.</param>
@@ -109,12 +111,12 @@ public static class Worker
     /// <param name="Seconds">Wall-clock seconds of the epoch, kNN included.</param>
     /// <param name="ImagesPerSecond">Global images per second of training (kNN excluded).</param>
     /// <param name="LoaderWaitSeconds">Seconds this worker waited on its data loader.</param>
-    public sealed record EpochDone(int Epoch, long GlobalStep, int Steps, double Loss, double InstanceAccuracy, double LearningRate, double? KnnTop1Percent, double? KnnTop5Percent, double Seconds, double ImagesPerSecond, double LoaderWaitSeconds) : IMocoMessage;
+    public sealed record EpochDone(int Epoch, long GlobalStep, int Steps, double Loss, double InstanceAccuracy, double LearningRate, double? KnnTop1Percent, double? KnnTop5Percent, double Seconds, double ImagesPerSecond, double LoaderWaitSeconds) : IWireMessage;
 
     /// <summary>Rank 0 evaluated the random encoder with the kNN monitor before the first step.</summary>
     /// <param name="Top1Percent">Top-1 in percent.</param>
     /// <param name="Top5Percent">Top-5 in percent.</param>
-    public sealed record KnnEvaluated(double Top1Percent, double Top5Percent) : IMocoMessage;
+    public sealed record KnnEvaluated(double Top1Percent, double Top5Percent) : IWireMessage;
 
     /// <summary>The worker failed; its state can no longer be trusted and it must be stopped.</summary>
     /// <param name="Rank">The worker's rank.</param>
@@ -124,5 +126,5 @@ public static class Worker
     /// <param name="StepInEpoch">Its step within the epoch.</param>
     /// <param name="Error">The exception's type and message.</param>
     /// <param name="FirstFailure">Whether it was the first rank of its group to fail (the others failed because the group was aborted).</param>
-    public sealed record WorkerFailed(int Rank, string Operation, long GlobalStep, int Epoch, int StepInEpoch, string Error, bool FirstFailure) : IMocoMessage;
+    public sealed record WorkerFailed(int Rank, string Operation, long GlobalStep, int Epoch, int StepInEpoch, string Error, bool FirstFailure) : IWireMessage;
 }

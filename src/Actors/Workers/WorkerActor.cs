@@ -334,9 +334,17 @@ public sealed class WorkerActor : ReceiveActor
             return;
         }
 
+        if (command.GlobalStep != _trainer.GlobalStep || command.Epoch < 0 || command.Epoch > _settings.Config.Epochs)
+        {
+            Sender.Tell(Failure("taking a checkpoint", $"a checkpoint of epoch {command.Epoch}, step {command.GlobalStep} was asked of a worker at step {_trainer.GlobalStep}"));
+            return;
+        }
+
         try
         {
             var clock = Stopwatch.StartNew();
+            // the file is named in this worker's own run directory: a path never comes from a message
+            var path = new CheckpointDirectory(_settings.RunDirectory).PathFor(command.Epoch, command.GlobalStep);
             var extra = new Dictionary<string, string>();
             if (command.KnnTop1Percent is { } top1)
             {
@@ -344,8 +352,8 @@ public sealed class WorkerActor : ReceiveActor
             }
 
             var image = _trainer.TakeCheckpoint(extra);
-            _checkpointer.Tell(new Checkpointer.Write(command.Path, image, command.KnnTop1Percent, Sender));
-            Sender.Tell(new Worker.CheckpointTaken(command.Path, clock.Elapsed.TotalSeconds, image.FileLength));
+            _checkpointer.Tell(new Checkpointer.Write(path, image, command.KnnTop1Percent, Sender));
+            Sender.Tell(new Worker.CheckpointTaken(path, clock.Elapsed.TotalSeconds, image.FileLength));
         }
         catch (Exception e)
         {

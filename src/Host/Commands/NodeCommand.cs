@@ -69,6 +69,8 @@ public static class NodeCommand
         MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning, bool stay)
     {
         var console = AnsiConsole.Console;
+        cluster.RequireCredentials(multiNode: true);
+        console.MarkupLine(Markup.Escape(TrainCommand.RemotingLine(cluster)));
         var dataPlane = TrainingHost.DataPlane(cluster, multiNode: true);
         using var metrics = new Metrics.MocoMetrics();
         using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);

@@ -50,7 +50,8 @@ public static class TrainCommand
         var runOptions = AddSectionOptions<RunConfig>(command, "moco.run");
         var hostOptions = AddSectionOptions<HostSettings>(command, "moco.host", exclude: ["runs-root"]);
         var clusterOptions = AddSectionOptions<ClusterSettings>(command, "moco.cluster", exclude: ["secret"]); // a secret on the command line shows in ps: MOCO_CLUSTER_SECRET only
-        var journalOptions = AddSectionOptions<JournalSettings>(command, "moco.journal");
+        // a connection string holds a password, which a flag would show to every `ps`: MOCO_JOURNAL_CONNECTION_STRING or a file only
+        var journalOptions = AddSectionOptions<JournalSettings>(command, "moco.journal", exclude: ["connection-string"]);
         command.SetAction(parse =>
         {
             var (cfg, source) = Presets.Load(parse.GetValue(preset), parse.GetValue(config));
@@ -116,6 +117,8 @@ public static class TrainCommand
         run.Validate();
         // other processes may join when this node listens on a known port or waits for more workers
         bool elastic = cluster.Port != 0 || cluster.MinWorkers > 1;
+        cluster.RequireCredentials(elastic);
+        console.MarkupLine(Markup.Escape(RemotingLine(cluster)));
         var (device, deviceLine) = DeviceChoice.Choose(host.Device, Math.Max(1, devices));
         var (backend, planeLine) = DataPlaneChoice.Choose(dataPlane, device);
         console.MarkupLine(Markup.Escape(deviceLine));
@@ -216,6 +219,19 @@ public static class TrainCommand
                 console.MarkupLine($"[red]run ended unexpectedly[/]: {Markup.Escape(final.ToString() ?? "")}");
                 return 1;
         }
+    }
+
+    /// <summary>What remoting does in this process, for the first lines of <c>moco train</c> and <c>moco node</c>.</summary>
+    internal static string RemotingLine(ClusterSettings cluster)
+    {
+        if (!cluster.Tls)
+        {
+            return $"remoting: plain TCP on {cluster.Hostname} (a single process; other processes need the cluster's certificate and secret)";
+        }
+
+        using var certificate = ClusterCertificate.Load(cluster.Certificate);
+        return $"remoting: TLS, mutual authentication pinned to the cluster certificate {certificate.Thumbprint} (valid until {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd}"
+            + (ClusterCertificate.ExpiresSoon(certificate) ? $", WITHIN {ClusterCertificate.WarnDays} DAYS: make a new one with `moco cert`" : "") + ")";
     }
 
     /// <summary>

@@ -36,6 +36,20 @@ public sealed record ClusterSettings
     /// </summary>
     public string Secret { get; init; } = "";
 
+    /// <summary>
+    /// A PEM file with the cluster's certificate and private key (from <c>MOCO_CLUSTER_CERTIFICATE</c>; <c>moco cert</c>
+    /// makes one): remoting then runs over TLS, every node presents it and accepts only peers that present the same
+    /// (mutual authentication pinned to its thumbprint). Required when other processes may take part or remoting binds
+    /// to more than the loopback interface; empty: plain TCP on loopback, for a single process.
+    /// </summary>
+    public string Certificate { get; init; } = "";
+
+    /// <summary>Whether remoting runs over TLS (a certificate is set).</summary>
+    public bool Tls => !string.IsNullOrWhiteSpace(Certificate);
+
+    /// <summary>The scheme of this cluster's addresses: <c>akka.ssl.tcp</c> over TLS, else <c>akka.tcp</c>.</summary>
+    public string Scheme => Tls ? "akka.ssl.tcp" : "akka.tcp";
+
     /// <summary>Throws <see cref="ConfigurationError"/> naming the first unusable key.</summary>
     /// <returns>This.</returns>
     public ClusterSettings Validate()
@@ -74,10 +88,40 @@ public sealed record ClusterSettings
         return this;
     }
 
+    /// <summary>
+    /// Throws <see cref="ConfigurationError"/> unless this process can let others in safely: a process that other
+    /// processes may join (<paramref name="multiNode"/>) or that binds remoting beyond loopback needs the cluster's
+    /// secret (which authenticates the run's messages and the data plane) and its certificate (TLS for remoting).
+    /// </summary>
+    /// <param name="multiNode">Whether other processes take part.</param>
+    /// <returns>This.</returns>
+    public ClusterSettings RequireCredentials(bool multiNode)
+    {
+        bool exposed = !Hosting.ClusterCertificate.IsLoopback(Hostname);
+        if (!multiNode && !exposed)
+        {
+            return this;
+        }
+
+        string why = multiNode ? "a run of several processes" : $"remoting on {Hostname} (beyond loopback)";
+        if (string.IsNullOrEmpty(Secret))
+        {
+            throw new ConfigurationError($"{why} needs the cluster's shared secret on every node: set MOCO_CLUSTER_SECRET (at least 16 characters, e.g. `openssl rand -hex 32`)");
+        }
+
+        if (!Tls)
+        {
+            throw new ConfigurationError($"{why} needs the cluster's certificate on every node: make one with `moco cert --out cluster.pem`, give the file to every node "
+                + $"and set {Hosting.ClusterCertificate.Variable}=/path/to/cluster.pem (remoting then runs over TLS and refuses any process without it)");
+        }
+
+        return this;
+    }
+
     /// <summary>The host other nodes reach this one at.</summary>
     public string PublicHostnameOrHostname() => string.IsNullOrWhiteSpace(PublicHostname) ? Hostname : PublicHostname;
 
-    /// <summary>The seed nodes as Akka addresses (<c>akka.tcp://moco@host:port</c>).</summary>
+    /// <summary>The seed nodes as Akka addresses (<c>akka.tcp://moco@host:port</c>, <c>akka.ssl.tcp://...</c> over TLS).</summary>
     public IReadOnlyList<string> SeedAddresses()
     {
         var seeds = new List<string>();
@@ -89,7 +133,7 @@ public sealed record ClusterSettings
                 throw new ConfigurationError($"moco.cluster.seed-nodes: '{part}' is not host:port");
             }
 
-            seeds.Add($"akka.tcp://{SystemName}@{part[..colon]}:{port}");
+            seeds.Add($"{Scheme}://{SystemName}@{part[..colon]}:{port}");
         }
 
         return seeds;

@@ -21,6 +21,13 @@ public sealed record JournalSettings
             throw new ConfigurationError($"moco.journal.snapshot-every must be at least 1, not {SnapshotEvery}");
         }
 
+        if (ConnectionString.Contains("CHANGE-ME", StringComparison.Ordinal))
+        {
+            // the string itself holds the password: named, never printed
+            throw new ConfigurationError("moco.journal.connection-string still holds a placeholder (CHANGE-ME, from k8s/base/secrets.env): "
+                + "set a real password in your overlay's Secret (k8s/README.md, \"Secrets\")");
+        }
+
         return this;
     }
 }

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using MoCo.Actors.Persistence;
 using MoCo.Actors.Run;
+using MoCo.Actors.Serialization;
 using MoCo.Actors.Training;
 using MoCo.Host.Configuration;
 using ClusterSettings = MoCo.Host.Configuration.ClusterSettings;
@@ -38,7 +39,7 @@ public static class TrainingHost
         var builder = NewBuilder();
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
-            akka.AddHocon(Tuning(tuning), HoconAddMode.Prepend)
+            akka.AddHocon(Tuning(tuning, cluster), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
                 .WithClustering(new ClusterOptions
                 {
@@ -82,7 +83,7 @@ public static class TrainingHost
         var builder = NewBuilder();
         builder.Services.AddAkka(ClusterSettings.SystemName, (akka, _) =>
         {
-            akka.AddHocon(Tuning(tuning), HoconAddMode.Prepend)
+            akka.AddHocon(Tuning(tuning, cluster), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
                 .WithClustering(new ClusterOptions { Roles = [TrainingDirectorActor.WorkerRole], SeedNodes = seeds.ToArray() });
         });
@@ -120,16 +121,51 @@ public static class TrainingHost
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
-    /// <summary>The HOCON every process of ours needs under the caller's: worker and checkpointer dispatchers, Hyperion with the allow-list.</summary>
-    private static Config Tuning(Config tuning) =>
-        ConfigurationFactory.ParseString(SignalsAreOurs + "\n" + QuietLogs).WithFallback(tuning).WithFallback(TrainingSystem.Dispatchers).WithFallback(ConfigurationFactory.ParseString(RunJournal.SerializationHocon));
-
-    private static RemoteOptions Remoting(ClusterSettings cluster) => new()
+    /// <summary>
+    /// The HOCON every process of ours needs under the caller's: worker and checkpointer dispatchers, and the serializers
+    /// (<see cref="RunJournal.Serialization"/>) with the message key derived from the cluster's secret, the same on every
+    /// node (a random one when there is no secret: a single process).
+    /// </summary>
+    private static Config Tuning(Config tuning, ClusterSettings cluster)
     {
-        HostName = cluster.Hostname,
-        PublicHostName = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? null : cluster.PublicHostname,
-        Port = cluster.Port,
-    };
+        var key = string.IsNullOrEmpty(cluster.Secret)
+            ? System.Security.Cryptography.RandomNumberGenerator.GetBytes(MocoWireSerializer.KeyBytes)
+            : MocoWireSerializer.DeriveKey(System.Text.Encoding.UTF8.GetBytes(cluster.Secret));
+        return ConfigurationFactory.ParseString(SignalsAreOurs + "\n" + QuietLogs).WithFallback(tuning).WithFallback(TrainingSystem.Dispatchers)
+            .WithFallback(ConfigurationFactory.ParseString(RunJournal.Serialization(key)));
+    }
+
+    /// <summary>
+    /// Remoting: plain TCP for a single process on loopback; with the cluster's certificate, TLS with mutual
+    /// authentication pinned to the certificate's thumbprint, so that a process without it cannot associate at all
+    /// (Akka logs the refused handshake: "Certificate pinning failed ... Rejected incoming connection").
+    /// </summary>
+    private static RemoteOptions Remoting(ClusterSettings cluster)
+    {
+        var options = new RemoteOptions
+        {
+            HostName = cluster.Hostname,
+            PublicHostName = string.IsNullOrWhiteSpace(cluster.PublicHostname) ? null : cluster.PublicHostname,
+            Port = cluster.Port,
+        };
+        if (!cluster.Tls)
+        {
+            return options;
+        }
+
+        var certificate = ClusterCertificate.Load(cluster.Certificate);
+        options.EnableSsl = true;
+        options.Ssl = new SslOptions
+        {
+            X509Certificate = certificate,
+            // the chain of a self-signed cluster certificate cannot be built from the system's roots: the pin decides
+            SuppressValidation = false,
+            RequireMutualAuthentication = true,
+            ValidateCertificateHostname = false,
+            CustomValidator = Akka.Remote.Transport.DotNetty.CertificateValidation.PinnedCertificate([certificate.Thumbprint]),
+        };
+        return options;
+    }
 
     /// <summary>
     /// The data plane of this node's workers: listeners bound where remoting binds, advertised at the public host name,

@@ -1,6 +1,4 @@
 using System.Runtime.InteropServices;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace MoCo.Model.Diagnostics;
 
@@ -24,14 +22,7 @@ public static class AllocatorPoison
     /// <summary>Turns the mode on for the rest of the process. Throws when this libtorch does not have the switch.</summary>
     public static void Enable()
     {
-        InitializeDeviceType(DeviceType.CPU); // loads libtorch (and libc10 beside it)
-        var library = NativeLibrary.Load("libc10.so", typeof(TorchSharp.torch).Assembly, DllImportSearchPath.AssemblyDirectory | DllImportSearchPath.SafeDirectories);
-        if (!NativeLibrary.TryGetExport(library, JunkFillFlag, out var flag))
-        {
-            throw new InvalidOperationException($"this libtorch's libc10.so has no {JunkFillFlag}: allocations cannot be poisoned");
-        }
-
-        Marshal.WriteByte(flag, 1);
+        Marshal.WriteByte(LibC10.Flag(JunkFillFlag), 1);
         Enabled = true;
     }
 

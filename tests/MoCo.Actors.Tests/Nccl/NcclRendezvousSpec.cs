@@ -17,7 +17,7 @@ public sealed class NcclRendezvousSpec : SqliteJournalSpec
     [Fact]
     public void Rendezvous_must_be_on_the_allow_list()
     {
-        Assert.Contains(typeof(NcclRendezvous), HyperionAllowList.Types);
+        Assert.Contains(typeof(NcclRendezvous), HyperionAllowList.Wire);
     }
 
     [Fact]
@@ -26,7 +26,7 @@ public sealed class NcclRendezvousSpec : SqliteJournalSpec
         var bytes = Enumerable.Range(0, 128).Select(i => (byte)(i * 7 + 3)).ToArray();
         var message = new NcclRendezvous(3, NcclUniqueId.FromBytes(bytes));
         var serializer = Sys.Serialization.FindSerializerForType(typeof(NcclRendezvous));
-        Assert.IsType<MocoHyperionSerializer>(serializer);
+        Assert.IsType<MocoWireSerializer>(serializer);
 
         var copy = Assert.IsType<NcclRendezvous>(serializer.FromBinary(serializer.ToBinary(message), typeof(NcclRendezvous)));
 

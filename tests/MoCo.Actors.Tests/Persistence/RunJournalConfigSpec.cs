@@ -48,11 +48,15 @@ public sealed class RunJournalConfigSpec
     }
 
     [Fact]
-    public void Our_marker_interface_is_bound_to_Hyperion()
+    public void Journal_types_are_bound_to_Hyperion_wire_types_to_the_signed_serializer_and_nothing_else_of_ours()
     {
         var config = RunJournal.Sqlite("journal.db");
 
-        Assert.Equal("hyperion", config.GetString("akka.actor.serialization-bindings.\"MoCo.Actors.IMocoMessage, MoCo.Actors\""));
+        Assert.Equal("hyperion", config.GetString("akka.actor.serialization-bindings.\"MoCo.Actors.IJournalMessage, MoCo.Actors\""));
+        Assert.Equal("moco-wire", config.GetString("akka.actor.serialization-bindings.\"MoCo.Actors.IWireMessage, MoCo.Actors\""));
+        Assert.Null(config.GetString("akka.actor.serialization-bindings.\"MoCo.Actors.IMocoMessage, MoCo.Actors\"", null));
+        Assert.False(config.GetBoolean("akka.actor.serialization-settings.allow-unregistered-types"));
+        Assert.StartsWith("MoCo.Actors.Serialization.RefusingJsonSerializer", config.GetString("akka.actor.serializers.json"));
         Assert.StartsWith("MoCo.Actors.Serialization.MocoHyperionSerializer", config.GetString("akka.actor.serializers.hyperion"));
         Assert.True(config.GetBoolean("akka.actor.serialization-settings.hyperion.disallow-unsafe-type"));
         Assert.NotEmpty(config.GetStringList("akka.actor.serialization-settings.hyperion.allowed-types"));

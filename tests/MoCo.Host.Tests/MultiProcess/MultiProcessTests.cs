@@ -221,11 +221,14 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     public async Task A_node_without_the_secret_must_be_refused_and_downed()
     {
         int port = MocoProcess.FreePort();
-        var train = Start("train", ["train", .. Tiny(3), "--port", Port(port), "--run-dir", RunDir("stranger")], SecretVariable);
+        // 8 epochs: the run outlasts the stranger's 10 s to prove itself
+        var train = Start("train", ["train", .. Tiny(8), "--port", Port(port), "--run-dir", RunDir("stranger")], SecretVariable);
         await train.WaitForAsync("1 worker\\(s\\), generation 1", Bound);
         var stranger = Start("stranger", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1"], ("MOCO_CLUSTER_SECRET", "not-the-secret-but-long-enough"));
 
-        await train.WaitForAsync("does not hold the cluster's secret", Bound);
+        // with another secret it cannot even read the director's request for its offer (the message key differs), so it
+        // never proves anything: downed when its time is up (moco.cluster member-proof timeout, 10 s)
+        await train.WaitForAsync("did not prove it holds the cluster's secret", Bound);
         Assert.Equal(1, await stranger.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains("this node left the cluster (downed or removed)", stranger.Output, StringComparison.Ordinal);
         Assert.Equal(0, await train.WaitForExitAsync(Bound));

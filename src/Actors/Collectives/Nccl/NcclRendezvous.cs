@@ -6,7 +6,7 @@ namespace MoCo.Actors.Collectives.Nccl;
 /// (the director to every rank), whose generation the director already checks. Not persisted either way: an id names
 /// sockets of one process's lifetime, so a replayed one would be stale.
 /// </summary>
-public sealed record NcclRendezvous : IMocoMessage
+public sealed record NcclRendezvous : IWireMessage
 {
     private readonly byte[] _uniqueId;
 

@@ -114,6 +114,22 @@ public sealed class WorkerActor : ReceiveActor
 
     private IActorRef Director => _director ?? Context.Parent;
 
+    /// <summary>
+    /// Drops (and logs) a command from anyone but this worker's director (its parent, or the remote director that had
+    /// its node agent create it). Messages from other processes were already authenticated by the cluster's message
+    /// key; this keeps a second or stale director from driving the worker.
+    /// </summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is IWireMessage && !Sender.Equals(Director))
+        {
+            _log.Warning("Rank {0}: dropped {1} from {2}, which is not this worker's director", _rank, message.GetType().Name, Sender.Path);
+            return true;
+        }
+
+        return base.AroundReceive(receive, message);
+    }
+
     /// <inheritdoc />
     protected override void PreStart()
     {

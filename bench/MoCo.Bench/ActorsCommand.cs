@@ -98,16 +98,16 @@ internal static class ActorsCommand
             var stall = new Table().Title("checkpoints in (d)").Border(TableBorder.Markdown);
             stall.AddColumn("quantity");
             stall.AddColumn(new TableColumn("value").RightAligned());
-            ckpt = ckpt!;
-            stall.AddRow("checkpoints written (timed part)", ckpt.Writes.ToString(CultureInfo.InvariantCulture));
-            stall.AddRow("checkpoint size (MiB)", Format(ckpt.CheckpointMiB, 1));
-            stall.AddRow("copy into memory on the worker, mean (ms)", Format(ckpt.TakeSeconds * 1000, 1));
-            stall.AddRow("hash + write + fsync on the checkpointer, mean (ms)", Format(ckpt.WriteSeconds * 1000, 1));
-            stall.AddRow("median step, no write in flight (ms)", Format(ckpt.MedianQuietStep * 1000, 0));
-            stall.AddRow("mean step while a write is in flight (ms)", Format(ckpt.MeanStepDuringWrite * 1000, 0));
-            stall.AddRow("step time during a write / normal", Format(ckpt.MeanStepDuringWrite / ckpt.MedianQuietStep, 3) + "x");
-            stall.AddRow("step that took the copy / normal", Format(ckpt.MeanTakeStep / ckpt.MedianQuietStep, 3) + "x");
-            stall.AddRow("a synchronous write would add per checkpoint (ms)", Format((ckpt.TakeSeconds + ckpt.WriteSeconds) * 1000, 0));
+            var written = ckpt!;
+            stall.AddRow("checkpoints written (timed part)", written.Writes.ToString(CultureInfo.InvariantCulture));
+            stall.AddRow("checkpoint size (MiB)", Format(written.CheckpointMiB, 1));
+            stall.AddRow("copy into memory on the worker, mean (ms)", Format(written.TakeSeconds * 1000, 1));
+            stall.AddRow("hash + write + fsync on the checkpointer, mean (ms)", Format(written.WriteSeconds * 1000, 1));
+            stall.AddRow("median step, no write in flight (ms)", Format(written.MedianQuietStep * 1000, 0));
+            stall.AddRow("mean step while a write is in flight (ms)", Format(written.MeanStepDuringWrite * 1000, 0));
+            stall.AddRow("step time during a write / normal", Format(written.MeanStepDuringWrite / written.MedianQuietStep, 3) + "x");
+            stall.AddRow("step that took the copy / normal", Format(written.MeanTakeStep / written.MedianQuietStep, 3) + "x");
+            stall.AddRow("a synchronous write would add per checkpoint (ms)", Format((written.TakeSeconds + written.WriteSeconds) * 1000, 0));
             AnsiConsole.Write(stall);
             return 0;
         }

@@ -16,7 +16,7 @@ public static class AkkaReference
     public static Config Remote => ConfigurationFactory.FromResource<Akka.Remote.RemoteSettings>("Akka.Remote.Configuration.Remote.conf");
 
     /// <summary>Akka.Cluster.Tools' (the singleton manager and proxy, where the run coordinator lives).</summary>
-    public static Config ClusterTools => Akka.Cluster.Tools.Singleton.ClusterSingletonManager.DefaultConfig();
+    public static Config ClusterTools => Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig();
 
     /// <summary>Everything above over Akka's own defaults.</summary>
     public static Config All => ClusterTools.WithFallback(Cluster).WithFallback(Remote).WithFallback(ConfigurationFactory.Default());

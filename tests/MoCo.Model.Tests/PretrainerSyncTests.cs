@@ -8,7 +8,7 @@ namespace MoCo.Model.Tests;
 public class PretrainerSyncTests
 {
     [Fact]
-    public void SyncFrom_makes_a_fresh_replica_equal_to_a_trained_one_and_both_then_step_alike()
+    public async Task SyncFrom_makes_a_fresh_replica_equal_to_a_trained_one_and_both_then_step_alike()
     {
         var config = PretrainerTests.TinyConfig();
         var data = PretrainerTests.TinyData();
@@ -29,7 +29,7 @@ public class PretrainerSyncTests
         fresh.Rebind(group[1], layout2);
         var sync = Task.Run(() => fresh.SyncFrom(0));
         trained.SyncFrom(0);
-        sync.GetAwaiter().GetResult();
+        await sync;
 
         Assert.Equal((trained.Epoch, trained.StepInEpoch, trained.GlobalStep), (fresh.Epoch, fresh.StepInEpoch, fresh.GlobalStep));
         Assert.Equal((1, 1, 5L), (fresh.Epoch, fresh.StepInEpoch, fresh.GlobalStep));
@@ -38,7 +38,7 @@ public class PretrainerSyncTests
         // both replicas now run the next step of a world of two and stay bit-identical (the all-reduce is rank-ordered)
         var other = Task.Run(() => fresh.TrainStep());
         var mine = trained.TrainStep();
-        var theirs = other.GetAwaiter().GetResult();
+        var theirs = await other;
         Assert.Equal(mine.Loss, theirs.Loss);
         AssertSame(trained, fresh);
     }

@@ -32,7 +32,7 @@ namespace MoCo.Actors.Training;
 /// <c>RunFailed</c> and the cause. The coordinator (unless one is given) and the checkpointer run under
 /// <c>Backoff.OnStop</c>.
 /// </remarks>
-public sealed class TrainingDirectorActor : ReceiveActor
+public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
@@ -85,6 +85,13 @@ public sealed class TrainingDirectorActor : ReceiveActor
     private readonly Dictionary<string, string> _leaveReasons = [];
     private readonly Dictionary<string, byte[]> _nonces = [];
     private readonly HashSet<string> _proven = [];
+
+    // every timer gets a key of its own, as the scheduler's one-shot messages did (none replaces another); all are
+    // cancelled when the director stops
+    private long _timerKeys;
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
     private readonly HashSet<string> _graceful = new(StringComparer.Ordinal);
 
     /// <summary>The cluster role of nodes that offer workers to the run (<c>moco node</c>).</summary>
@@ -170,7 +177,8 @@ public sealed class TrainingDirectorActor : ReceiveActor
     /// <param name="childName">Its name under the supervisor.</param>
     public static Props UnderBackoff(Props child, string childName)
     {
-        return BackoffSupervisor.Props(Akka.Pattern.Backoff.OnStop(child, childName, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10), 0.2));
+        // restarted however often it stops (-1): the run's journal client must come back whenever the journal does
+        return BackoffSupervisor.Props(Akka.Pattern.Backoff.OnStop(child, childName, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10), 0.2, -1));
     }
 
     /// <inheritdoc />
@@ -905,7 +913,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
             // every rank of the generation reports (the survivors' collectives failed); they agree on the step
             survivorStep = failures.Where(f => survivors.Contains(f.Rank) && f.GlobalStep >= 0).Select(f => f.GlobalStep).DefaultIfEmpty(survivorStep).Min();
         }
-        Context.System.Scheduler.ScheduleTellOnce(delay, Self, new RecreateWorkers(failedRanks, survivors, survivorStep), Self);
+        Timers.StartSingleTimer(_timerKeys++, new RecreateWorkers(failedRanks, survivors, survivorStep), delay);
     }
 
     private void HandleRecreateWorkers(RecreateWorkers recreate)
@@ -1002,7 +1010,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         string node = member.Address.ToString();
         if (!_proven.Contains(node))
         {
-            Context.System.Scheduler.ScheduleTellOnce(_settings.MemberProofTimeout, Self, new ProofDeadline(node), Self);
+            Timers.StartSingleTimer(_timerKeys++, new ProofDeadline(node), _settings.MemberProofTimeout);
         }
 
         AskForOfferNow(node);
@@ -1085,7 +1093,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
 
         if (_remoteNodes.TryGetValue(node, out var known) && known.QuarantinedUntil > DateTime.UtcNow)
         {
-            Context.System.Scheduler.ScheduleTellOnce(known.QuarantinedUntil - DateTime.UtcNow, Self, new AskForOffer(node), Self);
+            Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), known.QuarantinedUntil - DateTime.UtcNow);
             return;
         }
 
@@ -1093,7 +1101,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         _nonces[node] = nonce;
         Context.ActorSelection(node + NodeAgent.Path).Tell(new NodeAgent.GetOffer(_settings.RunId, nonce));
         // ask again until the agent answers (it may not exist yet when its node comes Up) or the node leaves
-        Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromSeconds(2), Self, new AskForOffer(node, Retry: true), Self);
+        Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node, Retry: true), TimeSpan.FromSeconds(2));
     }
 
     private void HandleOffer(NodeAgent.Offer offer)
@@ -1202,7 +1210,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         var wait = TimeSpan.FromSeconds(Math.Min(300, _settings.RestartBackoffMin.TotalSeconds * Math.Pow(2, known.Failures - 1)));
         known.QuarantinedUntil = DateTime.UtcNow + wait;
         _log.Warning($"Run {_settings.RunId}: node {node} quarantined for {wait.TotalSeconds:F1} s after failure {known.Failures}: {reason}");
-        Context.System.Scheduler.ScheduleTellOnce(wait, Self, new AskForOffer(node), Self);
+        Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), wait);
     }
 
     private TimeSpan RestartDelay(int failuresInARow)
@@ -1377,7 +1385,7 @@ public sealed class TrainingDirectorActor : ReceiveActor
         _afterAck.Enqueue(then);
         _coordinator.Tell(command);
         _recordsSent++;
-        Context.System.Scheduler.ScheduleTellOnce(_settings.JournalTimeout, Self, new JournalTimeout(_recordsSent, command.GetType().Name), Self);
+        Timers.StartSingleTimer(_timerKeys++, new JournalTimeout(_recordsSent, command.GetType().Name), _settings.JournalTimeout);
     }
 
     /// <summary>Records <paramref name="commands"/> in order; <paramref name="then"/> runs after the last acknowledgement (at once when there are none).</summary>

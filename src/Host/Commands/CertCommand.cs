@@ -41,12 +41,13 @@ public static class CertCommand
                 Directory.CreateDirectory(directory);
                 var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
                 // the private key is never readable by others, not even between the write and the rename
-                using (var stream = new FileStream(temporary, new FileStreamOptions
+                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+                if (!OperatingSystem.IsWindows())
                 {
-                    Mode = FileMode.CreateNew,
-                    Access = FileAccess.Write,
-                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                }))
+                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                }
+
+                using (var stream = new FileStream(temporary, options))
                 using (var writer = new StreamWriter(stream))
                 {
                     writer.Write(pem);

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster;
-using Akka.Cluster.Hosting;
+using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Persistence.Sql.Hosting;
@@ -18,7 +18,7 @@ namespace MoCo.Host.Hosting;
 
 /// <summary>
 /// The Akka.Hosting wiring of a process that trains: remoting, clustering, the run journal (Akka.Persistence.Sql) and the
-/// run coordinator as a cluster singleton under <c>Backoff.OnStop</c>, all as typed code; tuning (dispatchers,
+/// run coordinator as a cluster singleton under <c>Backoff.OnStop</c>, as typed code; tuning (dispatchers,
 /// serialization, split-brain resolver) comes from HOCON. Without seed nodes the process joins itself and forms a
 /// one-node cluster, which is what <c>moco train</c> does by default.
 /// </summary>
@@ -41,17 +41,19 @@ public static class TrainingHost
         {
             akka.AddHocon(Tuning(tuning, cluster), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
-                .WithClustering(new ClusterOptions
-                {
-                    Roles = [ClusterSettings.TrainerRole],
-                    SeedNodes = seeds.Count > 0 ? seeds.ToArray() : null,
-                })
+                .WithActorRefProvider(ProviderSelection.Cluster.Instance)
+                .AddHocon(Clustering([ClusterSettings.TrainerRole], seeds), HoconAddMode.Prepend)
                 .WithSqlPersistence(connectionString, provider)
-                .WithSingleton<RunCoordinatorKey>(
-                    "run-coordinator",
-                    TrainingDirectorActor.UnderBackoff(RunCoordinatorActor.Props(runId, new RunCoordinatorSettings(journal.SnapshotEvery)), "run-coordinator"),
-                    new ClusterSingletonOptions { Role = ClusterSettings.TrainerRole },
-                    createProxyToo: true)
+                .WithActors((system, registry) =>
+                {
+                    // the run coordinator as a cluster singleton on the trainer role, and its proxy
+                    var coordinator = TrainingDirectorActor.UnderBackoff(RunCoordinatorActor.Props(runId, new RunCoordinatorSettings(journal.SnapshotEvery)), "run-coordinator");
+                    system.ActorOf(ClusterSingletonManager.Props(coordinator, PoisonPill.Instance,
+                        ClusterSingletonManagerSettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-coordinator")), "run-coordinator");
+                    var proxy = system.ActorOf(ClusterSingletonProxy.Props("/user/run-coordinator",
+                        ClusterSingletonProxySettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-coordinator")), "run-coordinator-proxy");
+                    registry.Register<RunCoordinatorKey>(proxy);
+                })
                 .AddStartup((system, _) =>
                 {
                     if (seeds.Count == 0)
@@ -85,10 +87,21 @@ public static class TrainingHost
         {
             akka.AddHocon(Tuning(tuning, cluster), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
-                .WithClustering(new ClusterOptions { Roles = [TrainingDirectorActor.WorkerRole], SeedNodes = seeds.ToArray() });
+                .WithActorRefProvider(ProviderSelection.Cluster.Instance)
+                .AddHocon(Clustering([TrainingDirectorActor.WorkerRole], seeds), HoconAddMode.Prepend);
         });
         return builder.Build();
     }
+
+    /// <summary>
+    /// The cluster provider, this node's roles and its seed nodes, as HOCON (Akka.Cluster.Hosting would bring cluster
+    /// sharding and its LightningDB store, which nothing here uses), over the singleton's and the cluster's defaults.
+    /// </summary>
+    private static Config Clustering(IReadOnlyList<string> roles, IReadOnlyList<string> seeds) =>
+        ConfigurationFactory.ParseString($$"""
+            akka.cluster.roles = [{{string.Join(", ", roles.Select(r => $"\"{r}\""))}}]
+            akka.cluster.seed-nodes = [{{string.Join(", ", seeds.Select(s => $"\"{s}\""))}}]
+            """).WithFallback(ClusterSingleton.DefaultConfig()).WithFallback(ConfigurationFactory.FromResource<Akka.Cluster.Cluster>("Akka.Cluster.Configuration.Cluster.conf"));
 
     /// <summary>
     /// A host builder whose lifetime ignores signals: the commands handle SIGTERM and Ctrl-C themselves (stop at the end

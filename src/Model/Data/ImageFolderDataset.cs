@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Enumeration;
 
 namespace MoCo.Model.Data;
 
@@ -8,7 +9,11 @@ namespace MoCo.Model.Data;
 /// .png .bmp .webp files count (case-insensitive). The tree may be a directory or a folder inside a .tar.gz, which is
 /// streamed once. Images are decoded in parallel and cached as uint8 when the estimated decoded size fits the budget;
 /// otherwise paths (directory) or encoded bytes (archive) are kept and decoded on demand. Unreadable images are skipped
-/// and counted in <see cref="Report"/>; empty class folders are allowed, an empty data set is an error.
+/// and counted in <see cref="Report"/>: corrupt, truncated or empty files, sizes beyond <see cref="ImageDecoder"/>'s
+/// limits, and paths that are not regular files (named
+/// pipes, devices, dangling links, loops of links). Symbolic links to files are followed; inside a class folder the walk
+/// does not descend into linked folders (class folders themselves may be links), so a loop of links cannot make it
+/// endless or list a file twice. Empty class folders are allowed, an empty data set is an error.
 /// </summary>
 public sealed class ImageFolderDataset : IImageDataset
 {
@@ -114,13 +119,6 @@ public sealed class ImageFolderDataset : IImageDataset
         options ??= new ImageFolderOptions();
         var stopwatch = Stopwatch.StartNew();
         string[] classes = ResolveClasses(root, FindClasses(root), options.Classes);
-        var walk = new EnumerationOptions
-        {
-            RecurseSubdirectories = true,
-            AttributesToSkip = FileAttributes.None,
-            IgnoreInaccessible = true,
-            ReturnSpecialDirectories = false,
-        };
         var candidates = new List<Candidate>();
         for (int label = 0; label < classes.Length; label++)
         {
@@ -129,7 +127,7 @@ public sealed class ImageFolderDataset : IImageDataset
             {
                 continue;
             }
-            var files = Directory.EnumerateFiles(classDir, "*", walk)
+            var files = WalkFiles(classDir)
                 .Where(IsImageFile)
                 .Select(f => (Dir: Path.GetDirectoryName(f) ?? "", File: Path.GetFileName(f), Full: f))
                 .ToList();
@@ -159,6 +157,27 @@ public sealed class ImageFolderDataset : IImageDataset
         string prefix = PrefixOf(root);
         var entries = TarGzReader.Read(archivePath, path => path.StartsWith(prefix, StringComparison.Ordinal) && IsImageFile(path));
         return FromTarEntries(archivePath, entries, root, options, stopwatch);
+    }
+
+    /// <summary>
+    /// The files under <paramref name="folder"/>, recursively, as <see cref="Directory.EnumerateFiles(string)"/> names them,
+    /// without descending into linked folders (a link to a folder above would make the walk endless). Inaccessible
+    /// folders are left out; a link to a file is listed like a file.
+    /// </summary>
+    private static IEnumerable<string> WalkFiles(string folder)
+    {
+        var walk = new EnumerationOptions
+        {
+            RecurseSubdirectories = true,
+            AttributesToSkip = FileAttributes.None,
+            IgnoreInaccessible = true,
+            ReturnSpecialDirectories = false,
+        };
+        return new FileSystemEnumerable<string>(folder, (ref FileSystemEntry entry) => entry.ToSpecifiedFullPath(), walk)
+        {
+            ShouldIncludePredicate = (ref FileSystemEntry entry) => !entry.IsDirectory,
+            ShouldRecursePredicate = (ref FileSystemEntry entry) => (entry.Attributes & FileAttributes.ReparsePoint) == 0,
+        };
     }
 
     /// <summary>The sorted class folder names under <paramref name="root"/> among archive entries.</summary>

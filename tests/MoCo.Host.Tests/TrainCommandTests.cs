@@ -138,6 +138,39 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("only epochs, data, knn-k", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Continue_must_take_the_run_id_from_the_newest_valid_checkpoint_past_crafted_ones()
+    {
+        // one crafted file in checkpoints/ made every --continue start crash (only its own exception was caught)
+        string corpus = Path.Combine(RepositoryRoot(), "tests", "corpus", "checkpoints");
+        var directory = new MoCo.Model.Checkpoints.CheckpointDirectory(Path.Combine(_dir, "crafted"));
+        Directory.CreateDirectory(directory.Folder);
+        File.Copy(Path.Combine(corpus, "valid.mocockpt"), directory.PathFor(0, 0));
+        string[] crafted = ["null-tensor-entry", "shape-overflows-long", "lengths-wrap-around", "null-run-id", "header-length-4gib"];
+        for (int i = 0; i < crafted.Length; i++)
+        {
+            File.Copy(Path.Combine(corpus, crafted[i] + ".mocockpt"), directory.PathFor(0, i + 1));
+        }
+        File.CreateSymbolicLink(directory.PathFor(1, 0), "nowhere.mocockpt");
+
+        Assert.Equal("corpus-run", Commands.TrainCommand.ReadRunId(directory.RunDir));
+        var latest = directory.Latest("corpus-run");
+        Assert.Equal(directory.PathFor(0, 0), latest.Found?.Path);
+        Assert.Equal(crafted.Length + 1, latest.Skipped.Count);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "MoCo.Actors.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new DirectoryNotFoundException($"no MoCo.Actors.sln above {AppContext.BaseDirectory}");
+    }
+
     private static (int Code, string Output) Run(string[] args, params (string Name, string Value)[] environment)
     {
         using var process = MultiProcess.MocoProcess.Start("moco " + args[0], args, environment);

@@ -123,6 +123,26 @@ public class DatasetCifarBinaryTests
     }
 
     [Fact]
+    public void A_batch_file_that_is_a_link_is_followed_and_one_that_is_a_named_pipe_is_refused_by_name()
+    {
+        // the length was the link's own (a few bytes: "truncated"), and reading a pipe blocked until someone wrote to it
+        using var temp = new TempDirectory();
+        string folder = WriteBatches(temp.Path);
+        string testBatch = Path.Combine(folder, Cifar10BinaryDataset.TestFile);
+        string stored = Path.Combine(temp.Path, "stored.bin");
+        File.Move(testBatch, stored);
+        File.CreateSymbolicLink(testBatch, stored);
+
+        Assert.Equal(3, Cifar10BinaryDataset.Load(folder, train: false).Count);
+
+        File.Delete(testBatch);
+        HostileCorpus.MakeFifo(testBatch);
+        var error = HostileCorpus.Within(TimeSpan.FromSeconds(30), "loading a named pipe as a batch",
+            () => Assert.Throws<InvalidDataException>(() => Cifar10BinaryDataset.Load(folder, train: false)), testBatch);
+        Assert.Contains($"CIFAR-10 file '{testBatch}' cannot be read: empty (0 bytes), or not a regular file", error.Message);
+    }
+
+    [Fact]
     public void Label_outside_the_classes_is_an_error()
     {
         using var temp = new TempDirectory();

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -102,7 +101,7 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
             long deadline = Stopwatch.GetTimestamp() + (long)(options.ConnectTimeout.TotalSeconds * Stopwatch.Frequency);
 
             using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var refusals = new ConcurrentQueue<string>();
+            var refusals = new RefusalLog();
             var accepting = Task.Factory.StartNew(
                 () => listener.AcceptPredecessor(me, predecessor, options.Secret, options.HandshakeTimeout, deadline, refusals, both.Token),
                 both.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
@@ -163,8 +162,8 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
     }
 
     /// <summary>Adds what this rank's listener refused meanwhile: the peer's side of a refusal often explains this side's failure.</summary>
-    private static CollectiveException WithRefusals(CollectiveException e, ConcurrentQueue<string> refusals) =>
-        refusals.IsEmpty ? e : new CollectiveException($"{e.Message}; meanwhile this rank's listener refused: {string.Join("; ", refusals)}", e.InnerException ?? e);
+    private static CollectiveException WithRefusals(CollectiveException e, RefusalLog refusals) =>
+        refusals.IsEmpty ? e : new CollectiveException($"{e.Message}; meanwhile this rank's listener refused: {refusals}", e.InnerException ?? e);
 
     /// <inheritdoc />
     /// <exception cref="NotSupportedException">The dtype cannot be summed (see the message for those that can).</exception>

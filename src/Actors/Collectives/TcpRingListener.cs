@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -10,9 +9,22 @@ namespace MoCo.Actors.Collectives;
 /// The first half of a rank's rendezvous: a TCP listener bound before the ring is known, so that its actual port
 /// (port 0 picks a free one) can be published to the coordinator, which then hands every rank the endpoints of all
 /// ranks. <see cref="TcpRingCollective.Connect"/> takes the listener over, accepts the predecessor on it and closes it.
+/// Anyone who reaches the port may connect, so what a connection can cost is bounded: at most
+/// <see cref="MaxPendingHandshakes"/> connections handshake at once (one thread each, for at most the handshake
+/// timeout), a connection beyond them is closed at once, unread, and counted; the handshake reads a bounded hello
+/// (<see cref="RingHandshake"/> checks the announced run-id length before allocating); and the record of refusals
+/// keeps only the newest ones (<see cref="RefusalLog"/>).
 /// </summary>
 public sealed class TcpRingListener : IDisposable
 {
+    /// <summary>
+    /// The most accepted connections that may be handshaking at once: 32. A ring needs one connection here (its
+    /// predecessor, which may retry a few times while it restarts); each pending one holds a thread for at most the
+    /// handshake timeout. A stranger who keeps this many idle connections open can delay the ring until the connect
+    /// timeout, but no longer exhaust threads or memory.
+    /// </summary>
+    public const int MaxPendingHandshakes = 32;
+
     private const int Backlog = 64;
 
     private readonly Socket _socket;
@@ -60,16 +72,19 @@ public sealed class TcpRingListener : IDisposable
     /// generation and world, and returns it. Every connection is handshaken on its own thread within
     /// <paramref name="handshakeTimeout"/>, so a stranger that sends garbage or nothing never holds up the
     /// predecessor; refused connections are dropped and described in <paramref name="refusals"/> (for error messages).
+    /// A connection accepted while <see cref="MaxPendingHandshakes"/> others are handshaking is closed unread and
+    /// counted in <paramref name="refusals"/>.
     /// </summary>
     /// <exception cref="CollectiveException">No predecessor completed the handshake before <paramref name="deadline"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     internal Socket AcceptPredecessor(
         RingIdentity me, int predecessor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, long deadline,
-        ConcurrentQueue<string> refusals, CancellationToken cancellationToken)
+        RefusalLog refusals, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var winner = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
         int claimed = 0;
+        int pending = 0;
         var stop = new CancellationTokenSource();
 
         void Handshake(Socket socket)
@@ -86,7 +101,7 @@ public sealed class TcpRingListener : IDisposable
                 if (!guard.TryDisarm())
                 {
                     Interlocked.Exchange(ref claimed, 0);
-                    refusals.Enqueue($"{address}: the handshake completed just as its time ran out");
+                    refusals.Add($"{address}: the handshake completed just as its time ran out");
                     return;
                 }
                 if (!winner.TrySetResult(socket))
@@ -100,12 +115,12 @@ public sealed class TcpRingListener : IDisposable
             }
             catch (RingHandshakeException e)
             {
-                refusals.Enqueue(guard.HasFired ? $"{address}: no complete handshake within {handshakeTimeout.TotalSeconds:0.#} s" : $"{address}: {e.Message}");
+                refusals.Add(guard.HasFired ? $"{address}: no complete handshake within {handshakeTimeout.TotalSeconds:0.#} s" : $"{address}: {e.Message}");
                 socket.Dispose();
             }
             catch (Exception e)
             {
-                refusals.Enqueue($"{address}: {e.GetType().Name}: {e.Message}");
+                refusals.Add($"{address}: {e.GetType().Name}: {e.Message}");
                 socket.Dispose();
             }
         }
@@ -123,8 +138,26 @@ public sealed class TcpRingListener : IDisposable
                 {
                     return; // the listener was closed
                 }
+                if (Interlocked.Increment(ref pending) > MaxPendingHandshakes)
+                {
+                    Interlocked.Decrement(ref pending);
+                    refusals.CountDropped();
+                    Drop(accepted);
+                    continue;
+                }
                 accepted.NoDelay = true;
-                var handshaker = new Thread(() => Handshake(accepted)) { IsBackground = true, Name = $"ring-handshake-{me.Rank}" };
+                var handshaker = new Thread(() =>
+                {
+                    try
+                    {
+                        Handshake(accepted);
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref pending);
+                    }
+                })
+                { IsBackground = true, Name = $"ring-handshake-{me.Rank}" };
                 handshaker.Start();
             }
         })
@@ -147,7 +180,7 @@ public sealed class TcpRingListener : IDisposable
             }
             if (!done)
             {
-                string seen = refusals.IsEmpty ? "no peer connected" : "refused: " + string.Join("; ", refusals);
+                string seen = refusals.IsEmpty ? "no peer connected" : "refused: " + refusals;
                 throw new CollectiveException($"rank {me.Rank}: its predecessor rank {predecessor} did not complete a ring handshake before the connect timeout ({seen})");
             }
             returned = true;
@@ -164,5 +197,19 @@ public sealed class TcpRingListener : IDisposable
             Dispose();
             acceptor.Join(TimeSpan.FromSeconds(5));
         }
+    }
+
+    /// <summary>Closes a connection at once with a reset (no lingering, no handshake thread).</summary>
+    private static void Drop(Socket socket)
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // the peer is gone already
+        }
+        socket.Dispose();
     }
 }

@@ -333,8 +333,11 @@ public static class TrainCommand
         return (checkpoint, dir);
     }
 
-    /// <summary>The run id of a run directory, from any of its checkpoints' headers.</summary>
-    private static string ReadRunId(string runDir)
+    /// <summary>
+    /// The run id of a run directory, from the newest of its checkpoints that passes verification; files that fail
+    /// (refused, or unreadable) are passed over as <see cref="CheckpointDirectory.Latest(string)"/> passes them over.
+    /// </summary>
+    internal static string ReadRunId(string runDir)
     {
         foreach (var path in new CheckpointDirectory(runDir).List().Reverse())
         {
@@ -342,7 +345,7 @@ public static class TrainCommand
             {
                 return CheckpointFile.Verify(path).Header.RunId;
             }
-            catch (CheckpointRejectedException)
+            catch (Exception e) when (e is CheckpointRejectedException or IOException or UnauthorizedAccessException)
             {
             }
         }

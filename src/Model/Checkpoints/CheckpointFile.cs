@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using MoCo.Model.Files;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,11 @@ namespace MoCo.Model.Checkpoints;
 /// The prefix check lets a reader tell "truncated" (intact prefix, file shorter than L) from "corrupt"
 /// (any flipped byte, the magic and version included) before it trusts any other field;
 /// the SHA-256 trailer then covers everything. Files are written atomically (see <see cref="Write"/>).
+/// A reader trusts nothing it has not checked: anyone can write a file with valid checksums, so the header length is
+/// bounded before the header is read (<see cref="MaxHeaderBytes"/>), and every field of the header is validated before
+/// anything is allocated from it: no null, no negative epoch or step, known dtypes, unique names, shapes of at most
+/// <see cref="MaxDimensions"/> non-negative dimensions whose byte sizes are computed with overflow checks, and tensors
+/// that tile the data section exactly. Any failure is a <see cref="CheckpointRejectedException"/> naming the field.
 /// </summary>
 public static class CheckpointFile
 {
@@ -35,6 +41,16 @@ public static class CheckpointFile
     /// <summary>The reason given for a file that is not in this format at all.</summary>
     public const string NotACheckpoint = "not a MoCo.Actors checkpoint";
 
+    /// <summary>
+    /// The longest header accepted, in bytes: 64 MiB. The header is the run's configuration, a few facts and one index
+    /// line of about 100 bytes per tensor (a ResNet-50 MoCo checkpoint holds on the order of a thousand tensors), so
+    /// real headers stay far below 1 MiB; the bound is checked before the header is read.
+    /// </summary>
+    public const int MaxHeaderBytes = 64 * 1024 * 1024;
+
+    /// <summary>The most dimensions a tensor may have: 64 (ours have at most 4; libtorch's own limit is far above any use).</summary>
+    public const int MaxDimensions = 64;
+
     private const int PrefixLength = 32;
 
     /// <summary>Bytes of the SHA-256 trailer that ends every file.</summary>
@@ -43,7 +59,8 @@ public static class CheckpointFile
 
     private static ReadOnlySpan<byte> Magic => "MOCOCKPT"u8;
 
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = false };
+    // a header with a property twice (two run ids) would read differently to different readers: refused
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = false, AllowDuplicateProperties = false };
 
     /// <summary>
     /// Writes <paramref name="tensors"/> (CPU tensors; see <see cref="CheckpointTensorInfo.DType"/> for the
@@ -178,6 +195,16 @@ public static class CheckpointFile
     private static FileStream OpenForRead(string path)
     {
         RequireLittleEndian();
+        try
+        {
+            RegularFile.Length(path); // never open a named pipe: it would block until someone writes
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CheckpointRejectedException(path, e.Message == RegularFile.EmptyOrSpecial
+                ? $"truncated (the file is {RegularFile.EmptyOrSpecial})"
+                : $"not a regular file: {e.Message}");
+        }
         return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, CopyBufferSize);
     }
 
@@ -214,6 +241,10 @@ public static class CheckpointFile
         }
         uint headerLength = BinaryPrimitives.ReadUInt32LittleEndian(prefix[12..]);
         long declaredLength = BinaryPrimitives.ReadInt64LittleEndian(prefix[16..]);
+        if (headerLength > MaxHeaderBytes)
+        {
+            throw new CheckpointRejectedException(path, $"malformed header: header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
+        }
         if (actualLength < declaredLength)
         {
             throw new CheckpointRejectedException(path, $"truncated ({actualLength} of {declaredLength} bytes)");
@@ -240,52 +271,132 @@ public static class CheckpointFile
             document = JsonSerializer.Deserialize<HeaderDocument>(json, s_json)
                 ?? throw new JsonException("the header is null");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException)
         {
             throw new CheckpointRejectedException(path, $"malformed header: {e.Message}");
+        }
+        if (HeaderProblem(document) is { } headerProblem)
+        {
+            throw new CheckpointRejectedException(path, $"malformed header: {headerProblem}");
         }
         var header = document.ToHeader();
         if (expectedRunId is not null && header.RunId != expectedRunId)
         {
             throw new CheckpointRejectedException(path, $"belongs to run {header.RunId}, this run is {expectedRunId}");
         }
-        ValidateIndex(path, document.Tensors ?? [], declaredLength - TrailerLength - dataStart);
-        return (new CheckpointInfo(path, header, sha256, document.Tensors ?? []), dataStart);
+        var index = document.Tensors!;
+        if (IndexProblem(index, declaredLength - TrailerLength - dataStart) is { } indexProblem)
+        {
+            throw new CheckpointRejectedException(path, $"malformed header: {indexProblem}");
+        }
+        return (new CheckpointInfo(path, header, sha256, index.ConvertAll(entry => entry!)), dataStart);
     }
 
-    private static void ValidateIndex(string path, IReadOnlyList<CheckpointTensorInfo> index, long dataLength)
+    /// <summary>What is wrong with the header's own fields (not the index's entries), or null when nothing is.</summary>
+    private static string? HeaderProblem(HeaderDocument document)
+    {
+        if (string.IsNullOrEmpty(document.RunId))
+        {
+            return "RunId is missing or empty";
+        }
+        if (document.Epoch < 0)
+        {
+            return $"Epoch {document.Epoch} is negative";
+        }
+        if (document.Step < 0)
+        {
+            return $"Step {document.Step} is negative";
+        }
+        if (document.Extra?.FirstOrDefault(pair => pair.Value is null) is { Key: { } key })
+        {
+            return $"Extra['{key}'] is null";
+        }
+        return document.Tensors is null ? "the tensor index (Tensors) is missing" : null;
+    }
+
+    /// <summary>
+    /// What is wrong with the tensor index, or null when every entry is sound and the entries tile the
+    /// <paramref name="dataLength"/>-byte data section in order. Sizes are computed in 64 bits with overflow checks,
+    /// and each entry must fit the data section before the next is looked at.
+    /// </summary>
+    private static string? IndexProblem(List<CheckpointTensorInfo?> index, long dataLength)
     {
         long expectedOffset = 0;
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var entry in index)
+        for (int i = 0; i < index.Count; i++)
         {
-            string? problem = null;
-            if (entry.Name is null || !names.Add(entry.Name))
+            var entry = index[i];
+            if (entry is null)
             {
-                problem = $"tensor name '{entry.Name}' is missing or repeated";
+                return $"tensor #{i} of the index is null";
             }
-            else if (entry.DType is null || !CheckpointDTypes.TryParse(entry.DType, out _, out int elementSize))
+            if (string.IsNullOrEmpty(entry.Name))
             {
-                problem = $"tensor '{entry.Name}' has unknown dtype '{entry.DType}'";
+                return $"tensor #{i} has no Name";
             }
-            else if (entry.Shape is null || entry.Shape.Any(d => d < 0)
-                     || entry.Length != entry.Shape.Aggregate(1L, (a, d) => checked(a * d)) * elementSize)
+            if (!names.Add(entry.Name))
             {
-                problem = $"tensor '{entry.Name}' has a shape that does not match its length";
+                return $"tensor name '{entry.Name}' appears twice";
             }
-            else if (entry.Offset != expectedOffset)
+            if (entry.DType is null || !CheckpointDTypes.TryParse(entry.DType, out _, out int elementSize))
             {
-                problem = $"tensor '{entry.Name}' is at offset {entry.Offset}, expected {expectedOffset}";
+                return $"tensor '{entry.Name}' has unknown DType '{entry.DType}'";
             }
-            if (problem is not null)
+            if (entry.Shape is null)
             {
-                throw new CheckpointRejectedException(path, $"malformed header: {problem}");
+                return $"tensor '{entry.Name}' has no Shape";
             }
-            expectedOffset += entry.Length;
+            if (entry.Shape.Length > MaxDimensions)
+            {
+                return $"tensor '{entry.Name}' has {entry.Shape.Length} dimensions, more than the {MaxDimensions} allowed";
+            }
+            string shape = $"[{string.Join(", ", entry.Shape)}]";
+            if (entry.Shape.Any(d => d < 0))
+            {
+                return $"tensor '{entry.Name}' has a negative dimension in its Shape {shape}";
+            }
+            if (!TryByteSize(entry.Shape, elementSize, out long bytes))
+            {
+                return $"tensor '{entry.Name}' has a Shape {shape} of {entry.DType} whose byte size overflows 64 bits";
+            }
+            if (entry.Length != bytes)
+            {
+                return $"tensor '{entry.Name}' has Length {entry.Length}, but its Shape {shape} of {entry.DType} holds {bytes} bytes";
+            }
+            if (entry.Offset != expectedOffset)
+            {
+                return $"tensor '{entry.Name}' is at Offset {entry.Offset}, expected {expectedOffset}";
+            }
+            if (entry.Length > dataLength - entry.Offset)
+            {
+                return $"tensor '{entry.Name}' ({entry.Length} bytes at Offset {entry.Offset}) extends beyond the {dataLength}-byte data section";
+            }
+            expectedOffset = entry.Offset + entry.Length;
         }
         if (expectedOffset != dataLength)
         {
-            throw new CheckpointRejectedException(path, $"malformed header: the index covers {expectedOffset} bytes of a {dataLength}-byte data section");
+            return $"the index covers {expectedOffset} bytes of a {dataLength}-byte data section";
+        }
+        return null;
+    }
+
+    /// <summary>The bytes of a tensor of <paramref name="shape"/>, false when the count overflows a long.</summary>
+    private static bool TryByteSize(long[] shape, int elementSize, out long bytes)
+    {
+        try
+        {
+            long elements = 1;
+            foreach (long dimension in shape)
+            {
+                elements = checked(elements * dimension);
+            }
+            bytes = checked(elements * elementSize);
+            return true;
+        }
+        catch (OverflowException)
+        {
+            bytes = 0;
+            return false;
         }
     }
 
@@ -383,10 +494,10 @@ public static class CheckpointFile
         DateTimeOffset CreatedUtc,
         string ConfigJson,
         Dictionary<string, string>? Extra,
-        List<CheckpointTensorInfo>? Tensors)
+        List<CheckpointTensorInfo?>? Tensors)
     {
         public static HeaderDocument From(CheckpointHeader header, List<CheckpointTensorInfo> tensors) =>
-            new(header.RunId, header.Epoch, header.Step, header.CreatedUtc, header.ConfigJson, header.Extra, tensors);
+            new(header.RunId, header.Epoch, header.Step, header.CreatedUtc, header.ConfigJson, header.Extra, tensors.Cast<CheckpointTensorInfo?>().ToList());
 
         public CheckpointHeader ToHeader() =>
             new(RunId, Epoch, Step, CreatedUtc, ConfigJson ?? "", Extra ?? new Dictionary<string, string>());

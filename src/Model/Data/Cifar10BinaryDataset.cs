@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using MoCo.Model.Files;
 
 namespace MoCo.Model.Data;
 
@@ -83,14 +84,17 @@ public sealed class Cifar10BinaryDataset : IImageDataset
     /// <summary>Loads the train or test split from the batch folder or its parent.</summary>
     /// <exception cref="DirectoryNotFoundException">No batch folder at <paramref name="path"/>.</exception>
     /// <exception cref="FileNotFoundException">A batch file of the split is missing.</exception>
-    /// <exception cref="InvalidDataException">A batch file is truncated or holds a label outside the classes.</exception>
+    /// <exception cref="InvalidDataException">
+    /// A batch file is truncated, larger than <see cref="TarGzReader.MaxEntryBytes"/>, not a regular file, or holds a label
+    /// outside the classes.
+    /// </exception>
     public static Cifar10BinaryDataset Load(string path, bool train)
     {
         var stopwatch = Stopwatch.StartNew();
         string folder = FindFolder(path)
             ?? throw new DirectoryNotFoundException($"'{path}' holds no CIFAR-10 binary batches ({TestFile}, {TrainFiles[0]}, ... or a {FolderName} folder).");
         string metaPath = Path.Combine(folder, MetaFile);
-        string[] classes = File.Exists(metaPath) ? ParseClasses(File.ReadAllText(metaPath)) : DefaultClasses.ToArray();
+        string[] classes = File.Exists(metaPath) ? ParseClasses(System.Text.Encoding.UTF8.GetString(ReadFile(metaPath))) : DefaultClasses.ToArray();
         var batches = new List<(string Name, byte[] Data)>();
         foreach (string file in train ? TrainFiles : [TestFile])
         {
@@ -99,8 +103,7 @@ public sealed class Cifar10BinaryDataset : IImageDataset
             {
                 throw new FileNotFoundException($"CIFAR-10 batch file '{filePath}' is missing.", filePath);
             }
-            CheckLength(filePath, new FileInfo(filePath).Length);
-            batches.Add((filePath, File.ReadAllBytes(filePath)));
+            batches.Add((filePath, ReadFile(filePath)));
         }
         return FromBatches(folder, classes, batches, stopwatch);
     }
@@ -128,12 +131,18 @@ public sealed class Cifar10BinaryDataset : IImageDataset
 
     /// <summary>True when the entries read from an archive hold CIFAR-10 batches.</summary>
     internal static bool HasBatches(IReadOnlyList<TarGzEntry> entries) =>
-        entries.Any(e => e.Data is not null && (FileName(e.Path) == TestFile || FileName(e.Path) == TrainFiles[0]));
+        entries.Any(e => !e.IsDirectory && (FileName(e.Path) == TestFile || FileName(e.Path) == TrainFiles[0]));
 
     /// <summary>Both splits from entries already read from an archive.</summary>
     internal static (Cifar10BinaryDataset Train, Cifar10BinaryDataset Test) FromTarEntries(string archivePath, IReadOnlyList<TarGzEntry> entries, Stopwatch stopwatch)
     {
-        TarGzEntry? Find(string name) => entries.FirstOrDefault(e => e.Data is not null && FileName(e.Path) == name);
+        TarGzEntry? Find(string name)
+        {
+            var entry = entries.FirstOrDefault(e => !e.IsDirectory && FileName(e.Path) == name);
+            return entry?.Refusal is { } refusal
+                ? throw new InvalidDataException($"Archive '{archivePath}': the CIFAR-10 file {entry.Path} was refused: {refusal}.")
+                : entry;
+        }
 
         var meta = Find(MetaFile);
         string[] classes = meta is null ? DefaultClasses.ToArray() : ParseClasses(System.Text.Encoding.UTF8.GetString(meta.Data!));
@@ -156,6 +165,25 @@ public sealed class Cifar10BinaryDataset : IImageDataset
     }
 
     private static string FileName(string path) => path[(path.LastIndexOf('/') + 1)..];
+
+    /// <summary>A batch or class-name file, whole: a regular file (links followed) of at most <see cref="TarGzReader.MaxEntryBytes"/>; a batch's length is checked.</summary>
+    private static byte[] ReadFile(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = RegularFile.ReadAllBytes(path, TarGzReader.MaxEntryBytes);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"CIFAR-10 file '{path}' cannot be read: {e.Message}", e);
+        }
+        if (!path.EndsWith(MetaFile, StringComparison.Ordinal))
+        {
+            CheckLength(path, bytes.Length);
+        }
+        return bytes;
+    }
 
     private static string[] ParseClasses(string text)
     {

@@ -5,7 +5,10 @@ namespace MoCo.Model.Data;
 /// named), how much was cached in memory and how long it took. The data sets never log; the caller prints this.
 /// </summary>
 /// <param name="Found">Image files (or records) found, readable or not.</param>
-/// <param name="Skipped">Images skipped because they could not be decoded.</param>
+/// <param name="Skipped">
+/// Images skipped as unreadable: not decodable (corrupt, truncated, empty), beyond the decoder's or the archive reader's size
+/// limits, or not a regular file (a named pipe, a device, a dangling link or a loop of links).
+/// </param>
 /// <param name="FirstSkipped">The first <see cref="MaxNamed"/> skipped images, by path (archive entries as <c>archive!/entry</c>).</param>
 /// <param name="CachedBytes">Bytes of decoded pixels held in memory (0 when images are decoded on demand).</param>
 /// <param name="Elapsed">Wall-clock time of the load (reading, decoding, caching).</param>

@@ -113,7 +113,7 @@ public static class DataSource
             var (cifarTrain, cifarTest) = Cifar10BinaryDataset.FromTarEntries(archivePath, entries, stopwatch);
             return CifarSplits(cifarTrain, cifarTest, stopwatch);
         }
-        if (!entries.Any(e => e.Data is not null && ImageFolderDataset.IsImageFile(e.Path)))
+        if (!entries.Any(e => !e.IsDirectory && ImageFolderDataset.IsImageFile(e.Path)))
         {
             throw new InvalidDataException(
                 $"No images found in archive '{archivePath}': expected train/ and test/ (or val/) folders of class folders holding " +
@@ -139,7 +139,7 @@ public static class DataSource
         foreach (var entry in entries)
         {
             string path = entry.Path;
-            if (entry.Data is null)
+            if (entry.IsDirectory)
             {
                 folders.Add(path);
             }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Enumeration;
 
 namespace MoCo.Model.Data;
 
@@ -8,7 +9,11 @@ namespace MoCo.Model.Data;
 /// .png .bmp .webp files count (case-insensitive). The tree may be a directory or a folder inside a .tar.gz, which is
 /// streamed once. Images are decoded in parallel and cached as uint8 when the estimated decoded size fits the budget;
 /// otherwise paths (directory) or encoded bytes (archive) are kept and decoded on demand. Unreadable images are skipped
-/// and counted in <see cref="Report"/>; empty class folders are allowed, an empty data set is an error.
+/// and counted in <see cref="Report"/>: corrupt, truncated or empty files, sizes beyond <see cref="ImageDecoder"/>'s
+/// limits, archive entries beyond <see cref="TarGzReader.MaxEntryBytes"/>, and paths that are not regular files (named
+/// pipes, devices, dangling links, loops of links). Symbolic links to files are followed; inside a class folder the walk
+/// does not descend into linked folders (class folders themselves may be links), so a loop of links cannot make it
+/// endless or list a file twice. Empty class folders are allowed, an empty data set is an error.
 /// </summary>
 public sealed class ImageFolderDataset : IImageDataset
 {
@@ -114,13 +119,6 @@ public sealed class ImageFolderDataset : IImageDataset
         options ??= new ImageFolderOptions();
         var stopwatch = Stopwatch.StartNew();
         string[] classes = ResolveClasses(root, FindClasses(root), options.Classes);
-        var walk = new EnumerationOptions
-        {
-            RecurseSubdirectories = true,
-            AttributesToSkip = FileAttributes.None,
-            IgnoreInaccessible = true,
-            ReturnSpecialDirectories = false,
-        };
         var candidates = new List<Candidate>();
         for (int label = 0; label < classes.Length; label++)
         {
@@ -129,7 +127,7 @@ public sealed class ImageFolderDataset : IImageDataset
             {
                 continue;
             }
-            var files = Directory.EnumerateFiles(classDir, "*", walk)
+            var files = WalkFiles(classDir)
                 .Where(IsImageFile)
                 .Select(f => (Dir: Path.GetDirectoryName(f) ?? "", File: Path.GetFileName(f), Full: f))
                 .ToList();
@@ -138,7 +136,7 @@ public sealed class ImageFolderDataset : IImageDataset
                 int byDir = string.CompareOrdinal(a.Dir, b.Dir);
                 return byDir != 0 ? byDir : string.CompareOrdinal(a.File, b.File);
             });
-            candidates.AddRange(files.Select(f => new Candidate(f.Full, label, null)));
+            candidates.AddRange(files.Select(f => new Candidate(f.Full, label, null, null)));
         }
         return Load(root, classes, candidates, options, stopwatch);
     }
@@ -161,6 +159,27 @@ public sealed class ImageFolderDataset : IImageDataset
         return FromTarEntries(archivePath, entries, root, options, stopwatch);
     }
 
+    /// <summary>
+    /// The files under <paramref name="folder"/>, recursively, as <see cref="Directory.EnumerateFiles(string)"/> names them,
+    /// without descending into linked folders (a link to a folder above would make the walk endless). Inaccessible
+    /// folders are left out; a link to a file is listed like a file.
+    /// </summary>
+    private static IEnumerable<string> WalkFiles(string folder)
+    {
+        var walk = new EnumerationOptions
+        {
+            RecurseSubdirectories = true,
+            AttributesToSkip = FileAttributes.None,
+            IgnoreInaccessible = true,
+            ReturnSpecialDirectories = false,
+        };
+        return new FileSystemEnumerable<string>(folder, (ref FileSystemEntry entry) => entry.ToSpecifiedFullPath(), walk)
+        {
+            ShouldIncludePredicate = (ref FileSystemEntry entry) => !entry.IsDirectory,
+            ShouldRecursePredicate = (ref FileSystemEntry entry) => (entry.Attributes & FileAttributes.ReparsePoint) == 0,
+        };
+    }
+
     /// <summary>The sorted class folder names under <paramref name="root"/> among archive entries.</summary>
     internal static IReadOnlyList<string> FindClasses(IReadOnlyList<TarGzEntry> entries, string root)
     {
@@ -178,7 +197,7 @@ public sealed class ImageFolderDataset : IImageDataset
             {
                 names.Add(relative[..slash]);
             }
-            else if (entry.Data is null)
+            else if (entry.IsDirectory)
             {
                 names.Add(relative);
             }
@@ -204,7 +223,7 @@ public sealed class ImageFolderDataset : IImageDataset
         var files = new List<(int Label, string Dir, string File, TarGzEntry Entry)>();
         foreach (var entry in entries)
         {
-            if (entry.Data is null || !entry.Path.StartsWith(prefix, StringComparison.Ordinal) || !IsImageFile(entry.Path))
+            if (entry.IsDirectory || !entry.Path.StartsWith(prefix, StringComparison.Ordinal) || !IsImageFile(entry.Path))
             {
                 continue;
             }
@@ -227,7 +246,7 @@ public sealed class ImageFolderDataset : IImageDataset
             int byDir = string.CompareOrdinal(a.Dir, b.Dir);
             return byDir != 0 ? byDir : string.CompareOrdinal(a.File, b.File);
         });
-        var candidates = files.Select(f => new Candidate($"{archivePath}!/{f.Entry.Path}", f.Label, f.Entry.Data)).ToList();
+        var candidates = files.Select(f => new Candidate($"{archivePath}!/{f.Entry.Path}", f.Label, f.Entry.Data ?? [], f.Entry.Refusal)).ToList();
         return Load(source, classes, candidates, options, stopwatch);
     }
 
@@ -273,7 +292,11 @@ public sealed class ImageFolderDataset : IImageDataset
         Parallel.For(0, n, parallel, i =>
         {
             var candidate = candidates[i];
-            if (cache)
+            if (candidate.Refusal is not null)
+            {
+                readable[i] = false;
+            }
+            else if (cache)
             {
                 readable[i] = TryDecode(candidate, out decoded![i]);
             }
@@ -297,7 +320,7 @@ public sealed class ImageFolderDataset : IImageDataset
         int[] labels = keep.Select(i => candidates[i].Label).ToArray();
         string[] names = keep.Select(i => candidates[i].Name).ToArray();
         ImageU8[]? images = decoded is null ? null : keep.Select(i => decoded[i]).ToArray();
-        bool fromArchive = candidates[0].Bytes is not null;
+        bool fromArchive = candidates[0].Bytes is not null; // archive candidates all carry bytes (empty when refused)
         byte[][]? encoded = images is null && fromArchive ? keep.Select(i => candidates[i].Bytes!).ToArray() : null;
         long cachedBytes = images?.Sum(image => (long)image.ByteCount) ?? 0;
 
@@ -315,9 +338,11 @@ public sealed class ImageFolderDataset : IImageDataset
         for (int s = 0; s < samples; s++)
         {
             var candidate = candidates[(int)((long)s * n / samples)];
-            bool ok = candidate.Bytes is null
-                ? ImageDecoder.TryReadSize(candidate.Name, out int width, out int height)
-                : ImageDecoder.TryReadSize(candidate.Bytes, out width, out height);
+            int width = 0;
+            int height = 0;
+            bool ok = candidate.Refusal is null && (candidate.Bytes is null
+                ? ImageDecoder.TryReadSize(candidate.Name, out width, out height)
+                : ImageDecoder.TryReadSize(candidate.Bytes, out width, out height));
             if (ok)
             {
                 total += (long)width * height * 3;
@@ -341,8 +366,11 @@ public sealed class ImageFolderDataset : IImageDataset
         }
     }
 
-    /// <summary>One image file found: its path (or archive!/entry), its label, and its encoded bytes when it came from an archive.</summary>
-    private readonly record struct Candidate(string Name, int Label, byte[]? Bytes);
+    /// <summary>
+    /// One image file found: its path (or archive!/entry), its label, its encoded bytes when it came from an archive
+    /// (empty when the archive refused them), and why the archive refused them (null when it did not).
+    /// </summary>
+    private readonly record struct Candidate(string Name, int Label, byte[]? Bytes, string? Refusal);
 
     /// <summary>Counts finished images across threads and reports about every 1% and at the end.</summary>
     private sealed class ProgressCounter(IProgress<int>? progress, int total)

@@ -43,6 +43,7 @@ public static class TrainingHost
                 .WithRemoting(Remoting(cluster))
                 .WithActorRefProvider(ProviderSelection.Cluster.Instance)
                 .AddHocon(Clustering([ClusterSettings.TrainerRole], seeds), HoconAddMode.Prepend)
+                .AddHocon(ClusterDefaults, HoconAddMode.Append)
                 .WithSqlPersistence(connectionString, provider)
                 .WithActors((system, registry) =>
                 {
@@ -88,20 +89,25 @@ public static class TrainingHost
             akka.AddHocon(Tuning(tuning, cluster), HoconAddMode.Prepend)
                 .WithRemoting(Remoting(cluster))
                 .WithActorRefProvider(ProviderSelection.Cluster.Instance)
-                .AddHocon(Clustering([TrainingDirectorActor.WorkerRole], seeds), HoconAddMode.Prepend);
+                .AddHocon(Clustering([TrainingDirectorActor.WorkerRole], seeds), HoconAddMode.Prepend)
+                .AddHocon(ClusterDefaults, HoconAddMode.Append);
         });
         return builder.Build();
     }
 
     /// <summary>
-    /// The cluster provider, this node's roles and its seed nodes, as HOCON (Akka.Cluster.Hosting would bring cluster
-    /// sharding and its LightningDB store, which nothing here uses), over the singleton's and the cluster's defaults.
+    /// This node's roles and its seed nodes, as HOCON (Akka.Cluster.Hosting would bring cluster sharding and its
+    /// LightningDB store, which nothing here uses).
     /// </summary>
     private static Config Clustering(IReadOnlyList<string> roles, IReadOnlyList<string> seeds) =>
         ConfigurationFactory.ParseString($$"""
             akka.cluster.roles = [{{string.Join(", ", roles.Select(r => $"\"{r}\""))}}]
             akka.cluster.seed-nodes = [{{string.Join(", ", seeds.Select(s => $"\"{s}\""))}}]
-            """).WithFallback(ClusterSingleton.DefaultConfig()).WithFallback(ConfigurationFactory.FromResource<Akka.Cluster.Cluster>("Akka.Cluster.Configuration.Cluster.conf"));
+            """);
+
+    /// <summary>The cluster's and the singleton's defaults, under everything else (the preset tunes both).</summary>
+    private static Config ClusterDefaults =>
+        ClusterSingleton.DefaultConfig().WithFallback(ConfigurationFactory.FromResource<Akka.Cluster.Cluster>("Akka.Cluster.Configuration.Cluster.conf"));
 
     /// <summary>
     /// A host builder whose lifetime ignores signals: the commands handle SIGTERM and Ctrl-C themselves (stop at the end

@@ -221,8 +221,8 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
     public async Task A_node_without_the_secret_must_be_refused_and_downed()
     {
         int port = MocoProcess.FreePort();
-        // 8 epochs: the run outlasts the stranger's 10 s to prove itself
-        var train = Start("train", ["train", .. Tiny(8), "--port", Port(port), "--run-dir", RunDir("stranger")], SecretVariable);
+        // 40 epochs (about a minute on 2 quiet cores): the run outlasts the stranger's start and its 10 s to prove itself
+        var train = Start("train", ["train", .. Tiny(40), "--port", Port(port), "--run-dir", RunDir("stranger")], SecretVariable);
         await train.WaitForAsync("1 worker\\(s\\), generation 1", Bound);
         var stranger = Start("stranger", ["node", "--join", $"127.0.0.1:{port}", "--threads", "1"], ("MOCO_CLUSTER_SECRET", "not-the-secret-but-long-enough"));
 

@@ -9,7 +9,7 @@ internal static class BenchData
 {
     /// <summary>
     /// Opens <paramref name="spec"/> (resolved by <see cref="RepoPaths.ResolveData"/>) and reads every train image
-    /// once, so that rendering the synthetic shapes or a first decode is not timed as augmentation. Returns the
+    /// once, so that rendering the synthetic textures or a first decode is not timed as augmentation. Returns the
     /// splits and a line saying what was opened and how long that took.
     /// </summary>
     /// <exception cref="ArgumentException">The train split holds fewer images than one batch.</exception>

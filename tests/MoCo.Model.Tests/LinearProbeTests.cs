@@ -26,7 +26,7 @@ public class LinearProbeTests
     {
         random.manual_seed(seed);
         var net = new ResNet(new EncoderSpec("resnet18", width, Stem.Cifar, 8, false, 1));
-        var data = new SyntheticShapesDataset(320, train: true, seed: 11);
+        var data = new SyntheticTexturesDataset(320, train: true, seed: 11);
         var (images, _) = ImagesOf(data);
         using (images)
         using (no_grad())
@@ -91,8 +91,8 @@ public class LinearProbeTests
         var before = Clone(backbone);
         Assert.False(backbone.Norms[0].RunningVar.eq(1).all().item<bool>()); // fitted statistics, not the defaults
         backbone.train(); // the caller's mode: the probe uses eval mode inside and restores this one
-        var train = new SyntheticShapesDataset(80, train: true, seed: 5);
-        var test = new SyntheticShapesDataset(40, train: false, seed: 5);
+        var train = new SyntheticTexturesDataset(80, train: true, seed: 5);
+        var test = new SyntheticTexturesDataset(40, train: false, seed: 5);
         var settings = new LinearProbeSettings { Epochs = 2, BatchSize = 32, Seed = 1 };
         LinearProbeReport report;
         using (var probe = new LinearProbe(backbone, 10, settings))
@@ -117,8 +117,8 @@ public class LinearProbeTests
     public void Same_seed_gives_the_same_probe()
     {
         using var backbone = TinyBackbone();
-        var train = new SyntheticShapesDataset(70, train: true, seed: 5);
-        var test = new SyntheticShapesDataset(30, train: false, seed: 5);
+        var train = new SyntheticTexturesDataset(70, train: true, seed: 5);
+        var test = new SyntheticTexturesDataset(30, train: false, seed: 5);
         var settings = new LinearProbeSettings { Epochs = 2, BatchSize = 32, Seed = 4, Lr = 0.05 };
         var augment = LinearProbe.TrainTransform(32, AugmentationSettings.CifarMean, AugmentationSettings.CifarStd);
         using var a = new LinearProbe(backbone, 10, settings);
@@ -136,8 +136,8 @@ public class LinearProbeTests
     public void Sanity_check_throws_when_the_backbone_changes_during_training(bool cacheFeatures)
     {
         using var backbone = TinyBackbone();
-        var train = new SyntheticShapesDataset(40, train: true, seed: 5);
-        var test = new SyntheticShapesDataset(20, train: false, seed: 5);
+        var train = new SyntheticTexturesDataset(40, train: true, seed: 5);
+        var test = new SyntheticTexturesDataset(20, train: false, seed: 5);
         var settings = new LinearProbeSettings { Epochs = 2, BatchSize = 20, Seed = 1, CacheFeatures = cacheFeatures };
         using var probe = new LinearProbe(backbone, 10, settings);
         var epochs = new List<int>();
@@ -160,21 +160,21 @@ public class LinearProbeTests
     public void Cached_features_require_no_augmentation()
     {
         using var backbone = TinyBackbone();
-        var data = new SyntheticShapesDataset(20, train: true, seed: 5);
+        var data = new SyntheticTexturesDataset(20, train: true, seed: 5);
         using var probe = new LinearProbe(backbone, 10, new LinearProbeSettings { CacheFeatures = true });
         Assert.Throws<ArgumentException>(() => probe.Run(data, data, LinearProbe.TrainTransform(32), CifarEval));
     }
 
     [Fact]
-    public void Learns_above_chance_on_synthetic_shapes()
+    public void Learns_above_chance_on_synthetic_textures()
     {
         // A random encoder sees mostly colour, which the synthetic set makes useless, so the bar is modest:
         // the train loss falls and test top-1 beats chance (10 classes: 10%). lr 30 suits the small features of a
         // trained ResNet-50; the random encoder's features are far larger, so lr 0.05 here. Cached features keep
         // the test near 10 s on two loaded cores. Fully deterministic (seeded), so the bar cannot flake.
         using var backbone = TinyBackbone();
-        var train = new SyntheticShapesDataset(600, train: true, seed: 5);
-        var test = new SyntheticShapesDataset(300, train: false, seed: 5);
+        var train = new SyntheticTexturesDataset(600, train: true, seed: 5);
+        var test = new SyntheticTexturesDataset(300, train: false, seed: 5);
         var settings = new LinearProbeSettings { Epochs = 20, Milestones = [12, 16], BatchSize = 64, Seed = 1, CacheFeatures = true, Lr = 0.05 };
         using var probe = new LinearProbe(backbone, 10, settings);
         var seen = new List<double>();

@@ -69,12 +69,12 @@ public static class DataSource
 
     private static DatasetSplits OpenSynthetic(int trainCount, DataSourceOptions options)
     {
-        var train = new SyntheticShapesDataset(trainCount, train: true, options.SyntheticSeed);
-        var test = new SyntheticShapesDataset(options.SyntheticTestCount, train: false, options.SyntheticSeed);
+        var train = new SyntheticTexturesDataset(trainCount, train: true, options.SyntheticSeed);
+        var test = new SyntheticTexturesDataset(options.SyntheticTestCount, train: false, options.SyntheticSeed);
         var report = new DataLoadReport(train.Count + test.Count, 0, Array.Empty<string>(), 0, TimeSpan.Zero);
         string description =
-            $"synthetic shapes (seed {options.SyntheticSeed}): {train.Count} train, {test.Count} test images, " +
-            $"{train.Classes.Count} classes, {SyntheticShapesDataset.DefaultSize}x{SyntheticShapesDataset.DefaultSize}, rendered on first use";
+            $"synthetic textures (seed {options.SyntheticSeed}): {train.Count} train, {test.Count} test images, " +
+            $"{train.Classes.Count} classes, {SyntheticTexturesDataset.DefaultSize}x{SyntheticTexturesDataset.DefaultSize}, rendered on first use";
         return new DatasetSplits(train, test, report, description);
     }
 

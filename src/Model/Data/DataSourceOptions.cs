@@ -16,8 +16,8 @@ public sealed record DataSourceOptions
     public ulong SyntheticSeed { get; init; }
 
     /// <summary>Train images of the synthetic data set when the spec is plain <c>synthetic</c>.</summary>
-    public int SyntheticTrainCount { get; init; } = SyntheticShapesDataset.DefaultTrainCount;
+    public int SyntheticTrainCount { get; init; } = SyntheticTexturesDataset.DefaultTrainCount;
 
     /// <summary>Test images of the synthetic data set.</summary>
-    public int SyntheticTestCount { get; init; } = SyntheticShapesDataset.DefaultTestCount;
+    public int SyntheticTestCount { get; init; } = SyntheticTexturesDataset.DefaultTestCount;
 }

@@ -49,6 +49,17 @@ public static class RunCoordinator
     /// <param name="Step">The final global step.</param>
     public sealed record CompleteRun(long Step) : ICommand;
 
+    /// <summary>Record steps' losses and, at a chunk's end, the digest of the state there (<see cref="StepsRecorded"/>).</summary>
+    /// <param name="FirstStep">The global step of the first loss.</param>
+    /// <param name="Losses">One loss per step.</param>
+    /// <param name="Digest">The state digest after the last step, or null.</param>
+    /// <param name="Checksums">Each state tensor's checksum, with the digest.</param>
+    /// <param name="Threads">Torch threads per worker.</param>
+    /// <param name="WorldSize">Workers.</param>
+    /// <param name="DataPlane">in-process, tcp-ring or nccl.</param>
+    public sealed record RecordSteps(long FirstStep, IReadOnlyList<double> Losses, string? Digest, IReadOnlyList<long>? Checksums, int Threads, int WorldSize,
+        string DataPlane) : ICommand;
+
     /// <summary>Fail the run for good; persists <see cref="RunFailed"/>.</summary>
     /// <param name="Reason">What went wrong.</param>
     public sealed record FailRun(string Reason) : ICommand;

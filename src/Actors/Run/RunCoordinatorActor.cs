@@ -39,6 +39,8 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Command<RunCoordinator.RecordEpoch>(HandleRecordEpoch);
         Command<RunCoordinator.RecordCheckpoint>(HandleRecordCheckpoint);
         Command<RunCoordinator.CompleteRun>(HandleCompleteRun);
+        Command<RunCoordinator.RecordSteps>(recorded => PersistChecked(recorded, new StepsRecorded(recorded.FirstStep, recorded.Losses.ToImmutableList(),
+            recorded.Digest, recorded.Checksums?.ToImmutableList(), recorded.Threads, recorded.WorldSize, recorded.DataPlane)));
         Command<RunCoordinator.FailRun>(HandleFailRun);
         Command<RunCoordinator.GetState>(HandleGetState);
         Command<SaveSnapshotSuccess>(HandleSaveSnapshotSuccess);

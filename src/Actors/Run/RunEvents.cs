@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace MoCo.Actors.Run;
 
 /// <summary>
@@ -67,3 +69,46 @@ public sealed record RunCompleted(long Step, DateTimeOffset CompletedUtc) : IRun
 /// <param name="Reason">What went wrong.</param>
 /// <param name="FailedUtc">When it failed.</param>
 public sealed record RunFailed(string Reason, DateTimeOffset FailedUtc) : IRunEvent;
+
+/// <summary>
+/// Steps done since the last record: each one's loss, and at a chunk's end the digest of the whole state there (what
+/// <c>moco replay --verify</c> re-computes and compares).
+/// </summary>
+/// <param name="FirstStep">The global step of the first loss (0-based).</param>
+/// <param name="Losses">The loss of steps FirstStep, FirstStep + 1, ... (all ranks agree: it is all-reduced).</param>
+/// <param name="Digest">The state digest after the last of them (MoCo.Model.Training.StateDigest), or null when the
+/// steps end at a failure rather than a chunk's end.</param>
+/// <param name="Checksums">Each state tensor's checksum in state order, with the digest (to name a differing tensor).</param>
+/// <param name="Threads">The torch threads of each worker (kernels may depend on them: a bit-identical replay uses the same).</param>
+/// <param name="WorldSize">The workers that computed them.</param>
+/// <param name="DataPlane">How their gradients were summed: in-process, tcp-ring or nccl (the summation order, which a
+/// bit-identical replay repeats).</param>
+public sealed record StepsRecorded(long FirstStep, ImmutableList<double> Losses, string? Digest, ImmutableList<long>? Checksums, int Threads, int WorldSize,
+    string DataPlane) : IRunEvent
+{
+    /// <summary>The step after the last one recorded.</summary>
+    public long EndStep => FirstStep + Losses.Count;
+
+    /// <summary>Value equality, comparing the lists element by element.</summary>
+    public bool Equals(StepsRecorded? other) =>
+        other is not null && FirstStep == other.FirstStep && Digest == other.Digest && Threads == other.Threads && WorldSize == other.WorldSize
+        && DataPlane == other.DataPlane
+        && Losses.SequenceEqual(other.Losses) && (Checksums ?? []).SequenceEqual(other.Checksums ?? []) && (Checksums is null) == (other.Checksums is null);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(FirstStep, Losses.Count, Digest, Threads, WorldSize);
+}
+
+
+/// <summary>The values of <see cref="StepsRecorded.DataPlane"/>.</summary>
+public static class StepsRecordedPlanes
+{
+    /// <summary>Workers of one process, summed in rank order (InProcessGroup).</summary>
+    public const string InProcess = "in-process";
+
+    /// <summary>The TCP ring between processes (chunked reduce-scatter and all-gather).</summary>
+    public const string TcpRing = "tcp-ring";
+
+    /// <summary>NCCL between GPUs.</summary>
+    public const string Nccl = "nccl";
+}

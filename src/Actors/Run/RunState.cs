@@ -104,6 +104,7 @@ public sealed record RunState(
             CheckpointSaved checkpoint => ApplyCheckpointSaved(checkpoint),
             RunCompleted completed => ApplyRunCompleted(completed),
             RunFailed failed => ApplyRunFailed(failed),
+            StepsRecorded steps => ApplyStepsRecorded(steps),
             _ => throw Refuse(e, $"unknown event type {e.GetType().Name}"),
         };
     }
@@ -279,6 +280,32 @@ public sealed record RunState(
             Timeline = Append(null, string.Create(
                 CultureInfo.InvariantCulture,
                 $"epoch {e.Epoch} completed at step {e.Step}: loss {m.Loss:F4}, acc {m.InstanceAccuracy:P1}{knn}, {m.ImagesPerSecond:F0} img/s")),
+        };
+    }
+
+    /// <summary>
+    /// Steps' losses and a chunk's state digest. Steps may be recorded again (redone from a checkpoint when no replica
+    /// survived a failure): the history keeps both records, the state only moves its last step.
+    /// </summary>
+    private RunState ApplyStepsRecorded(StepsRecorded e)
+    {
+        if (e.FirstStep < 0 || e.Losses.IsEmpty)
+        {
+            throw Refuse(e, $"steps from {e.FirstStep} with {e.Losses.Count} losses");
+        }
+
+        if ((e.Digest is null) != (e.Checksums is null) || e.Threads < 1 || e.WorldSize < 1
+            || e.DataPlane is not (StepsRecordedPlanes.InProcess or StepsRecordedPlanes.TcpRing or StepsRecordedPlanes.Nccl))
+        {
+            throw Refuse(e, "a digest without checksums (or the reverse), no threads or workers, or an unknown data plane");
+        }
+
+        string digest = e.Digest is null ? string.Empty : $", state {e.Digest[..Math.Min(12, e.Digest.Length)]}";
+        return this with
+        {
+            LastStep = Math.Max(LastStep, e.EndStep),
+            Timeline = Append(null, string.Create(CultureInfo.InvariantCulture,
+                $"steps {e.FirstStep}-{e.EndStep - 1} recorded on {e.WorldSize} worker(s) ({e.DataPlane}): loss {e.Losses[0]:F4} to {e.Losses[^1]:F4}{digest}")),
         };
     }
 

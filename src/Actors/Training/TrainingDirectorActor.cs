@@ -86,6 +86,12 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, byte[]> _nonces = [];
     private readonly HashSet<string> _proven = [];
 
+    // rank 0's losses of the steps since they were last journaled (StepsRecorded)
+    private readonly List<(long Step, double Loss)> _losses = [];
+
+    // how the current generation sums gradients (StepsRecorded.DataPlane)
+    private string _dataPlane = StepsRecordedPlanes.InProcess;
+
     // every timer gets a key of its own, as the scheduler's one-shot messages did (none replaces another); all are
     // cancelled when the director stops
     private long _timerKeys;
@@ -113,7 +119,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         Receive<Worker.Ready>(HandleReady);
         Receive<Worker.Joined>(HandleJoined);
         Receive<Worker.KnnEvaluated>(knn => _subscriber.Tell(knn));
-        Receive<Worker.StepCompleted>(step => _subscriber.Tell(step));
+        Receive<Worker.StepCompleted>(step =>
+        {
+            _losses.Add((step.GlobalStep, step.Loss));
+            _subscriber.Tell(step);
+        });
         Receive<Worker.EpochDone>(HandleEpochDone);
         Receive<Worker.StepsDone>(HandleStepsDone);
         Receive<Worker.CheckpointTaken>(HandleCheckpointTaken);
@@ -500,6 +510,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             }
 
             int world = _slots.Count;
+            _dataPlane = ncclUniqueId is not null ? StepsRecordedPlanes.Nccl : endpoints is not null ? StepsRecordedPlanes.TcpRing : StepsRecordedPlanes.InProcess;
             // the keeper hears this node's replicas (remote ones have no keeper reference: their reports would not fit a frame)
             _queueKeeper.Tell(new QueueKeeper.StartGeneration(generation, _slots.Count(s => s.Agent is null)));
             _joined.Clear();
@@ -657,19 +668,57 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         _failuresInARow = 0;
         _globalStep = first.GlobalStep;
         _epoch = first.Epoch;
-        if (_epochDone is { } epochDone)
+        RecordLosses(first, () =>
         {
-            _epochDone = null;
-            EndEpoch(epochDone);
-        }
-        else if (_settings.Config.CheckpointEverySteps > 0 && _globalStep % _settings.Config.CheckpointEverySteps == 0)
+            if (_epochDone is { } epochDone)
+            {
+                _epochDone = null;
+                EndEpoch(epochDone);
+            }
+            else if (_settings.Config.CheckpointEverySteps > 0 && _globalStep % _settings.Config.CheckpointEverySteps == 0)
+            {
+                TakeCheckpoint(null);
+            }
+            else
+            {
+                NextChunk();
+            }
+        });
+    }
+
+    /// <summary>
+    /// Journals the losses of the steps done since the last record (<see cref="StepsRecorded"/>), with rank 0's state
+    /// digest when <paramref name="chunkEnd"/> (a chunk's end) is where they stop; then <paramref name="then"/>.
+    /// </summary>
+    private void RecordLosses(Worker.StepsDone? chunkEnd, Action then)
+    {
+        if (_losses.Count == 0)
         {
-            TakeCheckpoint(null);
+            then();
+            return;
         }
-        else
+
+        var losses = _losses.OrderBy(l => l.Step).ToList();
+        _losses.Clear();
+        var commands = new List<RunCoordinator.ICommand>();
+        int start = 0;
+        for (int i = 1; i <= losses.Count; i++)
         {
-            NextChunk();
+            // contiguous runs of steps (a step redone after a failure starts a new one)
+            if (i < losses.Count && losses[i].Step == losses[i - 1].Step + 1)
+            {
+                continue;
+            }
+
+            var run = losses.GetRange(start, i - start);
+            bool atChunkEnd = chunkEnd is not null && i == losses.Count && run[^1].Step + 1 == chunkEnd.GlobalStep && chunkEnd.Digest is not null;
+            commands.Add(new RunCoordinator.RecordSteps(run[0].Step, run.Select(l => l.Loss).ToList(),
+                atChunkEnd ? chunkEnd!.Digest : null, atChunkEnd ? chunkEnd!.Checksums : null,
+                chunkEnd?.Threads ?? _settings.ThreadsPerWorker, Math.Max(1, _slots.Count), _dataPlane));
+            start = i;
         }
+
+        RecordAll(commands, then);
     }
 
     /// <summary>metrics.csv and <c>EpochCompleted</c>, then a checkpoint (written beside the next chunk).</summary>
@@ -837,6 +886,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
         var failures = _failures.ToList();
         _failures.Clear();
+        RecordLosses(null, static () => { }); // the steps committed before the failure stay in the history
         var cause = failures.OrderByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).First();
         var where = cause.GlobalStep < 0 ? string.Empty : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
         var causeId = cause.Rank < _slots.Count ? _slots[cause.Rank].Id : WorkerName(cause.Rank);

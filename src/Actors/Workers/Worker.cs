@@ -97,7 +97,11 @@ public static class Worker
     /// <param name="Loss">The last step's loss (NaN when no step ran).</param>
     /// <param name="LearningRate">The last step's learning rate (NaN when no step ran).</param>
     /// <param name="ImagesPerSecond">Global images per second over the steps of this command.</param>
-    public sealed record StepsDone(int Rank, long GlobalStep, int Epoch, int StepInEpoch, double Loss, double LearningRate, double ImagesPerSecond) : IWireMessage;
+    /// <param name="Digest">Rank 0: the digest of its whole state after the chunk (MoCo.Model.Training.StateDigest); others: null.</param>
+    /// <param name="Checksums">Rank 0: each state tensor's checksum, with the digest.</param>
+    /// <param name="Threads">The worker's torch threads.</param>
+    public sealed record StepsDone(int Rank, long GlobalStep, int Epoch, int StepInEpoch, double Loss, double LearningRate, double ImagesPerSecond,
+        string? Digest = null, long[]? Checksums = null, int Threads = 1) : IWireMessage;
 
     /// <summary>Rank 0 finished an epoch (sent before its <see cref="StepsDone"/>); the fields of an epoch report.</summary>
     /// <param name="Epoch">The epoch that ended.</param>

@@ -339,7 +339,11 @@ public sealed class WorkerActor : ReceiveActor
         ReportQueue();
         long steps = _trainer.GlobalStep - firstStep;
         double rate = steps * _settings.Config.BatchSize / Math.Max(1e-9, seconds);
-        Sender.Tell(new Worker.StepsDone(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, loss, lr, rate));
+        // rank 0 fingerprints the whole state where the chunk ends (every replica holds the same): the journal keeps it
+        // for moco replay --verify
+        var digest = _rank == 0 ? StateDigest.Compute(_trainer.StateTensors()) : null;
+        Sender.Tell(new Worker.StepsDone(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, loss, lr, rate,
+            digest?.Digest, digest?.Checksums.ToArray(), _settings.ThreadsPerWorker));
     }
 
     private void HandleTakeCheckpoint(Worker.TakeCheckpoint command)

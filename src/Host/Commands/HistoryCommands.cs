@@ -75,21 +75,56 @@ public static class HistoryCommands
         return command;
     }
 
-    /// <summary><c>moco replay JOURNAL [--run ID] --out DIR</c>: metrics.csv and plots rebuilt from the journal alone.</summary>
+    /// <summary>
+    /// <c>moco replay JOURNAL [--run ID] --out DIR</c>: metrics.csv and plots rebuilt from the journal alone;
+    /// <c>moco replay RUN_DIR --verify [--from STEP] [--to STEP]</c>: the steps re-executed and compared with the journal
+    /// (<see cref="ReplayVerifier"/>); exit code 0 identical, 10 within tolerance, 11 diverged.
+    /// </summary>
     public static Command CreateReplay()
     {
-        var command = new Command("replay", "Rebuild a run's metrics.csv and its plots (loss, lr, kNN top-1 per epoch) from the journal alone.");
+        var command = new Command("replay",
+            "Rebuild a run's metrics.csv and plots from the journal (--out), or re-execute its steps and compare every loss and state digest with the journal (--verify).");
         var journal = JournalArgument();
         var run = RunOption();
-        var output = new Option<string>("--out") { Description = "Output directory (created if missing)", Required = true };
+        var output = new Option<string?>("--out") { Description = "Output directory for metrics.csv and the plots (created if missing)" };
+        var verify = new Option<bool>("--verify")
+        {
+            Description = "Re-execute the steps from the newest checkpoint at or before --from and compare each loss and chunk digest with the journal " +
+                "(JOURNAL must be the run directory: its checkpoints/ are read). Exit code: 0 identical, 10 within tolerance, 11 diverged",
+        };
+        var from = new Option<long?>("--from") { Description = "First step to verify (default 0: from the seeded start)" };
+        var to = new Option<long?>("--to") { Description = "Stop before this step (default: the last recorded step)" };
+        var tolerance = new Option<double>("--tolerance")
+        {
+            Description = "Largest relative loss difference called within tolerance",
+            DefaultValueFactory = _ => ReplayOptions.DefaultTolerance,
+        };
+        var data = new Option<string?>("--data") { Description = "Where the run's data set is, when not where it was read during training" };
+        var threads = new Option<int?>("--threads") { Description = "Torch threads (default: the recorded ones; other counts may change the last bits)" };
+        var world = new Option<int?>("--world-size") { Description = "Replicas replayed in this process (default: the recorded world size)" };
+        var plane = new Option<string?>("--data-plane") { Description = "in-process | tcp-ring (over loopback): how the replicas sum (default: as recorded)" };
+        plane.AcceptOnlyFromAmong(StepsRecordedPlanes.InProcess, StepsRecordedPlanes.TcpRing);
         command.Arguments.Add(journal);
-        command.Options.Add(run);
-        command.Options.Add(output);
+        foreach (var option in new Option[] { run, output, verify, from, to, tolerance, data, threads, world, plane })
+        {
+            command.Options.Add(option);
+        }
+
         command.SetAction(async (parse, cancellation) =>
         {
-            var timeline = await ReadTimelineAsync(parse.GetValue(journal)!, parse.GetValue(run), cancellation);
             var console = ConsoleFor(parse);
-            foreach (var file in MetricsReplay.Write(timeline, parse.GetValue(output)!))
+            string source = parse.GetValue(journal)!;
+            if (parse.GetValue(verify))
+            {
+                return await VerifyAsync(console, source, parse.GetValue(run),
+                    new ReplayOptions(parse.GetValue(from), parse.GetValue(to), parse.GetValue(tolerance), parse.GetValue(data),
+                        parse.GetValue(threads), parse.GetValue(world), parse.GetValue(plane)), cancellation);
+            }
+
+            string directory = parse.GetValue(output)
+                ?? throw new HistoryError("moco replay needs --out DIR (rebuild metrics.csv and plots) or --verify (re-execute the steps)");
+            var timeline = await ReadTimelineAsync(source, parse.GetValue(run), cancellation);
+            foreach (var file in MetricsReplay.Write(timeline, directory))
             {
                 console.MarkupLine($"wrote [cyan]{Markup.Escape(file)}[/]");
             }
@@ -97,6 +132,63 @@ public static class HistoryCommands
             return 0;
         });
         return command;
+    }
+
+    private static async Task<int> VerifyAsync(IAnsiConsole console, string runDir, string? runId, ReplayOptions options, CancellationToken cancellation)
+    {
+        if (RunJournal.IsPostgreSqlConnectionString(runDir) || !Directory.Exists(runDir))
+        {
+            throw new HistoryError($"--verify needs the run directory (its journal and checkpoints/), not '{runDir}'; " +
+                "copy the run directory from the machine that trained it");
+        }
+
+        if (options.Tolerance is not (> 0 and < 1))
+        {
+            throw new HistoryError($"--tolerance {options.Tolerance.ToString(CultureInfo.InvariantCulture)} is not a relative difference between 0 and 1");
+        }
+
+        RecordedSteps recorded;
+        await using (var history = RunHistory.Open(runDir))
+        {
+            var id = SelectRun(runDir, await history.ListRunIdsAsync(cancellation), runId);
+            recorded = RecordedSteps.FromEvents(await history.ReadEventsAsync(id, cancellation));
+        }
+
+        var cpu = MoCo.Model.Diagnostics.CpuDescription.Current();
+        console.MarkupLine(Markup.Escape($"verifying run {recorded.RunId}: the journal records steps 0 to {recorded.EndStep - 1} " +
+            $"and {recorded.DigestsAt.Count} state digest(s); this machine: {cpu.Model}, {string.Join(" ", cpu.VectorExtensions)}" +
+            (cpu.IsaLimit is null ? string.Empty : $", DNNL_MAX_CPU_ISA={cpu.IsaLimit}")));
+        var report = ReplayVerifier.Verify(recorded, runDir, options, line => console.MarkupLine(Markup.Escape(line)));
+        console.MarkupLine(Markup.Escape($"replayed steps {report.FirstStep} to {report.EndStep - 1} from {report.StartedFrom} " +
+            $"with {report.WorldSize} replica(s) in this process ({report.DataPlane}) and {report.Threads} torch thread(s); loss tolerance " +
+            options.Tolerance.ToString("G3", CultureInfo.InvariantCulture) + " relative"));
+        var table = new Table().AddColumns("steps", "verdict", "evidence");
+        foreach (var span in report.Spans)
+        {
+            string steps = span.EndStep <= span.FirstStep ? $"start ({span.FirstStep})" : span.EndStep - span.FirstStep == 1
+                ? Num(span.FirstStep) : $"{Num(span.FirstStep)}-{Num(span.EndStep - 1)}";
+            string verdict = span.Verdict switch
+            {
+                ReplayVerdict.Identical => "[green]identical[/]",
+                ReplayVerdict.WithinTolerance => "[yellow]within tolerance[/]",
+                _ => "[red]diverged[/]",
+            };
+            table.AddRow(Markup.Escape(steps), verdict, Markup.Escape(span.Detail));
+        }
+
+        console.Write(table);
+        foreach (var note in report.Notes)
+        {
+            console.MarkupLine(Markup.Escape("note: " + note));
+        }
+
+        console.MarkupLine(report.Verdict switch
+        {
+            ReplayVerdict.Identical => "verdict: [green]identical[/] (exit code 0)",
+            ReplayVerdict.WithinTolerance => "verdict: [yellow]within tolerance[/], not bit for bit (exit code 10)",
+            _ => "verdict: [red]diverged[/] (exit code 11)",
+        });
+        return report.ExitCode;
     }
 
     /// <summary>

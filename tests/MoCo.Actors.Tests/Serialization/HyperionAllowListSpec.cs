@@ -28,6 +28,7 @@ public sealed class HyperionAllowListSpec : SqliteJournalSpec
             new WorkerJoined(RunScript.W0),
             new WorkerJoined(RunScript.W1),
             new GenerationStarted(1, ImmutableList.Create(RunScript.W0, RunScript.W1), 0),
+            new StepsRecorded(0, ImmutableList.Create(7.5, 7.25), "ab", ImmutableList.Create(1L, -2L), 2, 2, StepsRecordedPlanes.TcpRing),
             new EpochCompleted(0, 100, RunScript.Metrics(7.0, knn: 0.2)),
             new CheckpointSaved("/c.pt", new string('0', 64), 0, 100),
             new RunFailed("disk full", now),
@@ -42,6 +43,8 @@ public sealed class HyperionAllowListSpec : SqliteJournalSpec
             new CheckpointSaved("/d.pt", "cd", 1, 200),
             new RunCompleted(200, now),
             new RunFailed("oops", now),
+            new StepsRecorded(5, ImmutableList.Create(6.5, 6.4), "cd", ImmutableList.Create(long.MinValue, long.MaxValue), 2, 1, StepsRecordedPlanes.InProcess),
+            new StepsRecorded(7, ImmutableList.Create(double.NaN), null, null, 1, 3, StepsRecordedPlanes.Nccl),
             state,
         };
     }

@@ -137,6 +137,16 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
         var (worst, name) = LargestDifference(LastCheckpoint("kill"), LastCheckpoint("replay"));
         output.WriteLine($"killed run vs resumed from step {regroupStep} with 2 workers: largest absolute difference {worst:E2} ({name})");
         Assert.True(worst == 0, $"{name} differs by {worst:E2}");
+
+        // moco replay --verify re-executes the killed run from its seeded start, as its journal recorded it: generation 1
+        // on a loopback TCP ring of three replicas, generation 2 on a ring of two from the regroup step, one torch thread
+        // (as recorded). The same summation orders: every loss bit for bit and every chunk's state digest (tolerance 0).
+        var verify = Start("verify", ["replay", RunDir("kill"), "--verify"]);
+        int verified = await verify.WaitForExitAsync(Bound);
+        output.WriteLine(verify.Output);
+        Assert.True(verified == 0, verify.Output);
+        Assert.Contains($"regrouped at step {regroupStep}: 3 -> 2 replica(s) (tcp-ring)", verify.Output, StringComparison.Ordinal);
+        Assert.Contains("verdict: identical", verify.Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -69,4 +69,26 @@ public sealed class RingFrameCipherTests
         var e = Assert.Throws<InvalidOperationException>(() => seal.Seal(new byte[10], Context, frame));
         Assert.Contains("its limit", e.Message);
     }
+
+    [Fact]
+    public void Sealing_and_opening_allocate_nothing_per_frame()
+    {
+        using var seal = new RingFrameCipher(Key);
+        using var open = new RingFrameCipher(Key);
+        var plaintext = new byte[64 * 1024];
+        var frame = new byte[plaintext.Length + RingFrameCipher.Overhead];
+        var opened = new byte[plaintext.Length];
+        seal.Seal(plaintext, Context, frame); // first use: whatever the runtime sets up once
+        Assert.True(open.TryOpen(frame, Context, opened));
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            seal.Seal(plaintext, Context, frame);
+            open.TryOpen(frame, Context, opened);
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+    }
 }

@@ -1,15 +1,17 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using MoCo.Actors.Collectives;
 using Spectre.Console;
 
 namespace MoCo.Bench;
 
 /// <summary>
-/// <c>moco-bench allreduce</c>: the TCP ring's float32 all-reduce between local processes against PyTorch's Gloo
-/// backend measured in the same run, as bus bandwidth (nccl-tests: algbw = bytes / time, busbw = algbw · 2(n − 1)/n).
-/// For each process count it starts one <c>allreduce-rank</c> child per rank (this executable again), acts as their
-/// coordinator (collects the listeners' endpoints, hands out the ring with a fresh secret), then runs
-/// bench/gloo_allreduce.py with the same sizes, warm-up and call counts.
+/// <c>moco-bench allreduce</c>: the TCP ring's float32 all-reduce between local processes, sealed (aes-gcm) and
+/// unsealed (none), against PyTorch's Gloo backend measured in the same run, as bus bandwidth (nccl-tests: algbw =
+/// bytes / time, busbw = algbw · 2(n − 1)/n). For each process count it starts one <c>allreduce-rank</c> child per
+/// rank (this executable again), acts as their coordinator (collects the listeners' endpoints, hands out each ring,
+/// one per protection and chunk size, with a fresh secret), then runs bench/gloo_allreduce.py with the same sizes,
+/// warm-up and call counts.
 /// </summary>
 internal static class AllReduceCommand
 {
@@ -19,17 +21,19 @@ internal static class AllReduceCommand
         AnsiConsole.MarkupLine(Markup.Escape(
             $"float32 all-reduce (sum) on 127.0.0.1: sizes {string.Join(", ", options.SizesMiB)} MiB, {string.Join(" and ", options.Procs)} processes, " +
             $"{options.Warmup} warm-up calls, then {string.Join("/", options.SizesBytes.Select(AllReduceOptions.Iterations))} timed calls per size; " +
-            $"ring chunks {string.Join(", ", options.ChunkBytes.Select(Kib))}; {Environment.ProcessorCount} cores"));
+            $"ring chunks {string.Join(", ", options.ChunkBytes.Select(Kib))}; ring protections {string.Join(", ", options.Protections.Select(p => p.Name()))} " +
+            $"(order rotated each round); {Environment.ProcessorCount} cores"));
         var ours = new List<AllReduceMeasurement>();
         var gloo = new List<AllReduceMeasurement>();
         bool failed = false;
         // rounds interleave the two sides, so that a burst of load on a shared machine hits both
         foreach (var (round, procs) in Enumerable.Range(1, options.Rounds).SelectMany(r => options.Procs.Select(p => (r, p))))
         {
-            AnsiConsole.MarkupLine(Markup.Escape($"round {round}/{options.Rounds}: ring, {procs} processes ..."));
+            var roundOptions = options.ForRound(round);
+            AnsiConsole.MarkupLine(Markup.Escape($"round {round}/{options.Rounds}: ring ({string.Join(", then ", roundOptions.Protections.Select(p => p.Name()))}), {procs} processes ..."));
             try
             {
-                ours.AddRange(RunRing(options, procs));
+                ours.AddRange(RunRing(roundOptions, procs));
             }
             catch (InvalidOperationException e)
             {
@@ -61,7 +65,9 @@ internal static class AllReduceCommand
     {
         var measurements = new List<AllReduceMeasurement>();
         using var group = RankGroup.Start(procs, r => options.ChildArguments(r, procs));
-        foreach (int chunk in options.ChunkBytes)
+        // one ring per protection and chunk size, in the order the children join them
+        int rings = options.Protections.Count * options.ChunkBytes.Count;
+        for (int ring = 0; ring < rings; ring++)
         {
             var endpoints = Enumerable.Range(0, procs).Select(r => Expect(group.ReadLine(r), "listening", r)).ToArray();
             string secret = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
@@ -94,44 +100,77 @@ internal static class AllReduceCommand
     private static Table Comparison(AllReduceOptions options, List<AllReduceMeasurement> ours, List<AllReduceMeasurement> gloo)
     {
         int chunk = options.ChunkBytes[0];
-        var table = new Table().Title($"moco-bench allreduce (ring chunk {Kib(chunk)}; medians of {options.Rounds} rounds)").Border(TableBorder.Markdown);
+        var protections = options.Protections;
+        var table = new Table()
+            .Title($"moco-bench allreduce (ring chunk {Kib(chunk)}; medians of {options.Rounds} rounds; ms per call, busbw in GB/s, CPU in ms per call of all ranks)")
+            .Border(TableBorder.Markdown);
         table.AddColumn(new TableColumn("procs").RightAligned());
-        table.AddColumn(new TableColumn("size (MiB)").RightAligned());
+        table.AddColumn(new TableColumn("MiB").RightAligned());
         table.AddColumn(new TableColumn("calls").RightAligned());
-        table.AddColumn(new TableColumn("ring (ms)").RightAligned());
-        table.AddColumn(new TableColumn("ring busbw (GB/s)").RightAligned());
-        table.AddColumn(new TableColumn("gloo (ms)").RightAligned());
-        table.AddColumn(new TableColumn("gloo busbw (GB/s)").RightAligned());
-        table.AddColumn(new TableColumn("ring / gloo").RightAligned());
-        table.AddColumn(new TableColumn("ring CPU (ms/call)").RightAligned());
-        table.AddColumn(new TableColumn("gloo CPU (ms/call)").RightAligned());
+        foreach (var protection in protections)
+        {
+            table.AddColumn(new TableColumn($"{Short(protection)} ms").RightAligned());
+            table.AddColumn(new TableColumn($"{Short(protection)} busbw").RightAligned());
+        }
+        table.AddColumn(new TableColumn("gloo ms").RightAligned());
+        table.AddColumn(new TableColumn("gloo busbw").RightAligned());
+        bool both = protections.Count > 1;
+        if (both)
+        {
+            table.AddColumn(new TableColumn($"{Short(protections[0])} / {Short(protections[1])}").RightAligned());
+        }
+        table.AddColumn(new TableColumn($"{Short(protections[0])} / gloo").RightAligned());
+        foreach (var protection in protections)
+        {
+            table.AddColumn(new TableColumn($"{Short(protection)} CPU").RightAligned());
+        }
+        table.AddColumn(new TableColumn("gloo CPU").RightAligned());
         foreach (int procs in options.Procs)
         {
             foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
             {
-                var mine = Median(ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == chunk));
+                var rings = protections
+                    .Select(p => Median(ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == chunk && m.Protection == p.Name())))
+                    .ToList();
                 var theirs = Median(gloo.Where(m => m.Procs == procs && m.Bytes == bytes));
-                table.AddRow(
+                var cells = new List<string>
+                {
                     procs.ToString(CultureInfo.InvariantCulture),
                     mib.ToString(CultureInfo.InvariantCulture),
                     AllReduceOptions.Iterations(bytes).ToString(CultureInfo.InvariantCulture),
-                    mine is null ? "n/a" : Format(mine.Seconds * 1000, 2),
-                    mine is null ? "n/a" : Format(mine.BusBandwidth, 2),
-                    theirs is null ? "n/a" : Format(theirs.Seconds * 1000, 2),
-                    theirs is null ? "n/a" : Format(theirs.BusBandwidth, 2),
-                    mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x",
-                    mine is null ? "n/a" : Format(mine.CpuSeconds * 1000, 1),
-                    theirs is null ? "n/a" : Format(theirs.CpuSeconds * 1000, 1));
+                };
+                foreach (var ring in rings)
+                {
+                    cells.Add(ring is null ? "n/a" : Format(ring.Seconds * 1000, 2));
+                    cells.Add(ring is null ? "n/a" : Format(ring.BusBandwidth, 2));
+                }
+                cells.Add(theirs is null ? "n/a" : Format(theirs.Seconds * 1000, 2));
+                cells.Add(theirs is null ? "n/a" : Format(theirs.BusBandwidth, 2));
+                if (both)
+                {
+                    cells.Add(Ratio(rings[0], rings[1]));
+                }
+                cells.Add(Ratio(rings[0], theirs));
+                cells.AddRange(rings.Select(ring => ring is null ? "n/a" : Format(ring.CpuSeconds * 1000, 1)));
+                cells.Add(theirs is null ? "n/a" : Format(theirs.CpuSeconds * 1000, 1));
+                table.AddRow(cells.ToArray());
             }
         }
         return table;
     }
 
+    /// <summary>"sealed" (the ring with aes-gcm) or "unsealed" (the ring with none), as the table's columns say.</summary>
+    private static string Short(DataPlaneProtection protection) => protection == DataPlaneProtection.AesGcm ? "sealed" : "unsealed";
+
+    /// <summary>Bus bandwidth of <paramref name="mine"/> over <paramref name="theirs"/> (above 1: <paramref name="mine"/> is faster).</summary>
+    private static string Ratio(AllReduceMeasurement? mine, AllReduceMeasurement? theirs) =>
+        mine is null || theirs is null ? "n/a" : Format(mine.BusBandwidth / theirs.BusBandwidth, 2) + "x";
+
     private static Table ChunkSweep(AllReduceOptions options, List<AllReduceMeasurement> ours, bool cpu)
     {
         string title = cpu
-            ? $"ring CPU time per call, all ranks (ms) by chunk size (medians of {options.Rounds} rounds; least in bold)"
-            : $"ring bus bandwidth (GB/s) by chunk size (medians of {options.Rounds} rounds; best in bold)";
+            ? $"ring ({options.Protections[0].Name()}) CPU time per call, all ranks (ms) by chunk size (medians of {options.Rounds} rounds; least in bold)"
+            : $"ring ({options.Protections[0].Name()}) bus bandwidth (GB/s) by chunk size (medians of {options.Rounds} rounds; best in bold)";
         var table = new Table().Title(title).Border(TableBorder.Markdown);
         table.AddColumn(new TableColumn("procs").RightAligned());
         table.AddColumn(new TableColumn("size (MiB)").RightAligned());
@@ -144,7 +183,7 @@ internal static class AllReduceCommand
             foreach (var (mib, bytes) in options.SizesMiB.Zip(options.SizesBytes))
             {
                 var row = options.ChunkBytes
-                    .Select(c => ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == c).ToList())
+                    .Select(c => ours.Where(m => m.Procs == procs && m.Bytes == bytes && m.Chunk == c && m.Protection == options.Protections[0].Name()).ToList())
                     .Select(rounds => rounds.Count == 0 ? double.NaN : cpu ? MedianOf(rounds.Select(m => m.CpuSeconds * 1000)) : Median(rounds)!.BusBandwidth)
                     .ToList();
                 var finite = row.Where(double.IsFinite).ToList();

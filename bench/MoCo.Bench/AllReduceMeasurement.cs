@@ -16,13 +16,15 @@ namespace MoCo.Bench;
 /// busy shared machine disturbs less than the wall time.
 /// </param>
 /// <param name="Chunk">The ring's segment size in bytes (0 for Gloo).</param>
+/// <param name="Protection">The ring's data-plane protection (<c>aes-gcm</c> or <c>none</c>); empty for Gloo.</param>
 internal sealed record AllReduceMeasurement(
     [property: JsonPropertyName("procs")] int Procs,
     [property: JsonPropertyName("bytes")] long Bytes,
     [property: JsonPropertyName("iters")] int Iters,
     [property: JsonPropertyName("seconds")] double Seconds,
     [property: JsonPropertyName("cpu_seconds")] double CpuSeconds,
-    [property: JsonPropertyName("chunk")] int Chunk = 0)
+    [property: JsonPropertyName("chunk")] int Chunk = 0,
+    [property: JsonPropertyName("protection")] string Protection = "")
 {
     /// <summary>Algorithm bandwidth in GB/s (10^9 bytes), as nccl-tests define it: bytes / time.</summary>
     [JsonIgnore]

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MoCo.Actors.Collectives;
 
 namespace MoCo.Bench;
 
@@ -11,6 +12,10 @@ namespace MoCo.Bench;
 /// <param name="Python">The interpreter that runs bench/gloo_allreduce.py (Debian's, with python3-torch).</param>
 /// <param name="Rounds">How many times the whole measurement (ring and Gloo, every process count) is repeated; the tables show medians.</param>
 /// <param name="TimeoutSeconds">The ring's operation timeout in the rank children.</param>
+/// <param name="Protections">
+/// The ring's data-plane protections to measure (<c>aes-gcm</c> sealed frames, <c>none</c> in the clear), each a ring of
+/// its own in the same child processes; the first is the one of the chunk sweep and of the ratio to Gloo.
+/// </param>
 internal sealed record AllReduceOptions(
     IReadOnlyList<int> SizesMiB,
     IReadOnlyList<int> Procs,
@@ -19,11 +24,15 @@ internal sealed record AllReduceOptions(
     bool Gloo,
     string Python,
     int Rounds,
-    int TimeoutSeconds)
+    int TimeoutSeconds,
+    IReadOnlyList<DataPlaneProtection> Protections)
 {
     private const long MiB = 1024 * 1024;
 
-    /// <summary>Reads the options: sizes 1,4,16,64 MiB, 2 and 3 processes, 5 warm-up calls per size, the ring's default chunk, Gloo on, 3 rounds.</summary>
+    /// <summary>
+    /// Reads the options: sizes 1,4,16,64 MiB, 2 and 3 processes, 5 warm-up calls per size, the ring's default chunk,
+    /// the ring sealed (aes-gcm) and unsealed (none), Gloo on, 3 rounds.
+    /// </summary>
     /// <exception cref="ArgumentException">An option is malformed or unknown.</exception>
     public static AllReduceOptions From(BenchArgs args)
     {
@@ -40,7 +49,8 @@ internal sealed record AllReduceOptions(
             },
             args.String("python", "/usr/bin/python3"),
             args.Int("rounds", 3, 1),
-            args.Int("timeout", 120, 1));
+            args.Int("timeout", 120, 1),
+            ParseProtections(args.String("protection", "aes-gcm,none")));
         args.EnsureAllRead();
         return options;
     }
@@ -58,7 +68,15 @@ internal sealed record AllReduceOptions(
             "--warmup", Warmup.ToString(c),
             "--chunks", string.Join(",", ChunkBytes.Select(s => s.ToString(c))),
             "--timeout", TimeoutSeconds.ToString(c),
+            "--protection", string.Join(",", Protections.Select(p => p.Name())),
         ];
+    }
+
+    /// <summary>The protections in the order round <paramref name="round"/> (from 1) measures them: rotated each round, so that neither always goes first.</summary>
+    public AllReduceOptions ForRound(int round)
+    {
+        int shift = (round - 1) % Protections.Count;
+        return this with { Protections = Protections.Skip(shift).Concat(Protections.Take(shift)).ToArray() };
     }
 
     /// <summary>The bytes of each size.</summary>
@@ -66,6 +84,19 @@ internal sealed record AllReduceOptions(
 
     /// <summary>Timed calls for a tensor of <paramref name="bytes"/>: about 256 MiB of data per size, between 10 and 100 calls.</summary>
     public static int Iterations(long bytes) => (int)Math.Clamp(256 * MiB / bytes, 10, 100);
+
+    private static DataPlaneProtection[] ParseProtections(string text)
+    {
+        try
+        {
+            var values = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DataPlaneProtections.Parse).Distinct().ToArray();
+            return values.Length > 0 ? values : throw new ArgumentException("--protection needs at least one of aes-gcm, none");
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--protection takes aes-gcm and/or none, comma-separated: {e.Message}");
+        }
+    }
 
     private static int[] Ints(string text, string name, int min)
     {

@@ -9,7 +9,7 @@ namespace MoCo.Bench;
 
 /// <summary>
 /// <c>moco-bench allreduce-rank --rank r --world w ...</c> (started by <c>allreduce</c>, not by hand): one rank of
-/// a TCP ring. For each chunk size it binds a listener on 127.0.0.1:0, prints <c>listening HOST:PORT</c>, reads
+/// a TCP ring. For each protection, then each chunk size, it binds a listener on 127.0.0.1:0, prints <c>listening HOST:PORT</c>, reads
 /// <c>ring SECRET-HEX EP0 EP1 ...</c> from standard input (the parent's rendezvous), joins the ring and, for each
 /// size, checks one sum, runs the warm-up calls, a barrier and the timed calls. Rank 0 prints one
 /// <see cref="AllReduceMeasurement"/> JSON line per size; every rank prints <c>done</c> at the end.
@@ -40,12 +40,13 @@ internal static class AllReduceRankCommand
             throw new ArgumentException($"--rank {rank} is not a rank of a world of {world}");
         }
         torch.set_num_threads(1);
-        for (int i = 0; i < options.ChunkBytes.Count; i++)
+        var rings = options.Protections.SelectMany(p => options.ChunkBytes.Select(c => (Protection: p, Chunk: c))).ToList();
+        for (int i = 0; i < rings.Count; i++)
         {
-            using var ring = Join(rank, world, generation: i + 1, options.ChunkBytes[i], TimeSpan.FromSeconds(options.TimeoutSeconds));
-            if (i == 0)
+            using var ring = Join(rank, world, generation: i + 1, rings[i].Chunk, rings[i].Protection, TimeSpan.FromSeconds(options.TimeoutSeconds));
+            if (i == 0 || rings[i].Protection != rings[i - 1].Protection)
             {
-                WarmUpProcess(ring);
+                WarmUpProcess(ring); // each protection's hot loop (sealing and opening included) is optimised before it is timed
             }
             foreach (long bytes in options.SizesBytes)
             {
@@ -62,7 +63,7 @@ internal static class AllReduceRankCommand
         return 0;
     }
 
-    private static TcpRingCollective Join(int rank, int world, int generation, int chunkBytes, TimeSpan timeout)
+    private static TcpRingCollective Join(int rank, int world, int generation, int chunkBytes, DataPlaneProtection protection, TimeSpan timeout)
     {
         var listener = TcpRingListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         Console.Out.WriteLine($"listening {listener.EndPoint}");
@@ -77,6 +78,7 @@ internal static class AllReduceRankCommand
         var options = new TcpRingOptions(rank, endpoints, "moco-bench", generation, Convert.FromHexString(words[1]))
         {
             ChunkBytes = chunkBytes,
+            Protection = protection,
             ConnectTimeout = TimeSpan.FromSeconds(60),
             OperationTimeout = timeout,
         };
@@ -137,6 +139,6 @@ internal static class AllReduceRankCommand
         ring.AllReduceSum(shared);
         double slowest = shared.narrow(0, 0, ring.WorldSize).max().item<double>();
         double cpuSum = shared.narrow(0, ring.WorldSize, ring.WorldSize).sum().item<double>();
-        return new AllReduceMeasurement(ring.WorldSize, bytes, iterations, slowest, cpuSum, ring.Options.ChunkBytes);
+        return new AllReduceMeasurement(ring.WorldSize, bytes, iterations, slowest, cpuSum, ring.Options.ChunkBytes, ring.Options.Protection.Name());
     }
 }

@@ -1,6 +1,9 @@
 namespace MoCo.Actors.Collectives;
 
-/// <summary>Why one side of a ring handshake refused the other. The numeric values travel on the wire.</summary>
+/// <summary>
+/// Why one side of a ring handshake refused the other. The numeric values travel on the wire, except
+/// <see cref="OtherVersion"/>: a peer of another protocol version cannot read this version's answer.
+/// </summary>
 internal enum HandshakeRefusal : byte
 {
     /// <summary>Nothing to refuse: the handshake may complete.</summary>
@@ -23,4 +26,10 @@ internal enum HandshakeRefusal : byte
 
     /// <summary>The accepting side already holds a connection from that rank.</summary>
     Duplicate = 6,
+
+    /// <summary>The other side speaks another version of the ring protocol (another MoCo release). Never sent: it is the local side's verdict.</summary>
+    OtherVersion = 7,
+
+    /// <summary>The other side protects the data plane differently (<see cref="DataPlaneProtection"/>).</summary>
+    OtherProtection = 8,
 }

@@ -16,10 +16,10 @@ internal static class RingConnector
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(20);
     private static readonly TimeSpan LongestPause = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Connects to <paramref name="endPoint"/> and completes the handshake with <paramref name="successor"/>.</summary>
+    /// <summary>Connects to <paramref name="endPoint"/> and completes the handshake with <paramref name="successor"/>; returns the connection and its session.</summary>
     /// <exception cref="CollectiveException">Refused, or not reached before <paramref name="deadline"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    public static Socket ConnectSuccessor(
+    public static (Socket Socket, RingSession Session) ConnectSuccessor(
         EndPoint endPoint, RingIdentity me, int successor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, long deadline, CancellationToken cancellationToken)
     {
         string lastProblem = "no attempt was made";
@@ -32,9 +32,9 @@ internal static class RingConnector
             {
                 throw new CollectiveException($"rank {me.Rank}: could not reach its successor rank {successor} at {endPoint} before the connect timeout (last: {lastProblem})");
             }
-            if (TryConnect(endPoint, me, successor, secret, handshakeTimeout, remaining, cancellationToken, out var connected, out lastProblem))
+            if (TryConnect(endPoint, me, successor, secret, handshakeTimeout, remaining, cancellationToken, out var connected, out var session, out lastProblem))
             {
-                return connected;
+                return (connected, session);
             }
             cancellationToken.WaitHandle.WaitOne(pause < remaining ? pause : remaining);
             pause = pause * 2 < LongestPause ? pause * 2 : LongestPause;
@@ -43,9 +43,10 @@ internal static class RingConnector
 
     private static bool TryConnect(
         EndPoint endPoint, RingIdentity me, int successor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, TimeSpan remaining,
-        CancellationToken cancellationToken, out Socket connected, out string problem)
+        CancellationToken cancellationToken, out Socket connected, out RingSession session, out string problem)
     {
         connected = null!;
+        session = null!;
         IPEndPoint target;
         try
         {
@@ -89,7 +90,7 @@ internal static class RingConnector
             {
                 using (var stream = new NetworkStream(socket, ownsSocket: false))
                 {
-                    RingHandshake.RunClient(stream, me, successor, secret.Span, address);
+                    session = RingHandshake.RunClient(stream, me, successor, secret.Span, address);
                 }
             }
             catch (RingHandshakeException e) when (e.IsRefusal)
@@ -108,6 +109,7 @@ internal static class RingConnector
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 problem = $"{address} did not complete the handshake within {limit.TotalSeconds:0.#} s";
+                session.ClearKeys();
                 socket.Dispose();
                 return false;
             }

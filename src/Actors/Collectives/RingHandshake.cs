@@ -5,80 +5,132 @@ using System.Text;
 namespace MoCo.Actors.Collectives;
 
 /// <summary>
-/// The handshake that opens every ring connection, a mutual HMAC-SHA256 challenge/response:
+/// The handshake that opens every ring connection (protocol version 2): mutual proof of the cluster secret, and a
+/// pair of fresh session keys for the frames that follow (<see cref="RingFrameCipher"/>).
 /// <code>
-/// client → server  hello_c  = "MOCORNG1" role=1 run-id generation rank world-size nonce_c
-/// server → client  hello_s  = "MOCORNG1" role=2 run-id generation rank world-size nonce_s mac_s
-///                  mac_s    = HMAC(secret, "moco-ring/v1 server" ‖ hello_c ‖ hello_s without mac_s)
-/// client → server  finish_c = verdict_c mac_c
-///                  mac_c    = HMAC(secret, "moco-ring/v1 client" ‖ hello_c ‖ hello_s)
+/// client → server  hello_c  = "MOCORNG2" role=1 run-id generation rank world-size protection nonce_c eph_c
+/// server → client  hello_s  = "MOCORNG2" role=2 run-id generation rank world-size protection nonce_s eph_s proof_s
+/// client → server  finish_c = verdict_c proof_c
 /// server → client  verdict_s
+///
+///   th      = SHA-256(hello_c ‖ hello_s without proof_s)
+///   prk     = HKDF-Extract(salt = "moco-ring/v2", secret ‖ ECDH-P256(eph_c, eph_s))
+///   proof_s = HKDF-Expand(prk, "moco-ring/v2 server proof" ‖ th)        (32 bytes)
+///   proof_c = HKDF-Expand(prk, "moco-ring/v2 client proof" ‖ th)
+///   k_c→s   = HKDF-Expand(prk, "moco-ring/v2 client to server" ‖ th)   (AES-256 keys)
+///   k_s→c   = HKDF-Expand(prk, "moco-ring/v2 server to client" ‖ th)
 /// </code>
-/// Each side proves it holds the secret over the other side's fresh nonce, so the secret never travels and a
-/// recorded transcript replayed to either side fails; the role labels stop one side's proof from being reflected
-/// as the other's. Each side checks the other's run id, generation, world size and rank, and a verdict other than
-/// <see cref="HandshakeRefusal.None"/> tells the other side why it was refused, so both sides can name the reason.
-/// The caller bounds the whole exchange in time (it closes the connection at its deadline).
+/// Both sides contribute fresh randomness: a 32-byte nonce and an ephemeral P-256 key each. Every proof and key is a
+/// PRF, under a key only holders of the secret can compute, of a role label and the hash of both hellos (both nonces,
+/// both ephemeral keys, the run id, generation, ranks, world size and protection), so:
+/// <list type="bullet">
+/// <item>The secret never travels, and a recorded transcript replayed to either side fails: the other side's fresh
+/// nonce and key change <c>th</c>, so the recorded proof no longer verifies.</item>
+/// <item>Neither side is an oracle. The server proves first, over a transcript that holds its own fresh nonce and key:
+/// a stranger who sends hellos of its choosing only ever gets proofs of transcripts that are new each time, never of a
+/// transcript it chose in full, and never a client proof (the role labels differ). The client proves only to a server
+/// that proved first. Proofs are compared in fixed time.</item>
+/// <item>A man in the middle who relays both hellos cannot compute the session keys (they need the secret), and one
+/// who substitutes its own ephemeral keys changes <c>th</c>, which fails both proofs. Because the keys come from an
+/// ephemeral Diffie-Hellman exchange, recorded traffic stays sealed even if the secret leaks later.</item>
+/// </list>
+/// Each side checks the other's run id, generation, world size, rank and protection, and a verdict other than
+/// <see cref="HandshakeRefusal.None"/> tells the other side why it was refused, so both sides can name the reason. A
+/// hello of another protocol version (an older MoCo release's "MOCORNG1") is refused by name. The caller bounds the
+/// whole exchange in time (it closes the connection at its deadline).
 /// </summary>
 internal static class RingHandshake
 {
+    /// <summary>The protocol version, the last character of the magic.</summary>
+    public const int Version = 2;
+
+    /// <summary>The bytes of the client's second message: its verdict and its proof.</summary>
+    public const int FinishBytes = 1 + ProofBytes;
+
     private const int NonceBytes = 32;
-    private const int MacBytes = 32;
+    private const int PublicKeyBytes = 1 + 2 * CoordinateBytes; // an uncompressed P-256 point: 0x04 ‖ X ‖ Y
+    private const int CoordinateBytes = 32;
+    private const int ProofBytes = 32;
+    private const int KeyBytes = 32;
+    private const int HashBytes = 32;
     private const byte ClientRole = 1;
     private const byte ServerRole = 2;
     private const int PrefixBytes = 8 + 1 + 2; // magic, role, run id length
-    private const int FixedTailBytes = 8 + 4 + 4 + NonceBytes; // generation, rank, world size, nonce
+    private const int FixedTailBytes = 8 + 4 + 4 + 1 + NonceBytes + PublicKeyBytes; // generation, rank, world size, protection, nonce, ephemeral key
 
-    private static ReadOnlySpan<byte> Magic => "MOCORNG1"u8;
+    private static ReadOnlySpan<byte> Magic => "MOCORNG2"u8;
 
-    private static ReadOnlySpan<byte> ServerLabel => "moco-ring/v1 server"u8;
+    private static ReadOnlySpan<byte> MagicStem => "MOCORNG"u8;
 
-    private static ReadOnlySpan<byte> ClientLabel => "moco-ring/v1 client"u8;
+    private static ReadOnlySpan<byte> ExtractSalt => "moco-ring/v2"u8;
 
-    /// <summary>Runs the connecting side's handshake and returns the peer's identity.</summary>
+    private static ReadOnlySpan<byte> ServerProofLabel => "moco-ring/v2 server proof"u8;
+
+    private static ReadOnlySpan<byte> ClientProofLabel => "moco-ring/v2 client proof"u8;
+
+    private static ReadOnlySpan<byte> ClientToServerLabel => "moco-ring/v2 client to server"u8;
+
+    private static ReadOnlySpan<byte> ServerToClientLabel => "moco-ring/v2 server to client"u8;
+
+    /// <summary>The bytes of a client's hello for <paramref name="runId"/>: with <see cref="FinishBytes"/>, all the client sends before its first frame.</summary>
+    public static int ClientHelloBytes(string runId) => PrefixBytes + Encoding.UTF8.GetByteCount(runId) + FixedTailBytes;
+
+    /// <summary>Runs the connecting side's handshake and returns the verified peer and the session keys.</summary>
     /// <param name="stream">The fresh connection.</param>
     /// <param name="me">This rank's identity.</param>
     /// <param name="expectedPeerRank">The rank this side expects to reach (its successor).</param>
     /// <param name="secret">The cluster's shared secret.</param>
     /// <param name="peerAddress">The peer's address, for messages.</param>
     /// <exception cref="RingHandshakeException">Refused by either side (with a reason), or broken off.</exception>
-    public static RingIdentity RunClient(Stream stream, RingIdentity me, int expectedPeerRank, ReadOnlySpan<byte> secret, string peerAddress)
+    public static RingSession RunClient(Stream stream, RingIdentity me, int expectedPeerRank, ReadOnlySpan<byte> secret, string peerAddress)
     {
-        byte[] helloC = EncodeHello(me, ClientRole);
+        using var ephemeral = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        byte[] helloC = EncodeHello(me, ClientRole, ephemeral);
         Write(stream, helloC, peerAddress);
         var (peer, helloS) = ReadHello(stream, ServerRole, peerAddress);
+        var bodyS = helloS.AsSpan(0, helloS.Length - ProofBytes);
 
-        var macS = helloS.AsSpan(helloS.Length - MacBytes);
-        Span<byte> expectedMacS = stackalloc byte[MacBytes];
-        Mac(secret, ServerLabel, helloC, helloS.AsSpan(0, helloS.Length - MacBytes), expectedMacS);
-        var verdict = CryptographicOperations.FixedTimeEquals(macS, expectedMacS)
-            ? Check(me, peer, expectedPeerRank)
-            : HandshakeRefusal.WrongSecret;
+        Span<byte> transcript = stackalloc byte[HashBytes];
+        Span<byte> prk = stackalloc byte[HashBytes];
+        Span<byte> expectedProofS = stackalloc byte[ProofBytes];
+        try
+        {
+            TranscriptHash(helloC, bodyS, transcript);
+            Extract(ephemeral, PublicKeyOf(bodyS), secret, prk, peerAddress);
+            Expand(prk, ServerProofLabel, transcript, expectedProofS);
+            var verdict = CryptographicOperations.FixedTimeEquals(helloS.AsSpan(bodyS.Length), expectedProofS)
+                ? Check(me, peer, expectedPeerRank)
+                : HandshakeRefusal.WrongSecret;
 
-        byte[] finish = new byte[1 + MacBytes];
-        finish[0] = (byte)verdict;
-        if (verdict == HandshakeRefusal.None)
-        {
-            // prove the secret only to a peer that proved it first
-            Mac(secret, ClientLabel, helloC, helloS, finish.AsSpan(1));
-        }
-        Write(stream, finish, peerAddress);
-        if (verdict != HandshakeRefusal.None)
-        {
-            throw Refused(verdict, me, peer, peerAddress, expectedPeerRank, byPeer: false);
-        }
+            byte[] finish = new byte[FinishBytes];
+            finish[0] = (byte)verdict;
+            if (verdict == HandshakeRefusal.None)
+            {
+                // prove the secret only to a peer that proved it first
+                Expand(prk, ClientProofLabel, transcript, finish.AsSpan(1));
+            }
+            Write(stream, finish, peerAddress);
+            if (verdict != HandshakeRefusal.None)
+            {
+                throw Refused(verdict, me, peer, peerAddress, expectedPeerRank, byPeer: false);
+            }
 
-        byte[] verdictS = new byte[1];
-        Read(stream, verdictS, peerAddress);
-        var refusal = (HandshakeRefusal)verdictS[0];
-        if (refusal != HandshakeRefusal.None)
-        {
-            throw Refused(refusal, me, peer, peerAddress, expectedPeerRank, byPeer: true);
+            byte[] verdictS = new byte[1];
+            Read(stream, verdictS, peerAddress);
+            var refusal = (HandshakeRefusal)verdictS[0];
+            if (refusal != HandshakeRefusal.None)
+            {
+                throw Refused(refusal, me, peer, peerAddress, expectedPeerRank, byPeer: true);
+            }
+            return new RingSession(peer, Key(prk, ClientToServerLabel, transcript), Key(prk, ServerToClientLabel, transcript));
         }
-        return peer;
+        finally
+        {
+            CryptographicOperations.ZeroMemory(prk);
+        }
     }
 
-    /// <summary>Runs the accepting side's handshake and returns the peer's identity.</summary>
+    /// <summary>Runs the accepting side's handshake and returns the verified peer and the session keys.</summary>
     /// <param name="stream">The accepted connection.</param>
     /// <param name="me">This rank's identity.</param>
     /// <param name="expectedPeerRank">The rank this side expects to connect (its predecessor).</param>
@@ -89,36 +141,51 @@ internal static class RingHandshake
     /// which refuses the peer as <see cref="HandshakeRefusal.Duplicate"/>.
     /// </param>
     /// <exception cref="RingHandshakeException">Refused by either side (with a reason), or broken off.</exception>
-    public static RingIdentity RunServer(Stream stream, RingIdentity me, int expectedPeerRank, ReadOnlySpan<byte> secret, string peerAddress, Func<bool> claim)
+    public static RingSession RunServer(Stream stream, RingIdentity me, int expectedPeerRank, ReadOnlySpan<byte> secret, string peerAddress, Func<bool> claim)
     {
         var (peer, helloC) = ReadHello(stream, ClientRole, peerAddress);
-        byte[] helloS = EncodeHello(me, ServerRole, MacBytes);
-        Mac(secret, ServerLabel, helloC, helloS.AsSpan(0, helloS.Length - MacBytes), helloS.AsSpan(helloS.Length - MacBytes));
-        Write(stream, helloS, peerAddress);
+        using var ephemeral = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        byte[] helloS = EncodeHello(me, ServerRole, ephemeral, ProofBytes);
+        var bodyS = helloS.AsSpan(0, helloS.Length - ProofBytes);
 
-        byte[] finish = new byte[1 + MacBytes];
-        Read(stream, finish, peerAddress);
-        var clientVerdict = (HandshakeRefusal)finish[0];
-        if (clientVerdict != HandshakeRefusal.None)
+        Span<byte> transcript = stackalloc byte[HashBytes];
+        Span<byte> prk = stackalloc byte[HashBytes];
+        Span<byte> expectedProofC = stackalloc byte[ProofBytes];
+        try
         {
-            throw Refused(clientVerdict, me, peer, peerAddress, expectedPeerRank, byPeer: true);
-        }
+            TranscriptHash(helloC, bodyS, transcript);
+            Extract(ephemeral, PublicKeyOf(helloC), secret, prk, peerAddress);
+            // the transcript holds this side's fresh nonce and key: no proof of a transcript the peer chose in full
+            Expand(prk, ServerProofLabel, transcript, helloS.AsSpan(bodyS.Length));
+            Write(stream, helloS, peerAddress);
 
-        Span<byte> expectedMacC = stackalloc byte[MacBytes];
-        Mac(secret, ClientLabel, helloC, helloS, expectedMacC);
-        var verdict = CryptographicOperations.FixedTimeEquals(finish.AsSpan(1), expectedMacC)
-            ? Check(me, peer, expectedPeerRank)
-            : HandshakeRefusal.WrongSecret;
-        if (verdict == HandshakeRefusal.None && !claim())
-        {
-            verdict = HandshakeRefusal.Duplicate;
+            byte[] finish = new byte[FinishBytes];
+            Read(stream, finish, peerAddress);
+            var clientVerdict = (HandshakeRefusal)finish[0];
+            if (clientVerdict != HandshakeRefusal.None)
+            {
+                throw Refused(clientVerdict, me, peer, peerAddress, expectedPeerRank, byPeer: true);
+            }
+
+            Expand(prk, ClientProofLabel, transcript, expectedProofC);
+            var verdict = CryptographicOperations.FixedTimeEquals(finish.AsSpan(1), expectedProofC)
+                ? Check(me, peer, expectedPeerRank)
+                : HandshakeRefusal.WrongSecret;
+            if (verdict == HandshakeRefusal.None && !claim())
+            {
+                verdict = HandshakeRefusal.Duplicate;
+            }
+            Write(stream, [(byte)verdict], peerAddress);
+            if (verdict != HandshakeRefusal.None)
+            {
+                throw Refused(verdict, me, peer, peerAddress, expectedPeerRank, byPeer: false);
+            }
+            return new RingSession(peer, Key(prk, ServerToClientLabel, transcript), Key(prk, ClientToServerLabel, transcript));
         }
-        Write(stream, [(byte)verdict], peerAddress);
-        if (verdict != HandshakeRefusal.None)
+        finally
         {
-            throw Refused(verdict, me, peer, peerAddress, expectedPeerRank, byPeer: false);
+            CryptographicOperations.ZeroMemory(prk);
         }
-        return peer;
     }
 
     private static HandshakeRefusal Check(RingIdentity me, RingIdentity peer, int expectedPeerRank)
@@ -135,6 +202,10 @@ internal static class RingHandshake
         {
             return HandshakeRefusal.OtherWorldSize;
         }
+        if (peer.Protection != me.Protection)
+        {
+            return HandshakeRefusal.OtherProtection;
+        }
         return peer.Rank == expectedPeerRank ? HandshakeRefusal.None : HandshakeRefusal.UnexpectedRank;
     }
 
@@ -146,13 +217,15 @@ internal static class RingHandshake
             HandshakeRefusal.WrongSecret when byPeer =>
                 $"{who} could not verify this rank's proof of the cluster secret: the two hold different secrets",
             HandshakeRefusal.WrongSecret =>
-                $"the peer at {address} (claiming rank {peer.Rank}) failed to prove it holds the cluster secret: a wrong secret, or a replayed or foreign handshake",
+                $"the peer at {address} (claiming rank {peer.Rank}) failed to prove it holds the cluster secret: a wrong secret, or a replayed, relayed or foreign handshake",
             HandshakeRefusal.OtherRun =>
                 $"{who} belongs to run '{peer.RunId}', this rank to run '{me.RunId}'",
             HandshakeRefusal.OtherGeneration =>
                 $"{who} is at generation {peer.Generation}, this rank at generation {me.Generation} ({(peer.Generation < me.Generation ? "the peer is stale" : "this rank is stale")})",
             HandshakeRefusal.OtherWorldSize =>
                 $"{who} expects a world of {peer.WorldSize} ranks, this rank a world of {me.WorldSize}",
+            HandshakeRefusal.OtherProtection =>
+                $"{who} protects the data plane with {peer.Protection.Name()}, this rank with {me.Protection.Name()}: every node of a run must set the same {DataPlaneProtections.SettingKey}",
             HandshakeRefusal.UnexpectedRank when byPeer =>
                 $"{who} did not expect rank {me.Rank} on that link",
             HandshakeRefusal.UnexpectedRank =>
@@ -167,7 +240,7 @@ internal static class RingHandshake
         return new RingHandshakeException(prefix + reason, refusal);
     }
 
-    private static byte[] EncodeHello(RingIdentity me, byte role, int trailingBytes = 0)
+    private static byte[] EncodeHello(RingIdentity me, byte role, ECDiffieHellman ephemeral, int trailingBytes = 0)
     {
         byte[] runId = Encoding.UTF8.GetBytes(me.RunId);
         byte[] hello = new byte[PrefixBytes + runId.Length + FixedTailBytes + trailingBytes];
@@ -180,9 +253,18 @@ internal static class RingHandshake
         BinaryPrimitives.WriteInt64BigEndian(tail, me.Generation);
         BinaryPrimitives.WriteInt32BigEndian(tail[8..], me.Rank);
         BinaryPrimitives.WriteInt32BigEndian(tail[12..], me.WorldSize);
-        RandomNumberGenerator.Fill(tail.Slice(16, NonceBytes));
+        tail[16] = (byte)me.Protection;
+        RandomNumberGenerator.Fill(tail.Slice(17, NonceBytes));
+        var point = ephemeral.ExportParameters(includePrivateParameters: false).Q;
+        var key = tail.Slice(17 + NonceBytes, PublicKeyBytes);
+        key[0] = 0x04;
+        point.X.CopyTo(key[1..]);
+        point.Y.CopyTo(key[(1 + CoordinateBytes)..]);
         return hello;
     }
+
+    /// <summary>The ephemeral public key inside a hello (without a trailing proof).</summary>
+    private static ReadOnlySpan<byte> PublicKeyOf(ReadOnlySpan<byte> hello) => hello[^PublicKeyBytes..];
 
     private static (RingIdentity Peer, byte[] Bytes) ReadHello(Stream stream, byte role, string peerAddress)
     {
@@ -190,6 +272,14 @@ internal static class RingHandshake
         Read(stream, prefix, peerAddress);
         if (!prefix.AsSpan(0, 8).SequenceEqual(Magic))
         {
+            if (prefix.AsSpan(0, MagicStem.Length).SequenceEqual(MagicStem))
+            {
+                char version = (char)prefix[7];
+                string theirs = char.IsAsciiDigit(version) ? $"version {version} (its hello starts 'MOCORNG{version}')" : $"an unknown version (byte 0x{prefix[7]:X2} after 'MOCORNG')";
+                throw new RingHandshakeException(
+                    $"refused: the peer at {peerAddress} speaks ring protocol {theirs}, this rank version {Version} ('MOCORNG{Version}', " +
+                    "sealed frames): every node of a run must run the same MoCo release", HandshakeRefusal.OtherVersion);
+            }
             throw new RingHandshakeException($"the peer at {peerAddress} does not speak the MoCo ring protocol (its first bytes are not a ring hello)");
         }
         if (prefix[8] != role)
@@ -201,7 +291,7 @@ internal static class RingHandshake
         {
             throw new RingHandshakeException($"the peer at {peerAddress} sent a ring hello with a run id of {runIdLength} bytes (1..{TcpRingOptions.MaxRunIdBytes} allowed)");
         }
-        int trailing = role == ServerRole ? MacBytes : 0;
+        int trailing = role == ServerRole ? ProofBytes : 0;
         byte[] hello = new byte[PrefixBytes + runIdLength + FixedTailBytes + trailing];
         prefix.CopyTo(hello, 0);
         Read(stream, hello.AsSpan(PrefixBytes), peerAddress);
@@ -219,17 +309,67 @@ internal static class RingHandshake
             runId,
             BinaryPrimitives.ReadInt64BigEndian(tail),
             BinaryPrimitives.ReadInt32BigEndian(tail[8..]),
-            BinaryPrimitives.ReadInt32BigEndian(tail[12..]));
+            BinaryPrimitives.ReadInt32BigEndian(tail[12..]),
+            (DataPlaneProtection)tail[16]);
         return (peer, hello);
     }
 
-    private static void Mac(ReadOnlySpan<byte> secret, ReadOnlySpan<byte> label, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, Span<byte> destination)
+    private static void TranscriptHash(ReadOnlySpan<byte> helloC, ReadOnlySpan<byte> bodyS, Span<byte> destination)
     {
-        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, secret);
-        hmac.AppendData(label);
-        hmac.AppendData(first);
-        hmac.AppendData(second);
-        hmac.GetHashAndReset(destination);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(helloC);
+        hash.AppendData(bodyS);
+        hash.GetHashAndReset(destination);
+    }
+
+    /// <summary>prk = HKDF-Extract(salt, secret ‖ the ephemeral Diffie-Hellman secret with <paramref name="theirs"/>).</summary>
+    /// <exception cref="RingHandshakeException"><paramref name="theirs"/> is not a point of P-256.</exception>
+    private static void Extract(ECDiffieHellman mine, ReadOnlySpan<byte> theirs, ReadOnlySpan<byte> secret, Span<byte> prk, string peerAddress)
+    {
+        byte[]? shared = null;
+        byte[]? material = null;
+        try
+        {
+            if (theirs[0] != 0x04)
+            {
+                throw new CryptographicException("not an uncompressed point");
+            }
+            using var peerKey = ECDiffieHellman.Create(new ECParameters
+            {
+                Curve = ECCurve.NamedCurves.nistP256,
+                Q = new ECPoint { X = theirs.Slice(1, CoordinateBytes).ToArray(), Y = theirs.Slice(1 + CoordinateBytes, CoordinateBytes).ToArray() },
+            });
+            shared = mine.DeriveRawSecretAgreement(peerKey.PublicKey);
+            material = new byte[secret.Length + shared.Length];
+            secret.CopyTo(material);
+            shared.CopyTo(material, secret.Length);
+            HKDF.Extract(HashAlgorithmName.SHA256, material, ExtractSalt, prk);
+        }
+        catch (CryptographicException e)
+        {
+            throw new RingHandshakeException($"the peer at {peerAddress} sent an ephemeral key that is not a point of P-256 ({e.Message})", inner: e);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(shared);
+            CryptographicOperations.ZeroMemory(material);
+        }
+    }
+
+    /// <summary>HKDF-Expand(prk, label ‖ transcript) into <paramref name="destination"/>.</summary>
+    private static void Expand(ReadOnlySpan<byte> prk, ReadOnlySpan<byte> label, ReadOnlySpan<byte> transcript, Span<byte> destination)
+    {
+        Span<byte> info = stackalloc byte[64];
+        label.CopyTo(info);
+        transcript.CopyTo(info[label.Length..]);
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, destination, info[..(label.Length + transcript.Length)]);
+    }
+
+    private static byte[] Key(ReadOnlySpan<byte> prk, ReadOnlySpan<byte> label, ReadOnlySpan<byte> transcript)
+    {
+        byte[] key = new byte[KeyBytes];
+        Expand(prk, label, transcript, key);
+        return key;
     }
 
     private static void Write(Stream stream, ReadOnlySpan<byte> bytes, string peerAddress)

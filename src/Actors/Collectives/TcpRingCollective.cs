@@ -19,8 +19,12 @@ namespace MoCo.Actors.Collectives;
 /// second thread (on a loaded machine each hand-over between threads costs a scheduler wake-up; see bench/README.md).
 /// <para>
 /// Every connection is authenticated with the cluster's secret and bound to one run and generation
-/// (<see cref="RingHandshake"/>); every collective starts with a header that neighbours compare, so ranks that call
-/// collectives in different orders or with different sizes fail at once. Each call finishes within
+/// (<see cref="RingHandshake"/>), and with <see cref="DataPlaneProtection.AesGcm"/> (the default) every byte after the
+/// handshake travels in sealed frames (<see cref="RingFrameCipher"/>): each segment is sealed just before it is handed to
+/// the socket and opened as soon as it is whole, into buffers of one segment allocated with the ring, so the pipeline
+/// and the timeouts are unchanged; a frame that fails to open fails the operation with an integrity error naming the
+/// peer. Every collective starts with a header that neighbours compare, so ranks that call collectives in different
+/// orders or with different sizes fail at once. Each call finishes within
 /// <see cref="TcpRingOptions.OperationTimeout"/> or throws <see cref="CollectiveException"/> naming the peer it was
 /// waiting for; any failure, or <see cref="Abort"/>, breaks the ring for good (its connections are shut down, so the
 /// peers fail promptly too): the next generation builds a new one.
@@ -43,12 +47,18 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
     /// <summary>Held for the whole of each collective, so that <see cref="Dispose"/> frees nothing an operation still uses.</summary>
     private readonly object _operationGate = new();
 
+    /// <summary>Seals what goes to the successor, opens what comes from the predecessor; null when unprotected.</summary>
+    private readonly RingFrameCipher? _seal;
+    private readonly RingFrameCipher? _open;
+
     private byte* _scratch;
+    private byte* _sendFrame;
+    private byte* _receiveFrame;
     private Exception? _failure;
     private long _sequence;
     private int _disposed;
 
-    private TcpRingCollective(TcpRingOptions options, RingLink? next, RingLink? previous)
+    private TcpRingCollective(TcpRingOptions options, RingLink? next, RingLink? previous, RingSession? nextSession = null, RingSession? previousSession = null)
     {
         _options = options;
         _next = next;
@@ -58,6 +68,17 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
         {
             _scratch = (byte*)NativeMemory.AlignedAlloc((nuint)options.ChunkBytes, 64);
         }
+        if (options.Protection == DataPlaneProtection.AesGcm && nextSession is not null && previousSession is not null)
+        {
+            // a frame holds one segment or the header, whichever is larger, and the frame's length and tag
+            nuint frameBytes = (nuint)(Math.Max(options.ChunkBytes, OperationHeader.Size) + RingFrameCipher.Overhead);
+            _seal = new RingFrameCipher(nextSession.SendKey);
+            _open = new RingFrameCipher(previousSession.ReceiveKey);
+            _sendFrame = (byte*)NativeMemory.AlignedAlloc(frameBytes, 64);
+            _receiveFrame = (byte*)NativeMemory.AlignedAlloc(frameBytes, 64);
+        }
+        nextSession?.ClearKeys();
+        previousSession?.ClearKeys();
     }
 
     /// <inheritdoc />
@@ -105,7 +126,7 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
             var accepting = Task.Factory.StartNew(
                 () => listener.AcceptPredecessor(me, predecessor, options.Secret, options.HandshakeTimeout, deadline, refusals, both.Token),
                 both.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            Socket next;
+            (Socket Socket, RingSession Session) next;
             try
             {
                 next = RingConnector.ConnectSuccessor(options.Endpoints[successor], me, successor, options.Secret, options.HandshakeTimeout, deadline, both.Token);
@@ -122,21 +143,24 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
                 DisposeAccepted(accepting);
                 throw;
             }
-            Socket previous;
+            (Socket Socket, RingSession Session) previous;
             try
             {
                 previous = accepting.GetAwaiter().GetResult();
             }
             catch
             {
-                next.Dispose();
+                next.Session.ClearKeys();
+                next.Socket.Dispose();
                 throw;
             }
             // name peers by the endpoints they published (the predecessor's connection comes from an ephemeral port)
             return new TcpRingCollective(
                 options,
-                new RingLink(next, successor, options.Endpoints[successor].ToString()!),
-                new RingLink(previous, predecessor, options.Endpoints[predecessor].ToString()!));
+                new RingLink(next.Socket, successor, options.Endpoints[successor].ToString()!),
+                new RingLink(previous.Socket, predecessor, options.Endpoints[predecessor].ToString()!),
+                next.Session,
+                previous.Session);
         }
         catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested && e.CancellationToken != cancellationToken)
         {
@@ -148,12 +172,13 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
         }
     }
 
-    private static void DisposeAccepted(Task<Socket> accepting)
+    private static void DisposeAccepted(Task<(Socket Socket, RingSession Session)> accepting)
     {
         try
         {
             accepting.Wait();
-            accepting.Result.Dispose();
+            accepting.Result.Session.ClearKeys();
+            accepting.Result.Socket.Dispose();
         }
         catch (AggregateException)
         {
@@ -320,6 +345,15 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
                 NativeMemory.AlignedFree(_scratch);
                 _scratch = null;
             }
+            if (_sendFrame is not null)
+            {
+                NativeMemory.AlignedFree(_sendFrame);
+                NativeMemory.AlignedFree(_receiveFrame);
+                _sendFrame = null;
+                _receiveFrame = null;
+            }
+            _seal?.Dispose();
+            _open?.Dispose();
         }
     }
 
@@ -395,7 +429,10 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
     /// <summary>
     /// Moves every segment of <paramref name="plan"/>: sends whatever the successor's socket takes (a send only once the
     /// receives it forwards are complete), receives whatever the predecessor has sent (adding a reduce segment into the
-    /// buffer when it is whole), and polls both sockets when neither can move, until the deadline.
+    /// buffer when it is whole), and polls both sockets when neither can move, until the deadline. When sealed, each
+    /// header or segment goes out as one frame, sealed into the send frame buffer when its turn comes, and comes in as
+    /// one frame, whose announced length is checked as soon as it arrives and which is opened into its place (the
+    /// buffer, the scratch segment of a reduce, or the peer's header) once it is whole.
     /// </summary>
     private void Drive(OperationHeader header, RingPlan plan, byte* buffer, ScalarType dtype, long deadline)
     {
@@ -404,48 +441,67 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
         byte* mine = stackalloc byte[OperationHeader.Size];
         byte* theirs = stackalloc byte[OperationHeader.Size];
         header.Write(new Span<byte>(mine, OperationHeader.Size));
+        var context = new ReadOnlySpan<byte>(mine, OperationHeader.Size); // bound into every segment's frame
+        int overhead = _seal is null ? 0 : RingFrameCipher.Overhead;
         var sends = plan.Sends;
         var receives = plan.Receives;
         var hook = AfterReceive;
         int sendIndex = -1; // -1: the header
+        byte* sendWire = null; // the bytes of the current send as they go on the wire (null: not prepared yet)
+        int sendWireLength = 0;
         int sendDone = 0;   // bytes of the current send already handed to the socket
         int receiveIndex = -1;
-        int receiveDone = 0;
+        int receiveDone = 0; // bytes of the current receive's wire form already taken
         while (sendIndex < sends.Length || receiveIndex < receives.Length)
         {
             bool moved = false;
             bool sendReady = false;
             while (sendIndex < sends.Length)
             {
-                byte* data;
-                int length;
-                if (sendIndex < 0)
+                if (sendWire is null)
                 {
-                    data = mine;
-                    length = OperationHeader.Size;
-                }
-                else
-                {
-                    var piece = sends[sendIndex];
-                    if (piece.AfterReceives > Math.Max(receiveIndex, 0))
+                    byte* data;
+                    int length;
+                    if (sendIndex < 0)
                     {
-                        break; // forwards a segment that has not fully arrived yet
+                        data = mine;
+                        length = OperationHeader.Size;
                     }
-                    data = buffer + piece.Offset;
-                    length = piece.Length;
+                    else
+                    {
+                        var piece = sends[sendIndex];
+                        if (piece.AfterReceives > Math.Max(receiveIndex, 0))
+                        {
+                            break; // forwards a segment that has not fully arrived yet
+                        }
+                        data = buffer + piece.Offset;
+                        length = piece.Length;
+                    }
+                    if (_seal is null)
+                    {
+                        sendWire = data;
+                        sendWireLength = length;
+                    }
+                    else
+                    {
+                        sendWireLength = length + overhead;
+                        _seal.Seal(new ReadOnlySpan<byte>(data, length), sendIndex < 0 ? default : context, new Span<byte>(_sendFrame, sendWireLength));
+                        sendWire = _sendFrame;
+                    }
                 }
                 sendReady = true;
-                int sent = next.TrySend(data + sendDone, length - sendDone);
+                int sent = next.TrySend(sendWire + sendDone, sendWireLength - sendDone);
                 if (sent == 0)
                 {
                     break;
                 }
                 moved = true;
                 sendDone += sent;
-                if (sendDone == length)
+                if (sendDone == sendWireLength)
                 {
                     sendIndex++;
                     sendDone = 0;
+                    sendWire = null;
                     sendReady = false;
                 }
             }
@@ -467,16 +523,27 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
                     target = reduce ? _scratch : buffer + piece.Offset;
                     length = piece.Length;
                 }
-                int received = previous.TryReceive(target + receiveDone, length - receiveDone);
+                byte* wire = _open is null ? target : _receiveFrame;
+                int wireLength = length + overhead;
+                int received = Receive(previous, wire + receiveDone, wireLength - receiveDone, receiveDone, wireLength);
                 if (received == 0)
                 {
                     break;
                 }
                 moved = true;
+                int before = receiveDone;
                 receiveDone += received;
-                if (receiveDone < length)
+                if (_open is not null && before < RingFrameCipher.LengthBytes && receiveDone >= RingFrameCipher.LengthBytes)
+                {
+                    CheckFrameLength(wire, length, receiveIndex, previous);
+                }
+                if (receiveDone < wireLength)
                 {
                     continue;
+                }
+                if (_open is not null)
+                {
+                    Open(wire, length, receiveIndex < 0 ? default : context, target, receiveIndex, previous);
                 }
                 if (receiveIndex < 0)
                 {
@@ -501,6 +568,46 @@ public sealed unsafe class TcpRingCollective : IAbortableCollective
             }
         }
     }
+
+    /// <summary>Receives what has arrived of the current frame; a connection that ends inside a sealed frame is a truncated frame.</summary>
+    private int Receive(RingLink previous, byte* data, int length, int done, int frameLength)
+    {
+        try
+        {
+            return previous.TryReceive(data, length);
+        }
+        catch (RingLinkException e) when (_open is not null && done > 0)
+        {
+            throw new RingLinkException(
+                $"integrity check failed: {e.Message} inside a sealed frame ({done} of its {frameLength} bytes had come): the frame is truncated", e);
+        }
+    }
+
+    /// <summary>Refuses a frame whose announced length is not the segment's, before anything else of it is read or used.</summary>
+    private void CheckFrameLength(byte* frame, int length, int receiveIndex, RingLink previous)
+    {
+        uint announced = RingFrameCipher.AnnouncedLength(new ReadOnlySpan<byte>(frame, RingFrameCipher.LengthBytes));
+        if (announced != (uint)length)
+        {
+            throw new RingLinkException(
+                $"integrity check failed: {previous.Peer} sent a frame announcing {announced} bytes where {What(receiveIndex)} of {length} bytes was due " +
+                "(the stream was altered, cut or replayed on the way, or the peer is out of step); nothing of it was used");
+        }
+    }
+
+    /// <summary>Opens a whole frame into <paramref name="target"/>, or fails the operation with an integrity error naming the peer.</summary>
+    private void Open(byte* frame, int length, ReadOnlySpan<byte> context, byte* target, int receiveIndex, RingLink previous)
+    {
+        ulong counter = _open!.Frames;
+        if (!_open.TryOpen(new ReadOnlySpan<byte>(frame, length + RingFrameCipher.Overhead), context, new Span<byte>(target, length)))
+        {
+            throw new RingLinkException(
+                $"integrity check failed on frame #{counter} from {previous.Peer} ({What(receiveIndex)}, AES-GCM tag mismatch): it was altered, " +
+                "reordered, replayed or cut on the way, or not sealed by that peer for this operation; the operation's data cannot be trusted and the ring is closed");
+        }
+    }
+
+    private static string What(int receiveIndex) => receiveIndex < 0 ? "the operation header" : $"segment {receiveIndex}";
 
     private void CheckHeader(OperationHeader header, byte* theirs, RingLink previous)
     {

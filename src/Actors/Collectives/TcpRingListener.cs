@@ -69,7 +69,7 @@ public sealed class TcpRingListener : IDisposable
 
     /// <summary>
     /// Accepts connections until one completes the handshake as <paramref name="predecessor"/> of the same run,
-    /// generation and world, and returns it. Every connection is handshaken on its own thread within
+    /// generation, world and protection, and returns it with its session. Every connection is handshaken on its own thread within
     /// <paramref name="handshakeTimeout"/>, so a stranger that sends garbage or nothing never holds up the
     /// predecessor; refused connections are dropped and described in <paramref name="refusals"/> (for error messages).
     /// A connection accepted while <see cref="MaxPendingHandshakes"/> others are handshaking is closed unread and
@@ -77,12 +77,12 @@ public sealed class TcpRingListener : IDisposable
     /// </summary>
     /// <exception cref="CollectiveException">No predecessor completed the handshake before <paramref name="deadline"/>.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    internal Socket AcceptPredecessor(
+    internal (Socket Socket, RingSession Session) AcceptPredecessor(
         RingIdentity me, int predecessor, ReadOnlyMemory<byte> secret, TimeSpan handshakeTimeout, long deadline,
         RefusalLog refusals, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        var winner = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var winner = new TaskCompletionSource<(Socket Socket, RingSession Session)>(TaskCreationOptions.RunContinuationsAsynchronously);
         int claimed = 0;
         int pending = 0;
         var stop = new CancellationTokenSource();
@@ -94,18 +94,21 @@ public sealed class TcpRingListener : IDisposable
             using var guard = new SocketDeadline(socket, remaining < handshakeTimeout ? remaining : handshakeTimeout, stop.Token);
             try
             {
+                RingSession session;
                 using (var stream = new NetworkStream(socket, ownsSocket: false))
                 {
-                    RingHandshake.RunServer(stream, me, predecessor, secret.Span, address, () => Interlocked.CompareExchange(ref claimed, 1, 0) == 0);
+                    session = RingHandshake.RunServer(stream, me, predecessor, secret.Span, address, () => Interlocked.CompareExchange(ref claimed, 1, 0) == 0);
                 }
                 if (!guard.TryDisarm())
                 {
                     Interlocked.Exchange(ref claimed, 0);
+                    session.ClearKeys();
                     refusals.Add($"{address}: the handshake completed just as its time ran out");
                     return;
                 }
-                if (!winner.TrySetResult(socket))
+                if (!winner.TrySetResult((socket, session)))
                 {
+                    session.ClearKeys();
                     socket.Dispose();
                 }
             }
@@ -191,7 +194,8 @@ public sealed class TcpRingListener : IDisposable
             // stop accepting: pending handshakes are cut short, and later connections find the port closed
             if (!returned && !winner.TrySetCanceled() && winner.Task.IsCompletedSuccessfully)
             {
-                winner.Task.Result.Dispose(); // a predecessor that arrived too late
+                winner.Task.Result.Session.ClearKeys(); // a predecessor that arrived too late
+                winner.Task.Result.Socket.Dispose();
             }
             stop.Cancel();
             Dispose();

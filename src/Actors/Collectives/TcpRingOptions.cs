@@ -13,7 +13,10 @@ namespace MoCo.Actors.Collectives;
 /// <param name="Endpoints">Where each rank listens, in rank order (an <see cref="IPEndPoint"/> or a <see cref="DnsEndPoint"/>).</param>
 /// <param name="RunId">The run the ring serves; a peer of another run is refused.</param>
 /// <param name="Generation">The membership generation; a peer of an older or newer generation is refused.</param>
-/// <param name="Secret">The cluster's shared secret. Never sent: peers prove they hold it with HMAC-SHA256 over fresh nonces.</param>
+/// <param name="Secret">
+/// The cluster's shared secret. Never sent: peers prove they hold it over fresh nonces and ephemeral keys, and derive each
+/// connection's session keys from it (<see cref="RingHandshake"/>).
+/// </param>
 public sealed record TcpRingOptions(
     int Rank,
     IReadOnlyList<EndPoint> Endpoints,
@@ -49,6 +52,13 @@ public sealed record TcpRingOptions(
 
     /// <summary>The size of the segments that travel the ring back to back, so that sending, receiving and reducing overlap.</summary>
     public int ChunkBytes { get; init; } = DefaultChunkBytes;
+
+    /// <summary>
+    /// What protects the bytes after each connection's handshake: <see cref="DataPlaneProtection.AesGcm"/> (the default)
+    /// seals every header and segment; <see cref="DataPlaneProtection.None"/> sends them in the clear, for benchmarking
+    /// only. Every rank of a ring must choose the same (the handshake refuses a peer that does not).
+    /// </summary>
+    public DataPlaneProtection Protection { get; init; } = DataPlaneProtection.AesGcm;
 
     /// <summary>The number of ranks.</summary>
     public int WorldSize => Endpoints.Count;
@@ -107,6 +117,14 @@ public sealed record TcpRingOptions(
         {
             throw new ArgumentException($"the chunk size must be within 1 KiB..64 MiB, not {ChunkBytes} bytes");
         }
+        if (Protection is not (DataPlaneProtection.AesGcm or DataPlaneProtection.None))
+        {
+            throw new ArgumentException($"the data plane's protection must be aes-gcm or none, not {Protection.Name()}");
+        }
+        if (Protection == DataPlaneProtection.AesGcm && !System.Security.Cryptography.AesGcm.IsSupported)
+        {
+            throw new ArgumentException("the data plane's protection is aes-gcm, but this platform's cryptography library has no AES-GCM");
+        }
     }
 
     /// <summary>Leaves the secret out of the text (records print every property otherwise).</summary>
@@ -114,7 +132,8 @@ public sealed record TcpRingOptions(
     {
         builder.Append(CultureInfo.InvariantCulture, $"Rank = {Rank}, WorldSize = {WorldSize}, RunId = {RunId}, Generation = {Generation}, ");
         builder.Append(CultureInfo.InvariantCulture, $"Endpoints = [{string.Join(", ", Endpoints ?? [])}], Secret = ({Secret.Length} bytes), ");
-        builder.Append(CultureInfo.InvariantCulture, $"ConnectTimeout = {ConnectTimeout}, OperationTimeout = {OperationTimeout}, HandshakeTimeout = {HandshakeTimeout}, ChunkBytes = {ChunkBytes}");
+        builder.Append(CultureInfo.InvariantCulture, $"ConnectTimeout = {ConnectTimeout}, OperationTimeout = {OperationTimeout}, HandshakeTimeout = {HandshakeTimeout}, ChunkBytes = {ChunkBytes}, ");
+        builder.Append(CultureInfo.InvariantCulture, $"Protection = {Protection.Name()}");
         return true;
     }
 }

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using MoCo.Actors.Collectives;
 
 namespace MoCo.Actors.Training;
 
@@ -18,4 +19,10 @@ public sealed record DataPlaneSettings(string BindAddress, string AdvertisedHost
 
     /// <summary>How long a rank waits for its ring neighbours to connect when a generation starts.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// What protects the ring's bytes after each handshake (<c>moco.cluster.data-plane-protection</c>): AES-256-GCM
+    /// sealed frames by default; <see cref="DataPlaneProtection.None"/> only for benchmarking (the worker logs a warning).
+    /// </summary>
+    public DataPlaneProtection Protection { get; init; } = DataPlaneProtection.AesGcm;
 }

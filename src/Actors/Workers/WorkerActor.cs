@@ -242,7 +242,14 @@ public sealed class WorkerActor : ReceiveActor
                 {
                     ConnectTimeout = _settings.DataPlane.ConnectTimeout,
                     OperationTimeout = _settings.CollectiveTimeout,
+                    Protection = _settings.DataPlane.Protection,
                 };
+                if (options.Protection == DataPlaneProtection.None)
+                {
+                    _log.Warning("Rank {0}: the TCP ring of generation {1} is unprotected ({2} = none): tensors travel in the clear with no integrity check; use it only to benchmark",
+                        join.Rank, join.Generation, DataPlaneProtections.SettingKey);
+                }
+
                 _network = TcpRingCollective.Connect(listener, options);
                 collective = _network;
             }

@@ -60,6 +60,10 @@ public static class NodeCommand
             var (backend, planeLine) = DataPlaneChoice.Choose(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source), device);
             AnsiConsole.MarkupLine(Markup.Escape(deviceLine));
             AnsiConsole.MarkupLine(Markup.Escape(planeLine));
+            if (cluster.ProtectionWarning() is { } unprotected)
+            {
+                AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(unprotected)}[/]");
+            }
             return Run(cluster, host, metrics, slots, device, backend, cfg, parse.GetValue(stay));
         });
         return command;

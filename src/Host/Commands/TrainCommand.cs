@@ -127,6 +127,11 @@ public static class TrainCommand
             console.MarkupLine(Markup.Escape(planeLine));
         }
 
+        if (elastic && cluster.ProtectionWarning() is { } unprotected)
+        {
+            console.MarkupLine($"[yellow]{Markup.Escape(unprotected)}[/]");
+        }
+
         CheckNumerics(run, host, device, Math.Max(1, devices), console);
         Directory.CreateDirectory(runDir!);
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());

@@ -30,6 +30,13 @@ public sealed record ClusterSettings
     public int DataPlanePort { get; init; }
 
     /// <summary>
+    /// What protects the TCP ring's bytes after each connection's handshake: <c>aes-gcm</c> (the default; every header
+    /// and segment sealed with AES-256-GCM under per-connection keys) or <c>none</c> (in the clear, for benchmarking
+    /// only: a warning is printed). Every node of a run must set the same; <see cref="Protection"/> reads it.
+    /// </summary>
+    public string DataPlaneProtection { get; init; } = "aes-gcm";
+
+    /// <summary>
     /// The cluster's shared secret (at least 16 bytes of text; from <c>MOCO_CLUSTER_SECRET</c>, never a file that is
     /// committed): the data plane's connections prove they hold it. Empty: a random secret for this process alone,
     /// enough for a single node.
@@ -74,6 +81,8 @@ public sealed record ClusterSettings
             throw new ConfigurationError($"moco.cluster.data-plane-port must be in 0..65535, not {DataPlanePort}");
         }
 
+        _ = Protection();
+
         if (Secret.Length is > 0 and < 16)
         {
             throw new ConfigurationError($"moco.cluster.secret must be at least 16 characters (it has {Secret.Length}); use e.g. `openssl rand -hex 32`");
@@ -117,6 +126,29 @@ public sealed record ClusterSettings
 
         return this;
     }
+
+    /// <summary>The data plane's protection, read from <see cref="DataPlaneProtection"/>.</summary>
+    /// <exception cref="ConfigurationError">The value is neither <c>aes-gcm</c> nor <c>none</c> (the message names the key).</exception>
+    public Actors.Collectives.DataPlaneProtection Protection()
+    {
+        try
+        {
+            return Actors.Collectives.DataPlaneProtections.Parse(DataPlaneProtection);
+        }
+        catch (FormatException e)
+        {
+            throw new ConfigurationError(e.Message);
+        }
+    }
+
+    /// <summary>
+    /// The warning to print at start-up when the data plane is unprotected (<c>none</c>), or null. Only for benchmarks:
+    /// anyone on the path between nodes can read and alter the gradients and weights.
+    /// </summary>
+    public string? ProtectionWarning() => Protection() == Actors.Collectives.DataPlaneProtection.None
+        ? $"warning: {Actors.Collectives.DataPlaneProtections.SettingKey} = none: the TCP ring's tensors travel in the clear with no integrity check "
+            + "(peers are still authenticated); anyone on the path can read or alter gradients and weights. Use it only to benchmark; the default is aes-gcm"
+        : null;
 
     /// <summary>The host other nodes reach this one at.</summary>
     public string PublicHostnameOrHostname() => string.IsNullOrWhiteSpace(PublicHostname) ? Hostname : PublicHostname;

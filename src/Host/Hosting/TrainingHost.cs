@@ -188,7 +188,7 @@ public static class TrainingHost
 
     /// <summary>
     /// The data plane of this node's workers: listeners bound where remoting binds, advertised at the public host name,
-    /// on <c>data-plane-port</c>, authenticated by the cluster's secret. A process that may share its run with other
+    /// on <c>data-plane-port</c>, authenticated by the cluster's secret and protected as <c>data-plane-protection</c> says. A process that may share its run with other
     /// processes needs <c>MOCO_CLUSTER_SECRET</c>; a single process gets a random one.
     /// </summary>
     /// <param name="cluster">The cluster settings.</param>
@@ -203,7 +203,7 @@ public static class TrainingHost
                     + "set MOCO_CLUSTER_SECRET (at least 16 characters, e.g. `openssl rand -hex 32`)");
             }
 
-            return DataPlaneSettings.Loopback;
+            return DataPlaneSettings.Loopback with { Protection = cluster.Protection() };
         }
 
         var advertised = cluster.PublicHostnameOrHostname();
@@ -212,7 +212,10 @@ public static class TrainingHost
             throw new ConfigurationError("moco.cluster.hostname is 0.0.0.0: set moco.cluster.public-hostname (MOCO_CLUSTER_PUBLIC_HOSTNAME) to the address other nodes reach this one at");
         }
 
-        return new DataPlaneSettings(cluster.Hostname, advertised, cluster.DataPlanePort, System.Text.Encoding.UTF8.GetBytes(cluster.Secret));
+        return new DataPlaneSettings(cluster.Hostname, advertised, cluster.DataPlanePort, System.Text.Encoding.UTF8.GetBytes(cluster.Secret))
+        {
+            Protection = cluster.Protection(),
+        };
     }
 
     /// <summary>The connection string and linq2db provider of the journal.</summary>

@@ -31,9 +31,9 @@ public sealed class TcpRingListenerHostileTests(ITestOutputHelper output)
         {
             var target = listeners[0].EndPoint;
             strangers.Add(Stranger(target, "GET / HTTP/1.1\r\nHost: moco\r\n\r\n"u8));
-            strangers.Add(Stranger(target, [.. "MOCORNG1"u8, 1, 0xFF, 0xFF]));
-            strangers.Add(Stranger(target, [.. "MOCORNG1"u8, 2, 0, 4, .. "test"u8]));
-            strangers.Add(Stranger(target, [.. "MOCORNG1"u8, 1, 0, 8, .. "test"u8]));
+            strangers.Add(Stranger(target, [.. "MOCORNG2"u8, 1, 0xFF, 0xFF]));
+            strangers.Add(Stranger(target, [.. "MOCORNG2"u8, 2, 0, 4, .. "test"u8]));
+            strangers.Add(Stranger(target, [.. "MOCORNG2"u8, 1, 0, 8, .. "test"u8]));
             for (int i = 0; i < TcpRingListener.MaxPendingHandshakes + 8; i++)
             {
                 strangers.Add(Stranger(target, []));
@@ -154,7 +154,7 @@ public sealed class TcpRingListenerHostileTests(ITestOutputHelper output)
     {
         // the length prefix is checked before anything is allocated or read for it: the server does not wait for 64 KiB
         using var pair = SocketPair.Open();
-        pair.ClientStream.Write([.. "MOCORNG1"u8, 1, 0xFF, 0xFF]);
+        pair.ClientStream.Write([.. "MOCORNG2"u8, 1, 0xFF, 0xFF]);
         var clock = Stopwatch.StartNew();
 
         var e = Assert.Throws<RingHandshakeException>(() => RingHandshake.RunServer(pair.ServerStream, Me, 1, LocalRing.Secret, "stranger", () => true));

@@ -49,4 +49,25 @@ public sealed class TcpRingOptionsTests
         Assert.DoesNotContain("0123456789abcdef", text);
         AssertMentions(text, $"Secret = ({secret.Length} bytes)");
     }
+
+    [Theory]
+    [InlineData("aes-gcm", DataPlaneProtection.AesGcm)]
+    [InlineData(" AES-GCM ", DataPlaneProtection.AesGcm)]
+    [InlineData("none", DataPlaneProtection.None)]
+    public void Protection_parses_from_its_setting(string text, DataPlaneProtection expected)
+    {
+        Assert.Equal(expected, DataPlaneProtections.Parse(text));
+        Assert.Equal(DataPlaneProtection.AesGcm, new TcpRingOptions(0, [new IPEndPoint(IPAddress.Loopback, 1)], "run", 1, LocalRing.Secret).Protection);
+    }
+
+    [Theory]
+    [InlineData("aes")]
+    [InlineData("")]
+    [InlineData("tls")]
+    public void An_unknown_protection_is_refused_naming_the_key(string text)
+    {
+        var e = Assert.Throws<FormatException>(() => DataPlaneProtections.Parse(text));
+        AssertMentions(e.Message, "moco.cluster.data-plane-protection must be aes-gcm or none");
+        AssertMentions(e.Message, $"'{text}'");
+    }
 }

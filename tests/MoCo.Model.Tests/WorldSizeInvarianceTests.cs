@@ -6,7 +6,9 @@ using static TorchSharp.torch;
 
 namespace MoCo.Model.Tests;
 
-/// <summary>DESIGN.md: one worker and W workers compute the same steps, up to float summation order.</summary>
+/// <summary>
+/// docs/architecture.md, Invariants, I3: one worker and W workers compute the same steps, up to float summation order.
+/// </summary>
 public class WorldSizeInvarianceTests
 {
     private const int Batch = 16;

@@ -10,10 +10,10 @@ namespace MoCo.Model.Nn;
 /// average over the groups. Group j of a batch of N = G·b samples holds the samples n with n mod G = j
 /// (the demo's <c>input.view(-1, C*G, H, W)</c>), so no copy is needed.
 ///
-/// Step atomicity (DESIGN.md): training forwards do not touch the running statistics; they leave a pending
-/// update (chained across several forwards of one step) that <see cref="CommitPending"/> applies once the
-/// step has succeeded and <see cref="DropPending"/> forgets. Names and shapes match torch.nn.BatchNorm2d
-/// (weight, bias, running_mean, running_var, num_batches_tracked).
+/// Step atomicity (docs/architecture.md, Invariants, I5): training forwards do not touch the running
+/// statistics; they leave a pending update (chained across several forwards of one step) that
+/// <see cref="CommitPending"/> applies once the step has succeeded and <see cref="DropPending"/> forgets.
+/// Names and shapes match torch.nn.BatchNorm2d (weight, bias, running_mean, running_var, num_batches_tracked).
 /// </summary>
 public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
 {

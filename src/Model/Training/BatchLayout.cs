@@ -1,11 +1,11 @@
 namespace MoCo.Model.Training;
 
 /// <summary>
-/// How a global batch of B samples in G BatchNorm groups is split over W workers (DESIGN.md). Global
-/// position i (0..B-1) belongs to group i mod G (the official SplitBatchNorm layout). Worker r owns a
-/// contiguous range of whole groups [GroupStart(r), GroupEnd(r)); shares differ by at most one group. Its
-/// local batch holds its positions in ascending order, so local position p is in local group p mod g_r and
-/// SplitBatchNorm needs no copy. The math therefore does not depend on W.
+/// How a global batch of B samples in G BatchNorm groups is split over W workers (docs/architecture.md,
+/// Invariants, I3). Global position i (0..B-1) belongs to group i mod G (the official SplitBatchNorm layout).
+/// Worker r owns a contiguous range of whole groups [GroupStart(r), GroupEnd(r)); shares differ by at most one
+/// group. Its local batch holds its positions in ascending order, so local position p is in local group
+/// p mod g_r and SplitBatchNorm needs no copy. The math therefore does not depend on W.
 /// </summary>
 public sealed class BatchLayout
 {

@@ -13,8 +13,8 @@ public enum RngStream : ulong
 }
 
 /// <summary>
-/// A counter-based random stream: everything random in a run is a function of
-/// (seed, stream, epoch, index), never of the order in which workers or threads ask (DESIGN.md).
+/// A counter-based random stream: everything random in a run is a function of (seed, stream, epoch, index),
+/// never of the order in which workers or threads ask (docs/architecture.md, Invariants, I2).
 /// SplitMix64 over a key hashed from those four numbers; cheap to create, so one per image per view.
 /// </summary>
 public struct CounterRng

@@ -10,9 +10,10 @@ public sealed record StepResult(long GlobalStep, int Epoch, int StepInEpoch, dou
 
 /// <summary>
 /// One MoCo training step on this worker's share of the global batch, talking to its peers only through
-/// <see cref="ICollective"/>. The step is atomic (DESIGN.md): parameters, optimizer state, queue, pointer and
-/// BN buffers change only after every collective of the step succeeded; when anything throws before that,
-/// the pending BN statistics and gradients are dropped and the step can be redone from the same state.
+/// <see cref="ICollective"/>. The step is atomic (docs/architecture.md, Invariants, I5): parameters,
+/// optimizer state, queue, pointer and BN buffers change only after every collective of the step succeeded;
+/// when anything throws before that, the pending BN statistics and gradients are dropped and the step can be
+/// redone from the same state.
 /// </summary>
 public sealed class MocoTrainStep
 {

@@ -5,9 +5,10 @@ using MoCo.Model.Nn;
 namespace MoCo.Model.Training;
 
 /// <summary>
-/// Everything that defines a pretraining run, independently of the cluster that runs it (DESIGN.md): the
-/// network, MoCo's hyper-parameters, the global batch and its BN groups, the schedule, the augmentation, the
-/// seed and the data. Stored in every checkpoint; a resumed run keeps it.
+/// Everything that defines a pretraining run, independently of the cluster that runs it
+/// (docs/architecture.md, Invariants, I1): the network, MoCo's hyper-parameters, the global batch and its BN
+/// groups, the schedule, the augmentation, the seed and the data. Stored in every checkpoint; a resumed run
+/// keeps it.
 /// </summary>
 public sealed record RunConfig
 {

@@ -47,11 +47,12 @@ internal static class ActorsCommand
             // rounds interleave the configurations (a b c d a b c d ...); each keeps its best round, so a slow moment of
             // the machine does not land on one configuration only
             Measurement? bare = null, bareThread = null, one = null, two = null, ckpt = null;
+            var digestSeconds = new List<double>();
             static Measurement Best(Measurement? best, Measurement next) => best is null || next.ImagesPerSecond > best.ImagesPerSecond ? next : best;
             for (int round = 0; round < rounds; round++)
             {
                 string r = round.ToString(CultureInfo.InvariantCulture);
-                bare = Best(bare, Report("(a) bare loop", BareLoop(config, data, warmup, threads)));
+                bare = Best(bare, Report("(a) bare loop", BareLoop(config, data, warmup, threads, digestSeconds: digestSeconds)));
                 using (var group = new MoCo.Model.Collectives.InProcessGroup(1, TimeSpan.FromMinutes(5)))
                 {
                     bareThread = Best(bareThread, Report("(a') bare loop on a new thread, in-process group of one",
@@ -109,6 +110,24 @@ internal static class ActorsCommand
             stall.AddRow("step that took the copy / normal", Format(written.MeanTakeStep / written.MedianQuietStep, 3) + "x");
             stall.AddRow("a synchronous write would add per checkpoint (ms)", Format((written.TakeSeconds + written.WriteSeconds) * 1000, 0));
             AnsiConsole.Write(stall);
+
+            // what moco replay --verify needs from every run: a state digest per chunk (rank 0) and every step's loss in
+            // the journal. The digest's cost per step is its time over the steps of a chunk; the journal's growth is read
+            // from the journal of (b), all of its events together, per step of that run.
+            var chunk = new TrainingSettings(config, "x", root, data, 1).ChunkSteps;
+            double digest = Median(digestSeconds);
+            var (journalBytes, journalEvents) = JournalBytes(Path.Combine(root, "journal.db"), "run-one-0");
+            long journalSteps = total;
+            var history = new Table().Title("per-step record for moco replay --verify").Border(TableBorder.Markdown);
+            history.AddColumn("quantity");
+            history.AddColumn(new TableColumn("value").RightAligned());
+            history.AddRow("state digest of the whole state (StateDigest.Compute), median of " + digestSeconds.Count.ToString(CultureInfo.InvariantCulture) + " (ms)", Format(digest * 1000, 1));
+            history.AddRow("median step of (a) (ms)", Format(bare!.MedianStep * 1000, 0));
+            history.AddRow($"digest per step at one digest per chunk of {chunk} steps / step", Format(digest / chunk / bare.MedianStep * 100, 3) + " %");
+            history.AddRow("a digest every step would cost / step", Format(digest / bare.MedianStep * 100, 2) + " %");
+            history.AddRow($"journal of (b): events, bytes for {journalSteps} steps", $"{journalEvents.ToString(CultureInfo.InvariantCulture)}, {journalBytes.ToString(CultureInfo.InvariantCulture)}");
+            history.AddRow($"journal growth per 10k steps at this chunk ({chunk} steps, 1 epoch of {journalSteps} steps) (KiB)", Format(journalBytes * 10_000.0 / journalSteps / 1024, 0));
+            AnsiConsole.Write(history);
             return 0;
         }
         finally
@@ -124,7 +143,7 @@ internal static class ActorsCommand
         }
     }
 
-    private static Measurement BareLoop(RunConfig config, DatasetSplits data, int warmup, int threads, ICollective? collective = null)
+    private static Measurement BareLoop(RunConfig config, DatasetSplits data, int warmup, int threads, ICollective? collective = null, List<double>? digestSeconds = null)
     {
         using var trainer = new Pretrainer(config, "bench-bare", data, collective ?? SingleProcessCollective.Instance, new BatchLayout(config.BatchSize, config.BnSplits, 1), Math.Max(1, threads / 2));
         var times = new List<long>();
@@ -134,7 +153,33 @@ internal static class ActorsCommand
             times.Add(Stopwatch.GetTimestamp());
         }
 
+        for (int i = 0; digestSeconds is not null && i < 10; i++)
+        {
+            long before = Stopwatch.GetTimestamp();
+            StateDigest.Compute(trainer.StateTensors());
+            digestSeconds.Add(Stopwatch.GetElapsedTime(before).TotalSeconds);
+        }
+
         return Measurement.FromStepTimes(times, warmup, config.BatchSize);
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
+    }
+
+    /// <summary>The bytes of every journaled event of a persistence id (payload, manifest, id and about 40 bytes of fixed columns), and how many.</summary>
+    private static (long Bytes, long Events) JournalBytes(string database, string persistenceId)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection(MoCo.Actors.Persistence.RunJournal.SqliteConnectionString(database));
+        connection.Open();
+        using var sum = connection.CreateCommand();
+        sum.CommandText = "SELECT COALESCE(SUM(LENGTH(message) + COALESCE(LENGTH(manifest), 0) + LENGTH(persistence_id) + 40), 0), COUNT(*) FROM journal WHERE persistence_id = $id";
+        sum.Parameters.AddWithValue("$id", persistenceId);
+        using var reader = sum.ExecuteReader();
+        reader.Read();
+        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
     private static Measurement Director(ActorSystem system, RunConfig config, DatasetSplits data, string root, string runId, int devices, int threads, int warmup)

@@ -159,7 +159,10 @@ public static class HistoryCommands
             $"and {recorded.DigestsAt.Count} state digest(s); this machine: {cpu.Model}, {string.Join(" ", cpu.VectorExtensions)}" +
             (cpu.IsaLimit is null ? string.Empty : $", DNNL_MAX_CPU_ISA={cpu.IsaLimit}")));
         var report = ReplayVerifier.Verify(recorded, runDir, options, line => console.MarkupLine(Markup.Escape(line)));
-        console.MarkupLine(Markup.Escape($"replayed steps {report.FirstStep} to {report.EndStep - 1} from {report.StartedFrom} " +
+        string replayed = report.EndStep > report.FirstStep
+            ? $"replayed steps {report.FirstStep} to {report.EndStep - 1}"
+            : $"replayed no step (the start already differs from the journal)";
+        console.MarkupLine(Markup.Escape($"{replayed} from {report.StartedFrom} " +
             $"with {report.WorldSize} replica(s) in this process ({report.DataPlane}) and {report.Threads} torch thread(s); loss tolerance " +
             options.Tolerance.ToString("G3", CultureInfo.InvariantCulture) + " relative"));
         var table = new Table().AddColumns("steps", "verdict", "evidence");

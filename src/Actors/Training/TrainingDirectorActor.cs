@@ -359,6 +359,10 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private void HandleReady(Worker.Ready ready)
     {
         _ready[ready.Rank] = ready;
+        if (ready.Rank < _slots.Count)
+        {
+            _slots[ready.Rank] = _slots[ready.Rank] with { Device = ready.Device };
+        }
         if (ready.Rank < _slots.Count && _slots[ready.Rank].Agent is not null && _slots[ready.Rank].Ref.IsNobody())
         {
             _slots[ready.Rank] = _slots[ready.Rank] with { Ref = Context.Watch(Sender) };
@@ -1455,7 +1459,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     private List<WorkerInfo> Ranks()
     {
-        return _slots.Select(s => new WorkerInfo(s.Id, s.Node, "cpu")).ToList();
+        return _slots.Select(s => new WorkerInfo(s.Id, s.Node, s.Device)).ToList();
     }
 
     private void AppendMetrics(Worker.EpochDone e)
@@ -1473,7 +1477,8 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>One rank of the current or forming generation: its worker, its id in the journal, its node, and the agent that created it (null: this node).</summary>
-    private sealed record Slot(IActorRef Ref, string Id, string Node, IActorRef? Agent);
+    // Device: what the slot's worker reported in its Ready (cpu until then); it moves with the slot when ranks shift
+    private sealed record Slot(IActorRef Ref, string Id, string Node, IActorRef? Agent, string Device = "cpu");
 
     /// <summary>What the director knows of a remote node's agent.</summary>
     private sealed class RemoteNode(string address, IActorRef agent)

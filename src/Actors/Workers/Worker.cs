@@ -76,7 +76,8 @@ public static class Worker
     /// <param name="Epoch">The epoch of the next step.</param>
     /// <param name="StepInEpoch">The step within <paramref name="Epoch"/> of the next step.</param>
     /// <param name="StepsPerEpoch">Global batches per epoch.</param>
-    public sealed record Ready(int Rank, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch) : IWireMessage;
+    /// <param name="Device">Where the worker computes: <c>cpu</c> or <c>cuda:N</c> (journaled with its generation).</param>
+    public sealed record Ready(int Rank, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, string Device = "cpu") : IWireMessage;
 
     /// <summary>Rank 0 finished one step (sent after every step, for progress displays).</summary>
     /// <param name="GlobalStep">The global step just completed (0-based).</param>

@@ -169,7 +169,8 @@ public sealed class WorkerActor : ReceiveActor
 
             _knnAtStartPending = _rank == 0 && _settings.KnnAtStart && _trainer.GlobalStep == 0 && config.KnnEvery > 0;
             _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads, {5}, on {6})", new object[] { _rank, world, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker, _start, device?.ToString() ?? "the CPU" });
-            Director.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch));
+            Director.Tell(new Worker.Ready(_rank, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch,
+                device is null || device.type == DeviceType.CPU ? "cpu" : $"cuda:{device.index}"));
         }
         catch (Exception e)
         {

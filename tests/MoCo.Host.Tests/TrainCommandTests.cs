@@ -40,6 +40,53 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void Train_must_write_tensorboard_events_with_the_losses_of_every_step_and_epoch()
+    {
+        var runDir = Path.Combine(_dir, "tensorboard");
+        var (code, output) = Run(["train", .. Tiny[..2], "--epochs", "2", .. Tiny[4..], "--run-dir", runDir]);
+        Assert.True(code == 0, output);
+
+        var values = TensorBoardEvents.ReadAll(Path.Combine(runDir, "tb"));
+        // 256 images in batches of 32: 8 steps an epoch, global steps 0..15, each once
+        var losses = values.Where(v => v.Tag == "train/loss").ToList();
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => (long)i), losses.Select(v => v.Step));
+        Assert.All(losses, v => Assert.True(v.SimpleValue is > 0 and < 100, $"loss {v.SimpleValue} at step {v.Step}"));
+        Assert.Equal(16, values.Count(v => v.Tag == "train/instance_accuracy"));
+        Assert.Equal(16, values.Count(v => v.Tag == "train/lr"));
+
+        // epoch/loss is metrics.csv's loss column: tolerance 1e-5 relative, the csv's G6 rounding (5e-6) plus float32's (6e-8)
+        var rows = File.ReadAllLines(Path.Combine(runDir, "metrics.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        var epochLosses = values.Where(v => v.Tag == "epoch/loss").ToList();
+        Assert.Equal(rows.Select(r => long.Parse(r[0], System.Globalization.CultureInfo.InvariantCulture)), epochLosses.Select(v => v.Step));
+        for (int i = 0; i < rows.Count; i++)
+        {
+            double csv = double.Parse(rows[i][2], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(Math.Abs(epochLosses[i].SimpleValue!.Value - csv) <= 1e-5 * Math.Abs(csv), $"epoch/loss {epochLosses[i].SimpleValue} vs metrics.csv {csv}");
+
+            // and the mean of the epoch's train/loss values (float32 each: 1e-6 relative covers their rounding)
+            double mean = losses.Skip(8 * i).Take(8).Average(v => (double)v.SimpleValue!.Value);
+            Assert.True(Math.Abs(mean - epochLosses[i].SimpleValue!.Value) <= 1e-6 * Math.Abs(mean), $"epoch {i}: mean train/loss {mean} vs epoch/loss {epochLosses[i].SimpleValue}");
+        }
+
+        Assert.Equal(2, values.Count(v => v.Tag == "epoch/images_per_second"));
+        Assert.DoesNotContain(values, v => v.Tag == "epoch/knn_top1"); // --knn-every 0: no monitor, no value
+        var config = Assert.Single(values, v => v.Tag == "config/text_summary");
+        Assert.Contains("\"batch-size\": 32", System.Text.Encoding.UTF8.GetString(config.Raw), StringComparison.Ordinal);
+        var generation = Assert.Single(values, v => v.Tag == "generation/text_summary");
+        Assert.Contains("generation 1: 1 worker(s)", System.Text.Encoding.UTF8.GetString(generation.Raw), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_must_write_no_tensorboard_events_when_turned_off()
+    {
+        var runDir = Path.Combine(_dir, "no-tensorboard");
+        var (code, output) = Run(["train", .. Tiny, "--run-dir", runDir], ("MOCO_HOST_TENSORBOARD", "false"));
+        Assert.True(code == 0, output);
+        Assert.True(File.Exists(Path.Combine(runDir, "metrics.csv")), output);
+        Assert.False(Directory.Exists(Path.Combine(runDir, "tb")));
+    }
+
+    [Fact]
     public void Continue_must_start_a_run_in_an_empty_directory_and_refuse_a_changed_key_that_defines_it()
     {
         var runDir = Path.Combine(_dir, "continued");

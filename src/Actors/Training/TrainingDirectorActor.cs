@@ -54,6 +54,9 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private IActorRef _coordinator = ActorRefs.Nobody;
     private IActorRef _checkpointer = ActorRefs.Nobody;
     private IActorRef _queueKeeper = ActorRefs.Nobody;
+
+    // the TensorBoard event writer (Nobody: TensorBoard off), fed with what metrics.csv and the subscriber get
+    private IActorRef _tensorBoard = ActorRefs.Nobody;
     private readonly Dictionary<string, RemoteNode> _remoteNodes = [];
     private readonly Dictionary<int, Worker.Prepared> _prepared = [];
     private List<Slot> _slots = [];
@@ -123,6 +126,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         {
             _losses.Add((step.GlobalStep, step.Loss));
             _subscriber.Tell(step);
+            _tensorBoard.Tell(step);
         });
         Receive<Worker.EpochDone>(HandleEpochDone);
         Receive<Worker.StepsDone>(HandleStepsDone);
@@ -214,6 +218,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             UnderBackoff(CheckpointerActor.Props(_settings.RunDirectory, _settings.Config.KeepCheckpoints), "checkpointer"), "checkpointer"));
         var config = _settings.Config;
         int keysPerStep = config.BatchSize * (config.Moco.Symmetric ? 2 : 1);
+        if (_settings.TensorBoard)
+        {
+            _tensorBoard = Context.ActorOf(TensorBoardActor.Props(_settings.RunDirectory, config.ToJson()), "tensorboard");
+        }
+
         _queueKeeper = Context.ActorOf(QueueKeeperActor.Props(new QueueLedger(config.Moco.QueueSize, keysPerStep), _settings.Devices, Self), "queue-keeper");
         if (_settings.Elastic)
         {
@@ -552,13 +561,17 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
                 _checkpointedStep = _globalStep;
             }
 
-            _subscriber.Tell(new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _slots.Count, _state.Generation,
-                _globalStep, first.Epoch, first.StepInEpoch, _stepsPerEpoch));
+            var starting = new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _slots.Count, _state.Generation,
+                _globalStep, first.Epoch, first.StepInEpoch, _stepsPerEpoch);
+            _subscriber.Tell(starting);
+            _tensorBoard.Tell(starting);
         }
         else
         {
             _log.Info("Run {0}: generation {1} formed at step {2}; rank(s) {3} re-created from {4}", _settings.RunId, _state.Generation, _globalStep, string.Join(", ", newRanks), source);
-            _subscriber.Tell(new TrainingDirector.GenerationFormed(_state.Generation, _slots.Count, _globalStep, newRanks, source));
+            var formed = new TrainingDirector.GenerationFormed(_state.Generation, _slots.Count, _globalStep, newRanks, source);
+            _subscriber.Tell(formed);
+            _tensorBoard.Tell(formed);
         }
 
         if (_owedCheckpoint is { } owed)
@@ -725,10 +738,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         RecordAll(commands, then);
     }
 
-    /// <summary>metrics.csv and <c>EpochCompleted</c>, then a checkpoint (written beside the next chunk).</summary>
+    /// <summary>metrics.csv, TensorBoard and <c>EpochCompleted</c>, then a checkpoint (written beside the next chunk).</summary>
     private void EndEpoch(Worker.EpochDone e)
     {
         AppendMetrics(e);
+        _tensorBoard.Tell(e);
         if (_state.LastEpoch is { } last && e.Epoch <= last.Epoch)
         {
             _subscriber.Tell(new TrainingDirector.Notice($"epoch {e.Epoch} is already in the journal (up to epoch {last.Epoch}); not recorded again"));

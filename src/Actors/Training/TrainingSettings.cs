@@ -63,6 +63,12 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     /// <summary>The longest wait before a re-creation.</summary>
     public TimeSpan RestartBackoffMax { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Whether the director writes TensorBoard event files under <c>tb/</c> in <see cref="RunDirectory"/>
+    /// (<see cref="TensorBoardActor"/>).
+    /// </summary>
+    public bool TensorBoard { get; init; } = true;
+
     /// <summary>How long the director waits for the run journal to acknowledge a command before it stops the run.</summary>
     public TimeSpan JournalTimeout { get; init; } = TimeSpan.FromMinutes(1);
 

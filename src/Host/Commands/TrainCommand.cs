@@ -153,6 +153,7 @@ public static class TrainCommand
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
             Bucketing = host.Bucketing,
             NumericsCheck = host.NumericsCheck,
+            TensorBoard = host.Tensorboard,
             MinWorkers = cluster.MinWorkers,
             DataPlane = TrainingHost.DataPlane(cluster, elastic),
             Node = elastic ? $"{cluster.PublicHostnameOrHostname()}:{cluster.Port}" : Environment.MachineName,

@@ -36,6 +36,12 @@ public sealed record HostSettings
     /// </summary>
     public bool NumericsCheck { get; init; } = true;
 
+    /// <summary>
+    /// Write TensorBoard event files under each run directory's <c>tb/</c> (<c>moco.host.tensorboard</c>; the key is one
+    /// word, as the tool's name).
+    /// </summary>
+    public bool Tensorboard { get; init; } = true;
+
     /// <summary>Folder under which new run directories are created.</summary>
     public string RunsRoot { get; init; } = "runs";
 

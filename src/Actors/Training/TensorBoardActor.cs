@@ -1,0 +1,155 @@
+using System.Globalization;
+using Akka.Actor;
+using Akka.Event;
+using MoCo.Actors.Workers;
+using TorchSharp;
+
+namespace MoCo.Actors.Training;
+
+/// <summary>
+/// Writes a run's TensorBoard event files under <c>tb/</c> in its run directory with TorchSharp's
+/// <see cref="TorchSharp.Modules.SummaryWriter"/>, fed by the director with what it already receives from rank 0: per step
+/// <c>train/loss</c>, <c>train/instance_accuracy</c>, <c>train/lr</c> (and <c>train/allreduce_wait_seconds</c> in a
+/// world of more than one) at the global step (0-based, as <see cref="Worker.StepCompleted.GlobalStep"/>); per epoch
+/// <c>epoch/loss</c>, <c>epoch/knn_top1</c>, <c>epoch/knn_top5</c> (percent, when the kNN monitor ran),
+/// <c>epoch/images_per_second</c> at the epoch's number (the rows of metrics.csv); and as text the run's configuration
+/// once per process (<c>config</c>) and every generation (<c>generation</c>; TensorBoard lists them as
+/// <c>config/text_summary</c> and <c>generation/text_summary</c>).
+/// </summary>
+/// <remarks>
+/// A child of the director on the default dispatcher, so no worker thread ever waits on the disk. Every process writes
+/// a new event file in the same folder (a resumed run included); TensorBoard merges them by step. TorchSharp's writer
+/// appends and flushes each event as it is added (it has no buffer to flush), so what an epoch end or a stop has seen is
+/// on disk already; wall times are whole Unix seconds (TorchSharp's writer takes a long).
+/// A write that fails (a full disk) is logged and ends TensorBoard logging for this process; training goes on.
+/// </remarks>
+public sealed class TensorBoardActor : ReceiveActor
+{
+    /// <summary>The folder under the run directory that holds the event files.</summary>
+    public const string FolderName = "tb";
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly string _directory;
+    private readonly string _configJson;
+    private TorchSharp.Modules.SummaryWriter? _writer;
+
+    /// <summary>Creates the writer; use <see cref="Props"/>.</summary>
+    /// <param name="runDirectory">The run directory; the event files go to its <c>tb/</c>.</param>
+    /// <param name="configJson">The run's configuration (written once as text).</param>
+    public TensorBoardActor(string runDirectory, string configJson)
+    {
+        _directory = Path.Combine(runDirectory, FolderName);
+        _configJson = configJson;
+        Receive<Worker.StepCompleted>(HandleStepCompleted);
+        Receive<Worker.EpochDone>(HandleEpochDone);
+        Receive<TrainingDirector.RunStarting>(HandleRunStarting);
+        Receive<TrainingDirector.GenerationFormed>(HandleGenerationFormed);
+    }
+
+    /// <summary>Props for the writer.</summary>
+    /// <param name="runDirectory">The run directory; the event files go to its <c>tb/</c>.</param>
+    /// <param name="configJson">The run's configuration as JSON (written once as text).</param>
+    public static Props Props(string runDirectory, string configJson)
+    {
+        return Akka.Actor.Props.Create(() => new TensorBoardActor(runDirectory, configJson));
+    }
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        try
+        {
+            _writer = torch.utils.tensorboard.SummaryWriter(_directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("No TensorBoard logging in {0} for this process: {1}", _directory, e.Message);
+            return;
+        }
+
+        // TensorBoard renders text as markdown: a code block keeps the JSON as it is
+        Write(w => w.add_text("config", "```\n" + _configJson + "\n```", 0, WallTime()));
+    }
+
+    private void HandleStepCompleted(Worker.StepCompleted step)
+    {
+        Write(w =>
+        {
+            int x = Step(step.GlobalStep);
+            long wall = WallTime();
+            w.add_scalar("train/loss", (float)step.Loss, x, wall);
+            w.add_scalar("train/instance_accuracy", (float)step.InstanceAccuracy, x, wall);
+            w.add_scalar("train/lr", (float)step.LearningRate, x, wall);
+            if (step.AllReduceWaitSeconds > 0)
+            {
+                w.add_scalar("train/allreduce_wait_seconds", (float)step.AllReduceWaitSeconds, x, wall); // 0: nothing was reduced
+            }
+        });
+    }
+
+    private void HandleEpochDone(Worker.EpochDone epoch)
+    {
+        Write(w =>
+        {
+            long wall = WallTime();
+            w.add_scalar("epoch/loss", (float)epoch.Loss, epoch.Epoch, wall);
+            if (epoch.KnnTop1Percent is { } top1)
+            {
+                w.add_scalar("epoch/knn_top1", (float)top1, epoch.Epoch, wall);
+            }
+
+            if (epoch.KnnTop5Percent is { } top5)
+            {
+                w.add_scalar("epoch/knn_top5", (float)top5, epoch.Epoch, wall);
+            }
+
+            w.add_scalar("epoch/images_per_second", (float)epoch.ImagesPerSecond, epoch.Epoch, wall);
+        });
+    }
+
+    private void HandleRunStarting(TrainingDirector.RunStarting started)
+    {
+        var how = started.Resumed ? "resumed" : "started";
+        WriteGeneration(started.GlobalStep, string.Create(CultureInfo.InvariantCulture,
+            $"generation {started.Generation}: {started.WorldSize} worker(s); run {started.RunId} {how} at step {started.GlobalStep} (epoch {started.Epoch})"));
+    }
+
+    private void HandleGenerationFormed(TrainingDirector.GenerationFormed formed)
+    {
+        var what = formed.Recreated.Count == 0
+            ? $"{formed.WorldSize} worker(s) go on"
+            : $"{formed.WorldSize} worker(s); rank(s) {string.Join(", ", formed.Recreated)} took their state from {formed.Source}";
+        WriteGeneration(formed.GlobalStep, string.Create(CultureInfo.InvariantCulture,
+            $"generation {formed.Generation}: {what}; training resumes at step {formed.GlobalStep}"));
+    }
+
+    private void WriteGeneration(long globalStep, string text)
+    {
+        Write(w => w.add_text("generation", text, Step(globalStep), WallTime()));
+    }
+
+    /// <summary>Runs <paramref name="write"/> unless an earlier write failed; a failure is logged once and ends logging.</summary>
+    private void Write(Action<TorchSharp.Modules.SummaryWriter> write)
+    {
+        if (_writer is not { } writer)
+        {
+            return;
+        }
+
+        try
+        {
+            write(writer);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("TensorBoard logging in {0} stops for this process: {1}", _directory, e.Message);
+            _writer = null;
+        }
+    }
+
+    /// <summary>TorchSharp's writer takes an int step; a run never gets near 2^31 steps, but a wrong step must not throw.</summary>
+    private static int Step(long globalStep) => (int)Math.Clamp(globalStep, 0, int.MaxValue);
+
+    /// <summary>Unix seconds, given explicitly: what TensorBoard's wall-time axis expects (TorchSharp takes whole seconds).</summary>
+    private static long WallTime() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+}

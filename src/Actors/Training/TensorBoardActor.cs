@@ -32,6 +32,7 @@ public sealed class TensorBoardActor : ReceiveActor
     private readonly string _directory;
     private readonly string _configJson;
     private TorchSharp.Modules.SummaryWriter? _writer;
+    private bool _opened;
 
     /// <summary>Creates the writer; use <see cref="Props"/>.</summary>
     /// <param name="runDirectory">The run directory; the event files go to its <c>tb/</c>.</param>
@@ -54,9 +55,18 @@ public sealed class TensorBoardActor : ReceiveActor
         return Akka.Actor.Props.Create(() => new TensorBoardActor(runDirectory, configJson));
     }
 
-    /// <inheritdoc />
-    protected override void PreStart()
+    /// <summary>
+    /// Opens the writer when the run starts training, not when the director starts: a run found already finished in
+    /// the journal writes nothing, not even an empty <c>tb/</c>.
+    /// </summary>
+    private void Open()
     {
+        if (_opened)
+        {
+            return;
+        }
+
+        _opened = true;
         try
         {
             _writer = torch.utils.tensorboard.SummaryWriter(_directory);
@@ -109,6 +119,7 @@ public sealed class TensorBoardActor : ReceiveActor
 
     private void HandleRunStarting(TrainingDirector.RunStarting started)
     {
+        Open();
         var how = started.Resumed ? "resumed" : "started";
         WriteGeneration(started.GlobalStep, string.Create(CultureInfo.InvariantCulture,
             $"generation {started.Generation}: {started.WorldSize} worker(s); run {started.RunId} {how} at step {started.GlobalStep} (epoch {started.Epoch})"));

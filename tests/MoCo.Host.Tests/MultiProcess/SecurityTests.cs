@@ -31,7 +31,9 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
     {
         int port = MocoProcess.FreePort();
         var runDir = Path.Combine(_processes.Directory, "run");
-        var train = _processes.Start("train", ["train", "--data", "synthetic:256", "--epochs", "3", "--batch-size", "32", "--moco-k", "64", "--width", "4",
+        // 40 epochs of 8 tiny steps (about 30 s on 2 cores): the run must outlast both strangers and the insider's 10 s
+        // proof time; 3 epochs finished first on a quiet machine
+        var train = _processes.Start("train", ["train", "--data", "synthetic:256", "--epochs", "40", "--batch-size", "32", "--moco-k", "64", "--width", "4",
             "--moco-dim", "16", "--bn-splits", "4", "--knn-every", "0", "--knn-at-start", "false", "--threads", "1", "--loader-threads", "1",
             "--port", port.ToString(CultureInfo.InvariantCulture), "--run-dir", runDir], ("MOCO_CLUSTER_SECRET", Secret));
         await train.WaitForAsync("1 worker\\(s\\), generation 1", Bound);
@@ -65,13 +67,13 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
         }
 
         Assert.Equal(0, await train.WaitForExitAsync(Bound));
-        Assert.Contains("done: 24 steps", train.Output, StringComparison.Ordinal);
+        Assert.Contains("done: 320 steps", train.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("interrupt requested", train.Output, StringComparison.Ordinal);
         Assert.Matches("refused a message|accepts no JSON|Unsafe Type|HMAC", train.Output);
         var history = _processes.History(runDir);
         Assert.Equal("completed", history.GetProperty("status").GetString(), ignoreCase: true);
-        Assert.Equal(24, history.GetProperty("lastStep").GetInt64());
-        Assert.Equal(3, history.GetProperty("epochs").EnumerateArray().Count());
+        Assert.Equal(320, history.GetProperty("lastStep").GetInt64());
+        Assert.Equal(40, history.GetProperty("epochs").EnumerateArray().Count());
         Assert.Single(history.GetProperty("generations").EnumerateArray());
         Assert.False(Directory.Exists("/tmp/intruder"), "a message made the trainer write where it said");
     }

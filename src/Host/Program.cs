@@ -3,6 +3,7 @@ using System.Data.Common;
 using MoCo.Host.Commands;
 using MoCo.Host.Configuration;
 using MoCo.Host.History;
+using MoCo.Host.Logging;
 using MoCo.Model.Checkpoints;
 using MoCo.Model.Diagnostics;
 using Spectre.Console;
@@ -28,20 +29,32 @@ root.Subcommands.Add(EvalCommands.CreateExport());
 root.Subcommands.Add(HistoryCommands.CreateRuns());
 root.Subcommands.Add(HistoryCommands.CreateHistory());
 root.Subcommands.Add(HistoryCommands.CreateReplay());
+var logFormat = new Option<string?>(ProcessLogging.OptionName)
+{
+    Recursive = true,
+    Description = "text (default: lines for a person, a live display on a terminal) or json (one JSON object per line, with run id, generation, rank, epoch and step)",
+};
+root.Options.Add(logFormat);
 try
 {
+    var parsed = root.Parse(args);
+    ProcessLogging.Use(ProcessLogging.Parse(parsed.GetValue(logFormat)));
     // ProcessTerminationTimeout null: System.CommandLine would otherwise take SIGTERM itself and end the process 2 s
     // later, whatever the command is doing; moco train and moco node handle SIGTERM (finish the chunk, checkpoint,
     // leave the cluster) and may need longer
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
+    return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
 }
 catch (NumericsCheckFailedException e)
 {
-    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+    ProcessLogging.Error(e.Message);
     return 3;
 }
 catch (Exception e) when (e is ConfigurationError or HistoryError or DbException or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
 {
-    AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+    ProcessLogging.Error(e.Message);
     return 2;
+}
+finally
+{
+    ProcessLogging.Flush();
 }

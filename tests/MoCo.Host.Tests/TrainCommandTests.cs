@@ -77,13 +77,79 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
-    public void Train_must_write_no_tensorboard_events_when_turned_off()
+    public void Train_must_write_no_tensorboard_events_when_turned_off_and_only_json_lines_with_log_format_json()
     {
         var runDir = Path.Combine(_dir, "no-tensorboard");
-        var (code, output) = Run(["train", .. Tiny, "--run-dir", runDir], ("MOCO_HOST_TENSORBOARD", "false"));
+        var (code, output) = Run(["train", .. Tiny, "--run-dir", runDir, "--print-freq", "2", "--log-format", "json"], ("MOCO_HOST_TENSORBOARD", "false"));
         Assert.True(code == 0, output);
         Assert.True(File.Exists(Path.Combine(runDir, "metrics.csv")), output);
         Assert.False(Directory.Exists(Path.Combine(runDir, "tb")));
+
+        // every line the process printed (stdout and stderr) is one JSON object with the record's fields
+        var records = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line =>
+        {
+            try
+            {
+                return JsonDocument.Parse(line).RootElement.Clone();
+            }
+            catch (JsonException e)
+            {
+                throw new Xunit.Sdk.XunitException($"not a JSON line: {line} ({e.Message})\n{output}");
+            }
+        }).ToList();
+        Assert.All(records, r => Assert.True(r.TryGetProperty("time", out _) && r.TryGetProperty("level", out _) && r.TryGetProperty("message", out _), r.ToString()));
+        // the step records carry the run's place and their values as fields
+        var steps = records.Where(r => r.GetProperty("category").GetString() == "MoCo.Progress" && r.TryGetProperty("loss", out _)
+            && !r.TryGetProperty("seconds", out _)).ToList();
+        Assert.Equal(4, steps.Count); // 8 steps, one record every 2
+        string runId = steps[0].GetProperty("run_id").GetString()!;
+        Assert.StartsWith("run-", runId, StringComparison.Ordinal);
+        for (int i = 0; i < steps.Count; i++)
+        {
+            Assert.Equal(runId, steps[i].GetProperty("run_id").GetString());
+            Assert.Equal(1, steps[i].GetProperty("generation").GetInt32());
+            Assert.Equal(0, steps[i].GetProperty("rank").GetInt32());
+            Assert.Equal(0, steps[i].GetProperty("epoch").GetInt32());
+            Assert.Equal(2 * i + 1, steps[i].GetProperty("step").GetInt64());
+            Assert.True(steps[i].GetProperty("loss").GetDouble() > 0);
+        }
+        var epoch = Assert.Single(records, r => r.TryGetProperty("seconds", out _));
+        Assert.Equal(8, epoch.GetProperty("global_step").GetInt64());
+        var done = records[^1];
+        Assert.StartsWith("done: 8 steps", done.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(runId, done.GetProperty("run_id").GetString());
+    }
+
+    [Fact]
+    public void Log_format_must_be_text_or_json_and_a_worker_record_names_its_rank()
+    {
+        Assert.Equal(Logging.LogFormat.Json, Logging.ProcessLogging.Parse(" JSON "));
+        Assert.Equal(Logging.LogFormat.Text, Logging.ProcessLogging.Parse(null));
+        var e = Assert.Throws<Configuration.ConfigurationError>(() => Logging.ProcessLogging.Parse("xml"));
+        Assert.Contains("text or json", e.Message);
+
+        // an Akka warning of a worker of the director: rank from the actor's path, the run's place from the context
+        var line = Logging.JsonLineFormatter.Format(DateTimeOffset.UnixEpoch, Microsoft.Extensions.Logging.LogLevel.Warning, "Akka.Actor.ActorCell",
+            "[akka://moco/user/training-director/worker-2] Rank 2 stopped", null, new InvalidOperationException("boom"),
+            new Logging.RunLogContext.Snapshot("run-x", 3, 4, 5, 678));
+        var r = JsonDocument.Parse(line).RootElement;
+        Assert.Equal("1970-01-01T00:00:00.000Z", r.GetProperty("time").GetString());
+        Assert.Equal("warning", r.GetProperty("level").GetString());
+        Assert.Equal("run-x", r.GetProperty("run_id").GetString());
+        Assert.Equal(3, r.GetProperty("generation").GetInt32());
+        Assert.Equal(4, r.GetProperty("world_size").GetInt32());
+        Assert.Equal(2, r.GetProperty("rank").GetInt32());
+        Assert.Equal(5, r.GetProperty("epoch").GetInt32());
+        Assert.Equal(678, r.GetProperty("step").GetInt64());
+        Assert.Contains("boom", r.GetProperty("exception").GetString());
+        // a structured value wins over the context, and NaN stays readable (JSON has no NaN)
+        line = Logging.JsonLineFormatter.Format(DateTimeOffset.UnixEpoch, Microsoft.Extensions.Logging.LogLevel.Information, "MoCo.Progress", "m",
+            [new("Epoch", 9), new("Loss", double.NaN), new("{OriginalFormat}", "m")], null, new Logging.RunLogContext.Snapshot("run-x", null, null, 5, 678));
+        r = JsonDocument.Parse(line).RootElement;
+        Assert.Equal(9, r.GetProperty("epoch").GetInt32());
+        Assert.Equal("NaN", r.GetProperty("loss").GetString());
+        Assert.False(r.TryGetProperty("generation", out _));
+        Assert.False(r.TryGetProperty("OriginalFormat", out _));
     }
 
     [Fact]

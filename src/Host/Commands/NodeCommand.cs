@@ -127,7 +127,7 @@ public static class NodeCommand
         using var akkaHost = TrainingHost.BuildNode(cluster, akka);
         akkaHost.StartAsync().GetAwaiter().GetResult();
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
-        endpoint?.UseHealthChecks(() => Health.HealthChecks.Alive(system), () => Health.HealthChecks.Ready(system));
+        endpoint?.UseHealthChecks(akkaHost.Services);
         var ended = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         // downed by the cluster (split-brain resolver, or refused by the run's director): the actor system stops
         system.WhenTerminated.ContinueWith(_ => ended.TrySetResult("this node left the cluster (downed or removed)"), TaskScheduler.Default);

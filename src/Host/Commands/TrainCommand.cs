@@ -162,10 +162,12 @@ public static class TrainCommand
         using var metrics = new Metrics.MocoMetrics();
         // /metrics, /alive and /ready (moco.metrics.port; 0: none), up before the slow parts so probes see the process
         using var endpoint = Metrics.MetricsEndpoint.Start(metricsSettings, metrics);
-        using var akkaHost = TrainingHost.Build(cluster, journal, runId, runDir!, tuning);
+        var runHealth = new Health.RunHealth(runId);
+        Logging.RunLogContext.Begin(runId);
+        using var akkaHost = TrainingHost.Build(cluster, journal, runId, runDir!, tuning, runHealth);
         akkaHost.StartAsync().GetAwaiter().GetResult();
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
-        endpoint?.UseHealthChecks(() => Health.HealthChecks.Alive(system), () => Health.HealthChecks.Ready(system));
+        endpoint?.UseHealthChecks(akkaHost.Services);
         TrainingHost.AwaitMemberUp(system, TimeSpan.FromSeconds(60));
         var coordinator = akkaHost.Services.GetRequiredService<ActorRegistry>().Get<TrainingHost.RunCoordinatorKey>();
         object final;
@@ -179,7 +181,7 @@ public static class TrainCommand
         {
             object Drive(ProgressContext? live)
             {
-                var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live, metrics), "progress");
+                var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live, metrics, runHealth), "progress");
                 director = system.ActorOf(TrainingDirectorActor.Props(settings, progress, coordinator), "training-director");
                 return completion.Task.GetAwaiter().GetResult();
             }

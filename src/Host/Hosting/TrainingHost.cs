@@ -12,6 +12,7 @@ using MoCo.Actors.Run;
 using MoCo.Actors.Serialization;
 using MoCo.Actors.Training;
 using MoCo.Host.Configuration;
+using MoCo.Host.Health;
 using ClusterSettings = MoCo.Host.Configuration.ClusterSettings;
 
 namespace MoCo.Host.Hosting;
@@ -30,7 +31,8 @@ public static class TrainingHost
     /// <param name="runId">The run whose coordinator the singleton hosts.</param>
     /// <param name="runDirectory">The run directory.</param>
     /// <param name="tuning">HOCON that takes precedence over the defaults (log levels, the akka.cluster section of the preset).</param>
-    public static IHost Build(ClusterSettings cluster, JournalSettings journal, string runId, string runDirectory, Config tuning)
+    /// <param name="run">The run's state for the readiness probe (null: none).</param>
+    public static IHost Build(ClusterSettings cluster, JournalSettings journal, string runId, string runDirectory, Config tuning, Health.RunHealth? run = null)
     {
         cluster.Validate();
         journal.Validate();
@@ -45,6 +47,8 @@ public static class TrainingHost
                 .AddHocon(Clustering([ClusterSettings.TrainerRole], seeds), HoconAddMode.Prepend)
                 .AddHocon(ClusterDefaults, HoconAddMode.Append)
                 .WithSqlPersistence(connectionString, provider)
+                .WithProbes(run)
+                .WithProcessLogging()
                 .WithActors((system, registry) =>
                 {
                     // the run coordinator as a cluster singleton on the trainer role, and its proxy
@@ -90,7 +94,9 @@ public static class TrainingHost
                 .WithRemoting(Remoting(cluster))
                 .WithActorRefProvider(ProviderSelection.Cluster.Instance)
                 .AddHocon(Clustering([TrainingDirectorActor.WorkerRole], seeds), HoconAddMode.Prepend)
-                .AddHocon(ClusterDefaults, HoconAddMode.Append);
+                .AddHocon(ClusterDefaults, HoconAddMode.Append)
+                .WithProbes(null)
+                .WithProcessLogging();
         });
         return builder.Build();
     }
@@ -118,6 +124,7 @@ public static class TrainingHost
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        builder.Services.AddHealthChecks(); // the service that runs Akka.Hosting's checks for the probes (Metrics.MetricsEndpoint)
         return builder;
     }
 
@@ -131,6 +138,18 @@ public static class TrainingHost
 
     /// <summary>Akka's own logging: warnings and errors only (the commands print the run's progress themselves).</summary>
     private const string QuietLogs = "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING";
+
+    /// <summary>
+    /// Akka's log events go into the process's one logging path (<see cref="Logging.ProcessLogging"/>): text or JSON
+    /// lines by <c>--log-format</c>, at warning and above (the commands print the run's progress themselves).
+    /// </summary>
+    private static AkkaConfigurationBuilder WithProcessLogging(this AkkaConfigurationBuilder akka) =>
+        akka.ConfigureLoggers(loggers =>
+        {
+            loggers.LogLevel = Akka.Event.LogLevel.WarningLevel;
+            loggers.ClearLoggers();
+            loggers.AddLoggerFactory(Logging.ProcessLogging.Factory);
+        });
 
     /// <summary>The lifetime of a host that its command starts and stops.</summary>
     private sealed class CommandLifetime : IHostLifetime

@@ -1,14 +1,24 @@
 using System.Net;
-using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using HealthStatus = Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus;
+using Microsoft.Extensions.Logging;
 using MoCo.Host.Health;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace MoCo.Host.Metrics;
 
 /// <summary>
-/// The host's own small HTTP server on <c>moco.metrics.port</c> (all interfaces): <c>GET /metrics</c> serves
-/// <see cref="MocoMetrics"/> as Prometheus text, <c>GET /alive</c> and <c>GET /ready</c> the kubelet's probes (200 with
-/// "ok: ..." or 503 with the reason). Until <see cref="UseHealthChecks"/> is called, /alive passes ("process running")
-/// and /ready fails ("starting"). Dispose to stop.
+/// The host's HTTP endpoint on <c>moco.metrics.port</c> (all interfaces), served by Kestrel: <c>GET /metrics</c> is
+/// OpenTelemetry's Prometheus exporter over <see cref="MocoMetrics"/>' meter, <c>GET /alive</c> and <c>GET /ready</c>
+/// the kubelet's probes (200 with "ok: ..." or 503 with the reasons), answered by the health checks of the process's
+/// Akka.Hosting host (<see cref="ProbeTags"/>: Akka.Hosting's actor-system liveness check, our cluster-membership and
+/// run-state checks). Until <see cref="UseHealthChecks"/> is called, /alive passes ("process running") and /ready fails
+/// ("starting"). Dispose to stop.
 /// </summary>
 public sealed class MetricsEndpoint : IDisposable
 {
@@ -21,17 +31,13 @@ public sealed class MetricsEndpoint : IDisposable
     /// <summary>The readiness probe's path.</summary>
     public const string ReadyPath = "/ready";
 
-    private readonly HttpListener _listener;
-    private readonly PrometheusExposition _exposition;
-    private readonly Task _serving;
-    private volatile HealthChecks _checks = new(() => new HealthStatus(true, "process running"), () => new HealthStatus(false, "starting"));
+    private readonly WebApplication _app;
+    private volatile Probes _probes = Probes.Fixed(new ProbeStatus(true, "process running"), new ProbeStatus(false, "starting"));
 
-    private MetricsEndpoint(HttpListener listener, PrometheusExposition exposition, int port)
+    private MetricsEndpoint(WebApplication app, int port)
     {
-        _listener = listener;
-        _exposition = exposition;
+        _app = app;
         Port = port;
-        _serving = Task.Run(ServeAsync);
     }
 
     /// <summary>The TCP port it listens on.</summary>
@@ -49,122 +55,120 @@ public sealed class MetricsEndpoint : IDisposable
         {
             throw new ArgumentOutOfRangeException(nameof(port), port, "moco.metrics.port must be 1 to 65535 (or 0 for no endpoint)");
         }
-        var listener = new HttpListener();
-        listener.Prefixes.Add($"http://{host}:{port}/");
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders(); // Kestrel's own lines would interleave with the run's console
+        builder.WebHost.UseKestrel(kestrel =>
+        {
+            if (host == "+")
+            {
+                kestrel.ListenAnyIP(port);
+            }
+            else
+            {
+                kestrel.Listen(IPAddress.Parse(host), port);
+            }
+        });
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("moco", serviceVersion: typeof(MetricsEndpoint).Assembly.GetName().Version?.ToString()))
+            .WithMetrics(meters => meters
+            .AddMeter(metrics.Meter.Name)
+            .AddPrometheusExporter(prometheus =>
+            {
+                prometheus.ScrapeEndpointPath = MetricsPath;
+                prometheus.ScrapeResponseCacheDurationMilliseconds = 0; // a record shows in the very next scrape
+            }));
+        var app = builder.Build();
+        var endpoint = new MetricsEndpoint(app, port);
+        app.MapPrometheusScrapingEndpoint(MetricsPath);
+        app.MapGet(AlivePath, context => endpoint.AnswerAsync(context, ProbeTags.Liveness));
+        app.MapGet(ReadyPath, context => endpoint.AnswerAsync(context, ProbeTags.Readiness));
         try
         {
-            listener.Start();
+            app.StartAsync().GetAwaiter().GetResult();
         }
-        catch (HttpListenerException e)
+        catch (IOException e)
         {
-            listener.Close();
+            ((IDisposable)app).Dispose();
             throw new Configuration.ConfigurationError($"cannot serve metrics on port {port} (moco.metrics.port): {e.Message}", e);
         }
-        return new MetricsEndpoint(listener, new PrometheusExposition(metrics.Meter), port);
+
+        return endpoint;
     }
 
     /// <summary>
-    /// The checks /alive and /ready answer from now on, e.g. <c>() =&gt; HealthChecks.Alive(system)</c> and
-    /// <c>() =&gt; HealthChecks.Ready(system)</c> once the actor system exists.
+    /// /alive and /ready answer from now on with the health checks registered in <paramref name="akkaHost"/>'s services
+    /// (see <see cref="ProbeTags"/>): those tagged <see cref="ProbeTags.Liveness"/> and <see cref="ProbeTags.Readiness"/>.
     /// </summary>
-    public void UseHealthChecks(Func<HealthStatus> alive, Func<HealthStatus> ready) => _checks = new HealthChecks(alive, ready);
+    public void UseHealthChecks(IServiceProvider akkaHost)
+    {
+        var service = akkaHost.GetRequiredService<HealthCheckService>();
+        _probes = new Probes((tag, cancel) => service.CheckHealthAsync(r => r.Tags.Contains(tag), cancel));
+    }
 
     /// <summary>The process lives on without an actor system (a complete run, a node between runs): alive, not ready.</summary>
     /// <param name="reason">What the probes' answers say.</param>
-    public void UseIdle(string reason) => UseHealthChecks(() => new HealthStatus(true, "idle: " + reason), () => new HealthStatus(false, "idle: " + reason));
+    public void UseIdle(string reason) => _probes = Probes.Fixed(new ProbeStatus(true, "idle: " + reason), new ProbeStatus(false, "idle: " + reason));
 
     /// <inheritdoc />
     public void Dispose()
     {
-        _listener.Close();
         try
         {
-            _serving.Wait(TimeSpan.FromSeconds(5));
+            _app.StopAsync().Wait(TimeSpan.FromSeconds(5));
         }
         catch (AggregateException)
         {
         }
-        _exposition.Dispose();
+        ((IDisposable)_app).Dispose();
     }
 
-    private async Task ServeAsync()
+    private async Task AnswerAsync(HttpContext context, string tag)
     {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return; // closed
-            }
-            try
-            {
-                Answer(context);
-            }
-            catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
-            {
-                // the client went away; the next request is served as usual
-            }
-        }
-    }
-
-    private void Answer(HttpListenerContext context)
-    {
-        var request = context.Request;
-        var response = context.Response;
-        int status;
-        string body;
-        string contentType = "text/plain; charset=utf-8";
-        if (request.HttpMethod is not ("GET" or "HEAD"))
-        {
-            (status, body) = (405, "only GET\n");
-        }
-        else
-        {
-            switch (request.Url?.AbsolutePath)
-            {
-                case MetricsPath:
-                    (status, body) = (200, _exposition.Write());
-                    contentType = "text/plain; version=0.0.4; charset=utf-8";
-                    break;
-                case AlivePath:
-                    (status, body) = Health(_checks.Alive);
-                    break;
-                case ReadyPath:
-                    (status, body) = Health(_checks.Ready);
-                    break;
-                default:
-                    (status, body) = (404, $"not found: serves {MetricsPath}, {AlivePath}, {ReadyPath}\n");
-                    break;
-            }
-        }
-        var bytes = Encoding.UTF8.GetBytes(body);
-        response.StatusCode = status;
-        response.ContentType = contentType;
-        response.ContentLength64 = bytes.Length;
-        if (request.HttpMethod != "HEAD")
-        {
-            response.OutputStream.Write(bytes);
-        }
-        response.Close();
-    }
-
-    private static (int, string) Health(Func<HealthStatus> check)
-    {
-        HealthStatus status;
+        HealthReport report;
         try
         {
-            status = check();
+            report = await _probes.Check(tag, context.RequestAborted).ConfigureAwait(false);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            status = new HealthStatus(false, $"check failed: {e.Message}");
+            report = new HealthReport(new Dictionary<string, HealthReportEntry>
+            {
+                ["probe"] = new(HealthStatus.Unhealthy, "check failed: " + e.Message, TimeSpan.Zero, e, null),
+            }, TimeSpan.Zero);
         }
-        return status.Healthy ? (200, $"ok: {status.Reason}\n") : (503, $"not ready: {status.Reason}\n");
+
+        var (status, body) = Describe(report);
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        await context.Response.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
     }
 
-    private sealed record HealthChecks(Func<HealthStatus> Alive, Func<HealthStatus> Ready);
+    /// <summary>
+    /// A probe's answer: 200 "ok: " and every check's description when none is unhealthy (degraded passes), else 503
+    /// "not ready: " and the unhealthy checks' descriptions, joined by "; ".
+    /// </summary>
+    public static (int Status, string Body) Describe(HealthReport report)
+    {
+        static string Text(KeyValuePair<string, HealthReportEntry> e) => e.Value.Description ?? e.Key;
+        bool healthy = report.Status != HealthStatus.Unhealthy;
+        var parts = healthy
+            ? report.Entries.OrderBy(e => e.Key, StringComparer.Ordinal).Select(Text)
+            : report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy)
+                .OrderBy(e => e.Key, StringComparer.Ordinal).Select(Text);
+        var text = string.Join("; ", parts);
+        return healthy ? (200, $"ok: {text}\n") : (503, $"not ready: {text}\n");
+    }
+
+    /// <summary>Where the probes' reports come from: a tag's checks.</summary>
+    private sealed record Probes(Func<string, CancellationToken, Task<HealthReport>> Check)
+    {
+        public static Probes Fixed(ProbeStatus alive, ProbeStatus ready) => new((tag, _) =>
+        {
+            var s = tag == ProbeTags.Liveness ? alive : ready;
+            var entry = new HealthReportEntry(s.Healthy ? HealthStatus.Healthy : HealthStatus.Unhealthy,
+                s.Reason, TimeSpan.Zero, null, null);
+            return Task.FromResult(new HealthReport(new Dictionary<string, HealthReportEntry> { ["process"] = entry }, TimeSpan.Zero));
+        });
+    }
 }

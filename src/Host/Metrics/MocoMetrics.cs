@@ -4,7 +4,7 @@ namespace MoCo.Host.Metrics;
 
 /// <summary>
 /// The training metrics of one process, as <see cref="System.Diagnostics.Metrics"/> instruments of the meter
-/// <see cref="MeterName"/>; <see cref="MetricsEndpoint"/> serves them. Each <c>Record</c> method is cheap and may be
+/// <see cref="MeterName"/>; <see cref="MetricsEndpoint"/> serves them (OpenTelemetry's Prometheus exporter). Each <c>Record</c> method is cheap and may be
 /// called from any thread, e.g. from the actor that prints progress. Prometheus names (what a scrape shows):
 /// <c>moco_steps_total</c>, <c>moco_step_rate</c>, <c>moco_images_per_second</c>, <c>moco_loss</c>, <c>moco_lr</c>, <c>moco_epoch</c>, <c>moco_global_step</c>,
 /// <c>moco_knn_top1_percent</c>, <c>moco_generation</c>, <c>moco_world_size</c>, <c>moco_queue_age_steps</c>,
@@ -40,9 +40,11 @@ public sealed class MocoMetrics : IDisposable
     private readonly Histogram<double> _checkpoint;
 
     /// <summary>Creates the meter and its instruments; dispose to remove them.</summary>
-    public MocoMetrics()
+    /// <param name="meterName">The meter's name: <see cref="MeterName"/> in a process of ours; tests that run side by
+    /// side in one process give each instance its own, since an exporter listens to meters by name.</param>
+    public MocoMetrics(string meterName = MeterName)
     {
-        _meter = new Meter(MeterName, typeof(MocoMetrics).Assembly.GetName().Version?.ToString());
+        _meter = new Meter(meterName, typeof(MocoMetrics).Assembly.GetName().Version?.ToString());
         _steps = _meter.CreateCounter<long>("moco.steps", description: "Optimizer steps completed by the run (global steps, counted once per process)");
         _stepRate = _meter.CreateGauge<double>("moco.step_rate", description: "Optimizer steps per second over the last reporting window");
         _imagesPerSecond = _meter.CreateGauge<double>("moco.images_per_second", description: "Training images per second over the last reporting window, global batch");

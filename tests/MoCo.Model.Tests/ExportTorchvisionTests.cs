@@ -47,14 +47,19 @@ public sealed class ExportTorchvisionTests : IDisposable
             new PyTorchExportOptions { Detectron2Names = true }, seed: 12));
         cases.Add(WriteCase("resnet18-cifar-mlp.pth", cifar, cifarStem: true, "mlp",
             new PyTorchExportOptions { IncludeHead = true }, seed: 13));
+        cases.Add(WriteCase("resnet18-backbone.safetensors", imagenet, cifarStem: false, "mlp",
+            new PyTorchExportOptions { Format = ExportFormat.Safetensors }, seed: 14));
+        // the official converter keeps the head (as stem.fc.*): so does this case
+        cases.Add(WriteCase("resnet18-detectron2-converter.pkl", imagenet, cifarStem: false, "mlp",
+            new PyTorchExportOptions { Format = ExportFormat.Detectron2Pkl, IncludeHead = true }, seed: 15));
         File.WriteAllText(Path.Combine(_dir, "manifest.json"), new JsonObject { ["cases"] = cases }.ToJsonString());
 
-        _output.WriteLine($"C# export of 3 ResNet-18 files: {clock.Elapsed.TotalSeconds:F1} s");
+        _output.WriteLine($"C# export of 5 ResNet-18 files: {clock.Elapsed.TotalSeconds:F1} s");
         clock.Restart();
         var check = Run(Python, [Path.Combine(RepoRoot(), "tests", "python", "check_export.py"), _dir], s_timeout);
         _output.WriteLine($"check_export.py: {clock.Elapsed.TotalSeconds:F1} s\n{check.Output}");
         Assert.True(check.ExitCode == 0, $"check_export.py failed (exit {check.ExitCode}):\n{check.Output}");
-        Assert.Equal(3, check.Output.Split('\n').Count(l => l.StartsWith("OK ", StringComparison.Ordinal)));
+        Assert.Equal(5, check.Output.Split('\n').Count(l => l.StartsWith("OK ", StringComparison.Ordinal)));
     }
 
     /// <summary>Exports <paramref name="stateDict"/> (a full-width ResNet-18) and writes its manifest entry and its input/expected stem output.</summary>
@@ -65,7 +70,7 @@ public sealed class ExportTorchvisionTests : IDisposable
         PyTorchExport.Save(Path.Combine(_dir, file), stateDict, options);
 
         var tensors = new JsonObject();
-        foreach (var (name, tensor) in PyTorchExport.Map(stateDict, options))
+        foreach (var (name, tensor) in PyTorchExport.Map(stateDict, options.Format == ExportFormat.Detectron2Pkl ? options with { Detectron2Names = true } : options))
         {
             using var contiguous = tensor.contiguous();
             tensors[name] = new JsonObject
@@ -88,7 +93,8 @@ public sealed class ExportTorchvisionTests : IDisposable
             ["cifar_stem"] = cifarStem,
             ["head"] = options.IncludeHead ? head : "none",
             ["outputs"] = outputs,
-            ["names"] = options.Detectron2Names ? "detectron2" : "torchvision",
+            ["names"] = options.Detectron2Names || options.Format == ExportFormat.Detectron2Pkl ? "detectron2" : "torchvision",
+            ["format"] = options.Format switch { ExportFormat.Safetensors => "safetensors", ExportFormat.Detectron2Pkl => "detectron2-pkl", _ => "pth" },
             ["tensors"] = tensors,
         };
     }

@@ -20,7 +20,11 @@ Exits non-zero on the first failing case.
 import hashlib
 import json
 import os
+import pickle
+import struct
 import sys
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -42,6 +46,48 @@ def d2_name(k):
     k = k.replace("downsample.0", "shortcut")
     k = k.replace("downsample.1", "shortcut.norm")
     return k
+
+
+def load_safetensors(path):
+    # the format read by hand (the safetensors package is not in Debian 12): u64 header length, JSON header,
+    # then each tensor's little-endian bytes at its data_offsets
+    dtypes = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    assert n <= len(data) - 8, f"{path}: header length {n} exceeds the file"
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    body = data[8 + n:]
+    state = {}
+    for key, meta in header.items():
+        if key == "__metadata__":
+            continue
+        begin, end = meta["data_offsets"]
+        raw = bytearray(body[begin:end])
+        t = torch.frombuffer(raw, dtype=dtypes[meta["dtype"]]) if raw else torch.empty(0, dtype=dtypes[meta["dtype"]])
+        state[key] = t.reshape(meta["shape"]).clone()
+    return state
+
+
+def official_converter(obj):
+    # facebookresearch/moco detection/convert-pretrain-to-detectron2.py, its loop verbatim (but for the I/O)
+    newmodel = {}
+    for k, v in obj.items():
+        if not k.startswith("module.encoder_q."):
+            continue
+        old_k = k
+        k = k.replace("module.encoder_q.", "")
+        if "layer" not in k:
+            k = "stem." + k
+        for t in [1, 2, 3, 4]:
+            k = k.replace("layer{}".format(t), "res{}".format(t + 1))
+        for t in [1, 2, 3]:
+            k = k.replace("bn{}".format(t), "conv{}.norm".format(t))
+        k = k.replace("downsample.0", "shortcut")
+        k = k.replace("downsample.1", "shortcut.norm")
+        newmodel[k] = v.numpy()
+    return {"model": newmodel, "__author__": "MOCO", "matching_heuristics": True}
 
 
 def load(path):
@@ -72,7 +118,18 @@ def tensor_sha256(t):
 
 def check_case(directory, case):
     name = case["file"]
-    loaded = load(os.path.join(directory, name))
+    fmt = case.get("format", "pth")
+    path = os.path.join(directory, name)
+    pkl = None
+    if fmt == "safetensors":
+        loaded = load_safetensors(path)
+    elif fmt == "detectron2-pkl":
+        with open(path, "rb") as f:
+            pkl = pickle.load(f, encoding="latin1")  # as detectron2's checkpointer opens it
+        assert all(isinstance(v, np.ndarray) for v in pkl["model"].values()), f"{name}: values are not numpy arrays"
+        loaded = dict(pkl, model={k: torch.from_numpy(v) for k, v in pkl["model"].items()})
+    else:
+        loaded = load(path)
     if case["names"] == "detectron2":
         assert isinstance(loaded, dict) and set(loaded) == {"model", "__author__", "matching_heuristics"}, \
             f"{name}: not a detectron2 wrapper: {sorted(loaded) if isinstance(loaded, dict) else type(loaded)}"
@@ -84,7 +141,8 @@ def check_case(directory, case):
     assert all(isinstance(v, torch.Tensor) for v in state.values()), f"{name}: non-tensor values"
 
     expected = case["tensors"]
-    assert list(state) == list(expected), f"{name}: keys differ or are out of order: " \
+    in_order = list(state) if fmt != "safetensors" else sorted(state)  # safetensors' header is a JSON object
+    assert in_order == (list(expected) if fmt != "safetensors" else sorted(expected)), f"{name}: keys differ or are out of order: " \
         f"missing {sorted(set(expected) - set(state))[:5]}, unexpected {sorted(set(state) - set(expected))[:5]}"
     for key, meta in expected.items():
         t = state[key]
@@ -98,6 +156,14 @@ def check_case(directory, case):
         assert set(state) == set(back), f"{name}: detectron2 keys differ from the converter's: " \
             f"missing {sorted(set(back) - set(state))[:5]}, unexpected {sorted(set(state) - set(back))[:5]}"
         state = {back[k]: v for k, v in state.items()}
+    if pkl is not None:
+        # the official converter, run on an official-layout checkpoint of the same weights, writes the same pickle
+        official = official_converter({"module.encoder_q." + k: v for k, v in state.items()})
+        assert list(official["model"]) == list(pkl["model"]), f"{name}: key order differs from the official converter's"
+        for k, v in official["model"].items():
+            ours = pkl["model"][k]
+            assert ours.dtype == v.dtype and ours.shape == v.shape and np.array_equal(ours, v), f"{name}:{k}: differs from the official converter's array"
+        assert {k: v for k, v in pkl.items() if k != "model"} == {k: v for k, v in official.items() if k != "model"}, f"{name}: wrapper differs"
     model.load_state_dict(state, strict=True)
     model.eval()
 
@@ -115,7 +181,7 @@ def check_case(directory, case):
     if "output" in io:
         out_diff = (out - io["output"]).abs().max().item()
         assert out_diff <= OUTPUT_TOLERANCE, f"{name}: whole-network output max abs diff {out_diff:.3g} > {OUTPUT_TOLERANCE}"
-    print(f"OK {name}: {len(expected)} tensors bit-exact, strict load into {case['arch']} "
+    print(f"OK {name}: {fmt}, {len(expected)} tensors bit-exact, strict load into {case['arch']} "
           f"({case['names']} names, head {case['head']}, {'cifar' if case['cifar_stem'] else 'imagenet'} stem), "
           f"stem max abs diff {diff:.3g}, output {tuple(out.shape)} max abs diff {out_diff:.3g}")
 

@@ -49,14 +49,20 @@ public static partial class EvalCommands
 
     public static Command CreateExport()
     {
-        var command = new Command("export", "Write the query encoder as a PyTorch state_dict for torchvision's resnet (or detectron2).");
+        var command = new Command("export", "Write the query encoder for torchvision's resnet (.pth or .safetensors) or detectron2 (.pkl).");
         var checkpoint = new Option<string>("--checkpoint") { Description = "A checkpoint file or run directory", Required = true };
-        var output = new Option<string>("--out") { Description = "Output .pth file", Required = true };
+        var output = new Option<string>("--out") { Description = "Output file", Required = true };
         var withHead = new Option<bool>("--with-head") { Description = "Keep fc.* (the projection head); default drops it, for model.fc = nn.Identity()" };
-        var detectron2 = new Option<bool>("--detectron2") { Description = "Key names as facebookresearch/moco's convert-pretrain-to-detectron2.py writes them" };
+        var format = new Option<string?>("--format")
+        {
+            Description = "pth (torch.save, torchvision names; the default), safetensors (the same names), or detectron2 (the .pkl of "
+                + "facebookresearch/moco's convert-pretrain-to-detectron2.py: numpy arrays under detectron2 names)",
+        };
+        var detectron2 = new Option<bool>("--detectron2") { Description = "Same as --format detectron2" };
         command.Options.Add(checkpoint);
         command.Options.Add(output);
         command.Options.Add(withHead);
+        command.Options.Add(format);
         command.Options.Add(detectron2);
         command.SetAction(parse =>
         {
@@ -65,7 +71,14 @@ public static partial class EvalCommands
             const string prefix = "model.encoder_q.";
             var stateDict = ckpt.Tensors.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal))
                 .Select(p => new KeyValuePair<string, torch.Tensor>(p.Key[prefix.Length..], p.Value)).ToList();
-            var options = new PyTorchExportOptions { IncludeHead = parse.GetValue(withHead), Detectron2Names = parse.GetValue(detectron2) };
+            var exportFormat = parse.GetValue(detectron2) ? ExportFormat.Detectron2Pkl : (parse.GetValue(format)?.Trim().ToLowerInvariant()) switch
+            {
+                null or "" or "pth" => ExportFormat.Pth,
+                "safetensors" => ExportFormat.Safetensors,
+                "detectron2" or "pkl" => ExportFormat.Detectron2Pkl,
+                var other => throw new ConfigurationError($"--format must be pth, safetensors or detectron2, not '{other}'"),
+            };
+            var options = new PyTorchExportOptions { IncludeHead = parse.GetValue(withHead), Format = exportFormat };
             var path = parse.GetValue(output)!;
             var sha = PyTorchExport.Save(path, stateDict, options);
             AnsiConsole.MarkupLine($"wrote [cyan]{Markup.Escape(path)}[/] (sha256 {sha[..16]}…), {config.Arch} width {config.Width}, {config.Stem} stem");

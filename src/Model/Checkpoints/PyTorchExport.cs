@@ -16,12 +16,12 @@ namespace MoCo.Model.Checkpoints;
 public static class PyTorchExport
 {
     /// <summary>
-    /// Writes <paramref name="stateDict"/> to <paramref name="path"/> (atomically: temporary file, fsync, rename).
-    /// Without <see cref="PyTorchExportOptions.Detectron2Names"/> the file holds a plain dict of tensors.
+    /// Writes <paramref name="stateDict"/> to <paramref name="path"/> (atomically: temporary file, fsync, rename) in
+    /// <see cref="PyTorchExportOptions.Format"/>: a <c>torch.save</c> file (below), safetensors (same key names), or
+    /// the detectron2 <c>.pkl</c> of the official converter (<see cref="Detectron2Pickle"/>). For a <c>torch.save</c> file: without <see cref="PyTorchExportOptions.Detectron2Names"/> the file holds a plain dict of tensors.
     /// With it, the file holds the detectron2 wrapper itself,
     /// <c>{"model": {renamed: tensor}, "__author__": "MOCO", "matching_heuristics": True}</c>: PyBridge's pickler
-    /// writes nested dicts, strings and bools, so no plain-dict fallback is needed. (The MoCo converter pickles
-    /// numpy arrays into a <c>.pkl</c>; this is a <c>torch.save</c>-style file holding tensors instead.)
+    /// writes nested dicts, strings and bools, so no plain-dict fallback is needed.
     /// Tensors are written detached and contiguous; the inputs are neither changed nor disposed.
     /// </summary>
     /// <returns>The SHA-256 of the written file, as lower-case hex.</returns>
@@ -30,28 +30,58 @@ public static class PyTorchExport
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(stateDict);
         options ??= new PyTorchExportOptions();
+        if (options.Format == ExportFormat.Detectron2Pkl)
+        {
+            options = options with { Detectron2Names = true };
+        }
         var entries = Map(stateDict, options);
 
-        using (torch.NewDisposeScope())
+        switch (options.Format)
         {
-            var model = new OrderedDictionary(entries.Count, StringComparer.Ordinal);
-            foreach (var (name, tensor) in entries)
-            {
-                model.Add(name, tensor.detach().contiguous());
-            }
-            IDictionary root = options.Detectron2Names
-                ? new OrderedDictionary(StringComparer.Ordinal)
-                {
-                    ["model"] = model,
-                    ["__author__"] = "MOCO",
-                    ["matching_heuristics"] = true,
-                }
-                : model;
-            AtomicFile.Write(path, file => PyTorchPickler.PickleStateDict(file, root, leaveOpen: true));
+            case ExportFormat.Detectron2Pkl:
+                AtomicFile.Write(path, file => Detectron2Pickle.Write(file, entries));
+                break;
+            case ExportFormat.Safetensors:
+                WriteSafetensors(path, entries);
+                break;
+            default:
+                WritePth(path, entries, options.Detectron2Names);
+                break;
         }
 
         using var written = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(written));
+    }
+
+    private static void WriteSafetensors(string path, IReadOnlyList<KeyValuePair<string, Tensor>> entries)
+    {
+        using var scope = torch.NewDisposeScope();
+        // safetensors has no nesting: the detectron2 wrapper's strings cannot go in; the names alone can
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in entries)
+        {
+            tensors[name] = tensor.detach().cpu().contiguous();
+        }
+        AtomicFile.Write(path, file => Safetensors.SaveStateDict(file, tensors, leaveOpen: true));
+    }
+
+    private static void WritePth(string path, IReadOnlyList<KeyValuePair<string, Tensor>> entries, bool detectron2Wrapper)
+    {
+        using var scope = torch.NewDisposeScope();
+        var model = new OrderedDictionary(entries.Count, StringComparer.Ordinal);
+        foreach (var (name, tensor) in entries)
+        {
+            model.Add(name, tensor.detach().contiguous());
+        }
+        IDictionary root = detectron2Wrapper
+            ? new OrderedDictionary(StringComparer.Ordinal)
+            {
+                ["model"] = model,
+                ["__author__"] = "MOCO",
+                ["matching_heuristics"] = true,
+            }
+            : model;
+        AtomicFile.Write(path, file => PyTorchPickler.PickleStateDict(file, root, leaveOpen: true));
     }
 
     /// <summary>

@@ -13,7 +13,12 @@ public static partial class EvalCommands
     public static Command CreateLinearProbe()
     {
         var command = new Command("lincls", "Linear probe on a checkpoint's frozen query backbone (official main_lincls.py: lr 30, 100 epochs, steps at 60/80).");
-        var pretrained = new Option<string>("--pretrained") { Description = "A MoCo checkpoint file or run directory", Required = true };
+        var pretrained = new Option<string>("--pretrained")
+        {
+            Description = "A checkpoint file or run directory, or weights from elsewhere (official MoCo .pth.tar, torchvision .pth, .safetensors), detected by content",
+            Required = true,
+        };
+        var preset = new Option<string?>("--preset") { Description = "For weights from elsewhere: the preset whose image size and normalisation apply (default by stem: cifar-small or moco-v2)" };
         var data = new Option<string?>("--data") { Description = "Data (default: the run's)" };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 100, Description = "Epochs" };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 30.0, Description = "Initial learning rate" };
@@ -23,7 +28,7 @@ public static partial class EvalCommands
         var wd = new Option<double>("--wd") { DefaultValueFactory = _ => 0.0, Description = "Weight decay" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL, Description = "Seed" };
         var cache = new Option<bool>("--cache-features") { Description = "No augmentation: compute features once and train the head on them (fast; departs from the official protocol)" };
-        foreach (var o in new Option[] { pretrained, data, epochs, lr, schedule, cos, batch, wd, seed, cache })
+        foreach (var o in new Option[] { pretrained, preset, data, epochs, lr, schedule, cos, batch, wd, seed, cache })
         {
             command.Options.Add(o);
         }
@@ -31,15 +36,12 @@ public static partial class EvalCommands
         {
             var console = AnsiConsole.Console;
             torch.set_num_threads(Environment.ProcessorCount);
-            string path;
-            RunConfig config;
-            using (var ckpt = OpenCheckpoint(parse.GetValue(pretrained)!))
-            {
-                path = ckpt.Info.Path;
-                config = RunConfig.FromJson(ckpt.Header.ConfigJson);
-            }
+            var (config, weights) = OpenWeights(parse.GetValue(pretrained)!, parse.GetValue(preset), console);
+            using var _ = weights;
             var splits = DataCommandHelpers.OpenData(parse.GetValue(data) ?? config.Data, config.Seed, console);
-            using var backbone = LinearProbe.LoadQueryBackbone(path, config.ComputePrecision);
+            using var backbone = weights.Layout == Model.Checkpoints.WeightsLayout.MocoActorsCheckpoint
+                ? LinearProbe.LoadQueryBackbone(weights.Path, config.ComputePrecision)
+                : LinearProbe.LoadQueryBackbone(weights, config.Encoder, config.ComputePrecision);
             var settings = new LinearProbeSettings
             {
                 Epochs = parse.GetValue(epochs),

@@ -13,23 +13,30 @@ public static partial class EvalCommands
 {
     public static Command CreateKnn()
     {
-        var command = new Command("knn", "Weighted kNN accuracy of a checkpoint's query encoder (k 200, t 0.1 by default).");
-        var checkpoint = new Option<string>("--checkpoint") { Description = "A checkpoint file or run directory", Required = true };
-        var data = new Option<string?>("--data") { Description = "Data (default: the run's)" };
+        var command = new Command("knn", "Weighted kNN accuracy of an encoder (k 200, t 0.1 by default): a checkpoint's query encoder, "
+            + "an official MoCo checkpoint, a torchvision state_dict or safetensors.");
+        var checkpoint = new Option<string>("--checkpoint")
+        {
+            Description = "A checkpoint file or run directory, or weights from elsewhere (official MoCo .pth.tar, torchvision .pth, .safetensors), detected by content",
+            Required = true,
+        };
+        var data = new Option<string?>("--data") { Description = "Data (default: the run's, or the preset's)" };
         var k = new Option<int?>("--knn-k") { Description = "Neighbours" };
         var t = new Option<double?>("--knn-t") { Description = "Temperature" };
         var features = new Option<string?>("--knn-features") { Description = "head | backbone" };
+        var preset = new Option<string?>("--preset") { Description = "For weights from elsewhere: the preset whose image size, normalisation and kNN settings apply (default by stem: cifar-small or moco-v2)" };
         command.Options.Add(checkpoint);
         command.Options.Add(data);
         command.Options.Add(k);
         command.Options.Add(t);
         command.Options.Add(features);
+        command.Options.Add(preset);
         command.SetAction(parse =>
         {
             var console = AnsiConsole.Console;
             torch.set_num_threads(Environment.ProcessorCount);
-            using var ckpt = OpenCheckpoint(parse.GetValue(checkpoint)!);
-            var config = RunConfig.FromJson(ckpt.Header.ConfigJson);
+            var (config, weights) = OpenWeights(parse.GetValue(checkpoint)!, parse.GetValue(preset), console);
+            using var _ = weights;
             config = config with
             {
                 Data = parse.GetValue(data) ?? config.Data,
@@ -38,8 +45,17 @@ public static partial class EvalCommands
                 KnnFeatures = parse.GetValue(features) ?? config.KnnFeatures,
             };
             var splits = DataCommandHelpers.OpenData(config.Data, config.Seed, console);
-            using var trainer = new Pretrainer(config, ckpt.Header.RunId, splits, SingleProcessCollective.Instance, new BatchLayout(config.BatchSize, config.BnSplits, 1), 1);
-            trainer.LoadCheckpoint(ckpt);
+            using var ours = weights.Layout == WeightsLayout.MocoActorsCheckpoint ? CheckpointFile.Read(weights.Path) : null;
+            using var trainer = new Pretrainer(config, ours?.Header.RunId ?? "external-weights", splits, SingleProcessCollective.Instance,
+                new BatchLayout(config.BatchSize, config.BnSplits, 1), 1);
+            if (ours is not null)
+            {
+                trainer.LoadCheckpoint(ours);
+            }
+            else
+            {
+                weights.LoadInto(trainer.Model.EncoderQ, withHead: config.KnnFeatures == "head");
+            }
             var acc = trainer.EvaluateKnn(Environment.ProcessorCount);
             console.MarkupLine($"kNN (k {config.KnnK}, t {config.KnnT}, {config.KnnFeatures}) on {acc.Count} test images: top-1 [bold]{acc.Top1:F2}%[/], top-5 {acc.Top5:F2}%");
             return 0;

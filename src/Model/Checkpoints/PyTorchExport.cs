@@ -178,7 +178,8 @@ public static class PyTorchExport
         return tensors;
     }
 
-    private static void DisposeTensors(IDictionary dictionary)
+    /// <summary>Disposes every tensor in <paramref name="dictionary"/> and the dictionaries nested in it.</summary>
+    internal static void DisposeTensors(IDictionary dictionary)
     {
         foreach (DictionaryEntry entry in dictionary)
         {

@@ -66,6 +66,29 @@ public sealed class LinearProbe : IDisposable
         ViewTransforms.Random(new Augmenter(AugmentationSettings.LinearProbeTrain(size, mean, std)));
 
     /// <summary>
+    /// Builds the backbone of <paramref name="spec"/> from weights of any layout (an official MoCo checkpoint, a
+    /// torchvision state_dict, safetensors), as main_lincls.py loads module.encoder_q.*: strict for the backbone, the
+    /// head left as built (the probe does not use it); in eval mode.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A backbone tensor is missing or has another shape.</exception>
+    public static ResNet LoadQueryBackbone(EncoderWeights weights, EncoderSpec spec, Precision precision = Precision.Fp32)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var encoder = new ResNet(spec, precision);
+        try
+        {
+            weights.LoadInto(encoder, withHead: false);
+            encoder.eval();
+            return encoder;
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Builds the query backbone of a MoCo checkpoint, as main_lincls.py loads module.encoder_q.*: the encoder is
     /// constructed from the checkpoint's <see cref="RunConfig"/> and every tensor model.encoder_q.&lt;name&gt; is
     /// copied into it. Strict for the backbone: each of its tensors must be present with the right shape. The

@@ -56,6 +56,20 @@ public sealed partial class WeightsInTests : IDisposable
         Assert.True(code == 0, output);
         Assert.Contains("epoch 0: loss", output);
 
+        // train --init: both encoders start from the official checkpoint, so the kNN before the first step is the
+        // source run's final one (same data and kNN settings); a network that does not fit is refused by name
+        (code, output) = Run(["train", .. Tiny.Select(a => a == "0" ? "1" : a), "--run-dir", Path.Combine(_dir, "init"), "--init", Path.Combine(_dir, "official.pth.tar")]);
+        Assert.True(code == 0, output);
+        Assert.Contains("init: both encoders start from", output);
+        Assert.Contains("head included", output);
+        var atStart = KnnAtStart().Match(output);
+        Assert.True(atStart.Success, output);
+        Assert.True(Math.Abs(double.Parse(atStart.Groups[1].Value, CultureInfo.InvariantCulture) - ours) <= 0.1, $"kNN at the start of the --init run vs the source run's {ours}:\n{output}");
+        (code, output) = Run(["train", .. Tiny.Select(a => a == "8" ? "16" : a), "--run-dir", Path.Combine(_dir, "init-wide"), "--init", Path.Combine(_dir, "official.pth.tar")]);
+        Assert.Equal(2, code);
+        Assert.Contains("holds a resnet18 of width 8", output);
+        Assert.Contains("this run builds a resnet18 of width 16", output);
+
         // no known layout: refused with what was found and what is expected
         (code, output) = Run(["knn", "--checkpoint", Path.Combine(_dir, "unknown.pth"), "--data", "synthetic:256"]);
         Assert.Equal(2, code);
@@ -78,6 +92,9 @@ public sealed partial class WeightsInTests : IDisposable
 
     [GeneratedRegex(@"top-1 ([0-9.]+)%")]
     private static partial Regex Top1();
+
+    [GeneratedRegex(@"kNN top-1 of the random encoder: ([0-9.]+)%")]
+    private static partial Regex KnnAtStart();
 
     private static (int Code, string Output) Run(string[] args)
     {

@@ -166,6 +166,10 @@ public sealed class WorkerActor : ReceiveActor
                 using var checkpoint = CheckpointFile.Read(path, _settings.RunId);
                 _trainer.LoadCheckpoint(checkpoint);
             }
+            else if (_start is WorkerStart.Fresh)
+            {
+                _trainer.ApplyInit(); // moco train --init: both encoders start from the given weights (a peer's state comes over the data plane)
+            }
 
             _knnAtStartPending = _rank == 0 && _settings.KnnAtStart && _trainer.GlobalStep == 0 && config.KnnEvery > 0;
             _log.Info("Rank {0} of {1} ready at epoch {2}, step {3} ({4} torch threads, {5}, on {6})", new object[] { _rank, world, _trainer.Epoch, _trainer.StepInEpoch, _settings.ThreadsPerWorker, _start, device?.ToString() ?? "the CPU" });

@@ -107,12 +107,19 @@ public static class TrainCommand
             // counts as given, so a changed key is applied where a resumed run allows it and refused by name where
             // not, never ignored; --resume takes only what the command line gives again
             var given = continuing ? SettingsReader.Keys<RunConfig>().Keys : flags.Keys;
-            run = ResumedConfig(RunConfig.FromJson(checkpoint.Header.ConfigJson), run, given);
+            var saved = RunConfig.FromJson(checkpoint.Header.ConfigJson);
+            // init-sha256 is filled in when a run starts: a configuration that leaves it empty means the run's own
+            run = ResumedConfig(saved, run with
+            {
+                Init = run.Init.Length == 0 ? "" : Path.GetFullPath(run.Init),
+                InitSha256 = run.InitSha256.Length == 0 ? saved.InitSha256 : run.InitSha256,
+            }, given);
         }
         else
         {
             runId = $"run-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
             runDir ??= Path.Combine(host.RunsRoot, runId);
+            run = WithInit(run, console);
         }
         run.Validate();
         // other processes may join when this node listens on a known port or waits for more workers
@@ -266,6 +273,40 @@ public static class TrainCommand
     /// apply only where <see cref="RunConfig.RunDefinition"/> allows a change (epochs, data, kNN monitor, checkpoint
     /// cadence). Giving a key that defines the run with another value is an error that names it.
     /// </summary>
+    /// <summary>
+    /// A new run with <see cref="RunConfig.Init"/>: the file's full path and SHA-256 go into the run's configuration
+    /// (so every worker, a resumed run and a replay read the same weights, or fail naming the difference), after the
+    /// weights are read and found to fit the run's network.
+    /// </summary>
+    private static RunConfig WithInit(RunConfig run, IAnsiConsole console)
+    {
+        if (run.Init.Length == 0)
+        {
+            return run;
+        }
+        var path = Path.GetFullPath(run.Init);
+        if (!File.Exists(path))
+        {
+            throw new ConfigurationError($"--init {run.Init}: no such file");
+        }
+        string sha;
+        using (var file = File.OpenRead(path))
+        {
+            sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file));
+        }
+        if (run.InitSha256.Length != 0 && run.InitSha256 != sha)
+        {
+            throw new ConfigurationError($"--init {path} has SHA-256 {sha}, not the {run.InitSha256} that init-sha256 asks for");
+        }
+        using var weights = Model.Checkpoints.EncoderWeights.Read(path);
+        Model.Checkpoints.EncoderWeights.EnsureFits(weights.Shape, run.Encoder, path);
+        var shape = weights.Shape;
+        bool head = shape.HeadDim == run.MocoDim && shape.Mlp == run.Mlp;
+        console.MarkupLine(Markup.Escape($"init: both encoders start from {path} ({weights.LayoutName}, sha256 {sha[..16]}…), "
+            + (head ? "head included" : "backbone only (the head's shape differs: it starts seeded)")));
+        return run with { Init = path, InitSha256 = sha };
+    }
+
     internal static RunConfig ResumedConfig(RunConfig saved, RunConfig requested, IEnumerable<string> givenKeys)
     {
         var savedNode = System.Text.Json.Nodes.JsonNode.Parse(saved.ToJson())!.AsObject();

@@ -355,6 +355,10 @@ public static class ReplayVerifier
                 {
                     replica.LoadCheckpoint(checkpoint);
                 }
+                else
+                {
+                    replica.ApplyInit(); // a span from step 0 of a run started with --init
+                }
             }
         }
 

@@ -167,6 +167,17 @@ public sealed class EncoderWeights : IDisposable
         }
     }
 
+    /// <summary>Throws unless <paramref name="shape"/> is the network <paramref name="spec"/> builds (the head aside).</summary>
+    /// <exception cref="InvalidDataException">Another architecture, width or stem; the message names both.</exception>
+    public static void EnsureFits(EncoderShape shape, EncoderSpec spec, string path)
+    {
+        if (shape.Arch != spec.Arch || shape.Width != spec.Width || shape.Stem != spec.Stem)
+        {
+            throw new InvalidDataException($"'{path}' holds a {shape.Arch} of width {shape.Width} with a {shape.Stem} stem; "
+                + $"this run builds a {spec.Arch} of width {spec.Width} with a {spec.Stem} stem (set --arch, --width and --stem to match)");
+        }
+    }
+
     /// <summary>The network <paramref name="tensors"/> fit, from conv1, the blocks of each stage and the head.</summary>
     /// <exception cref="InvalidDataException">They are not a ResNet of ours (resnet18, resnet34, resnet50).</exception>
     public static EncoderShape InferShape(string path, IReadOnlyDictionary<string, Tensor> tensors)

@@ -279,6 +279,68 @@ public sealed class Pretrainer : IDisposable
         return Device is null ? state : state.Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value.cpu())).ToList();
     }
 
+    /// <summary>
+    /// A fresh run (no checkpoint) with <see cref="RunConfig.Init"/>: checks the file against
+    /// <see cref="RunConfig.InitSha256"/> and starts both encoders from it (<see cref="InitializeEncoders"/>). Does
+    /// nothing without <see cref="RunConfig.Init"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is missing, differs from the run's, or is another network.</exception>
+    public void ApplyInit()
+    {
+        if (Config.Init.Length == 0)
+        {
+            return;
+        }
+        if (!File.Exists(Config.Init))
+        {
+            throw new InvalidDataException($"the run starts from the weights {Config.Init} (init), which this node does not have");
+        }
+        if (Config.InitSha256.Length != 0)
+        {
+            string sha;
+            using (var file = File.OpenRead(Config.Init))
+            {
+                sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file));
+            }
+            if (sha != Config.InitSha256)
+            {
+                throw new InvalidDataException($"the weights {Config.Init} (init) have SHA-256 {sha}, not the run's {Config.InitSha256}: another file than the one the run started from");
+            }
+        }
+        using var weights = EncoderWeights.Read(Config.Init);
+        InitializeEncoders(weights);
+    }
+
+    /// <summary>
+    /// Starts both encoders from <paramref name="weights"/> (<see cref="RunConfig.Init"/>) instead of the seeded
+    /// initialisation: the query encoder's backbone, and its head when the weights have one of the same shape (else
+    /// the head stays seeded, as a new projection on pretrained features); then the key encoder becomes a copy of the
+    /// query encoder, parameters and BN statistics, as MoCo starts it. Only before the first step.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A step has run.</exception>
+    /// <exception cref="InvalidDataException">The weights are another network than <see cref="RunConfig.Encoder"/>; the message names both.</exception>
+    public void InitializeEncoders(EncoderWeights weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (GlobalStep != 0)
+        {
+            throw new InvalidOperationException($"initial weights apply before the first step, not at step {GlobalStep}");
+        }
+        var shape = weights.Shape;
+        var spec = Config.Encoder;
+        EncoderWeights.EnsureFits(shape, spec, weights.Path);
+        bool head = shape.HeadDim == spec.Dim && shape.Mlp == spec.Mlp;
+        using (no_grad())
+        {
+            weights.LoadInto(Model.EncoderQ, withHead: head);
+            var query = Model.EncoderQ.state_dict();
+            foreach (var (name, target) in Model.EncoderK.state_dict())
+            {
+                target.copy_(query[name]);
+            }
+        }
+    }
+
     /// <summary>Restores state and cursor from a checkpoint of this run.</summary>
     public void LoadCheckpoint(Checkpoint checkpoint)
     {

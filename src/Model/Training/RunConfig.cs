@@ -45,6 +45,13 @@ public sealed record RunConfig
     /// <summary>Also checkpoint every n steps inside an epoch (0: only at epoch ends).</summary>
     public int CheckpointEverySteps { get; init; }
     public int KeepCheckpoints { get; init; } = 3;
+    /// <summary>
+    /// Weights both encoders start from instead of the seeded initialisation (an official MoCo checkpoint, a
+    /// torchvision state_dict, safetensors or a checkpoint of ours: MoCo.Model.Checkpoints.EncoderWeights); empty: none.
+    /// </summary>
+    public string Init { get; init; } = "";
+    /// <summary>The SHA-256 of <see cref="Init"/>'s file, fixed when the run starts: every worker checks the file it reads against it.</summary>
+    public string InitSha256 { get; init; } = "";
 
     [JsonIgnore]
     public EncoderSpec Encoder => new(Arch, Width, EncoderSpec.ParseStem(Stem), MocoDim, Mlp, BnSplits);
@@ -77,6 +84,8 @@ public sealed record RunConfig
             throw new ArgumentException($"unknown augmentation '{Augmentation}': use cifar, v1 or v2");
         if (KnnFeatures is not ("head" or "backbone"))
             throw new ArgumentException($"unknown kNN features '{KnnFeatures}': use head or backbone");
+        if (InitSha256.Length != 0 && (InitSha256.Length != 64 || !InitSha256.All(char.IsAsciiHexDigitLower)))
+            throw new ArgumentException($"init-sha256 must be 64 lower-case hex digits, not '{InitSha256}'");
         return this;
     }
 

@@ -96,6 +96,27 @@ public static class TensorBoardEvents
         return values;
     }
 
+    /// <summary>A value's image (Summary.Value field 4): height, width and the encoded bytes (PNG), or null.</summary>
+    public static (int Height, int Width, byte[] Encoded)? Image(Value value)
+    {
+        foreach (var (field, wire, _, bytes) in Fields(value.Raw))
+        {
+            if (field == 4 && wire == 2)
+            {
+                int height = 0, width = 0;
+                byte[] encoded = [];
+                foreach (var (f, w, n, b) in Fields(bytes!))
+                {
+                    if (f == 1 && w == 0) height = (int)n;
+                    else if (f == 2 && w == 0) width = (int)n;
+                    else if (f == 4 && w == 2) encoded = b!;
+                }
+                return (height, width, encoded);
+            }
+        }
+        return null;
+    }
+
     /// <summary>The fields of a protobuf message: number, wire type, the varint or fixed value, or the bytes of a length-delimited one.</summary>
     private static List<(int Field, int Wire, ulong Number, byte[]? Bytes)> Fields(byte[] message)
     {

@@ -74,6 +74,69 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("\"batch-size\": 32", System.Text.Encoding.UTF8.GetString(config.Raw), StringComparison.Ordinal);
         var generation = Assert.Single(values, v => v.Tag == "generation/text_summary");
         Assert.Contains("generation 1: 1 worker(s)", System.Text.Encoding.UTF8.GetString(generation.Raw), StringComparison.Ordinal);
+        Assert.Equal(1f, Assert.Single(values, v => v.Tag == "train/world_size").SimpleValue);
+        // K 64, 32 keys a step: the queue is full after 2 steps and no key in it can be older than K / 32 = 2 steps;
+        // nothing is reported while a random initial key remains
+        var ages = values.Where(v => v.Tag == "train/queue_age_steps").ToList();
+        Assert.NotEmpty(ages);
+        Assert.All(ages, v => Assert.InRange(v.SimpleValue!.Value, 0f, 2f));
+        Assert.All(ages, v => Assert.True(v.Step >= 2, $"an age at step {v.Step}, before the queue was full"));
+
+        // once per epoch, the first 8 images of its order beside their two views: 3 tiles of 32 and 2-pixel gaps
+        var views = values.Where(v => v.Tag == "augmentation/views").ToList();
+        Assert.Equal([0L, 1L], views.Select(v => v.Step));
+        var grids = views.Select(v => TensorBoardEvents.Image(v)!.Value).ToList();
+        foreach (var grid in grids)
+        {
+            Assert.Equal((8 * 32 + 9 * 2, 3 * 32 + 4 * 2), (grid.Height, grid.Width));
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, grid.Encoded[..4]);
+        }
+        using var first = SkiaSharp.SKBitmap.Decode(grids[0].Encoded);
+        using var second = SkiaSharp.SKBitmap.Decode(grids[1].Encoded);
+        Assert.Equal(grids[0].Width, first.Width);
+        // the two views of an image differ (cropped and coloured apart), and so do two epochs' grids
+        Assert.NotEqual(Tile(first, row: 0, column: 1), Tile(first, row: 0, column: 2));
+        Assert.NotEqual(Tile(first, 0, 1), Tile(second, 0, 1));
+
+    }
+
+    [Fact]
+    public async Task An_interrupted_and_resumed_run_must_write_every_step_once_across_its_tensorboard_files()
+    {
+        var runDir = Path.Combine(_dir, "tensorboard-resumed");
+        string[] args = ["train", .. Tiny[..2], "--epochs", "3", .. Tiny[4..], "--run-dir", runDir];
+        using (var first = MultiProcess.MocoProcess.Start("moco train", args))
+        {
+            await first.WaitForAsync(@"epoch 0:", TimeSpan.FromMinutes(2));
+            first.Signal("TERM"); // stops at the end of the chunk, with a checkpoint
+            Assert.True(await first.WaitForExitAsync(TimeSpan.FromMinutes(2)) == 130, first.Output);
+        }
+        var (code, output) = Run(["train", "--resume", runDir]);
+        Assert.True(code == 0, output);
+
+        // a second event file in the same folder; over both, every step and every epoch's views once
+        Assert.Equal(2, Directory.GetFiles(Path.Combine(runDir, "tb")).Length);
+        var values = TensorBoardEvents.ReadAll(Path.Combine(runDir, "tb"));
+        Assert.Equal(Enumerable.Range(0, 24).Select(i => (long)i), values.Where(v => v.Tag == "train/loss").Select(v => v.Step).Order());
+        Assert.Equal([0L, 1L, 2L], values.Where(v => v.Tag == "augmentation/views").Select(v => v.Step).Order());
+        Assert.Contains(values, v => v.Tag == "generation/text_summary" && System.Text.Encoding.UTF8.GetString(v.Raw).Contains(" resumed at step ", StringComparison.Ordinal));
+    }
+
+    /// <summary>The RGB bytes of one 32x32 tile of an augmentation grid.</summary>
+    private static byte[] Tile(SkiaSharp.SKBitmap grid, int row, int column)
+    {
+        var bytes = new List<byte>(32 * 32 * 3);
+        for (int y = 0; y < 32; y++)
+        {
+            for (int x = 0; x < 32; x++)
+            {
+                var c = grid.GetPixel(2 + column * 34 + x, 2 + row * 34 + y);
+                bytes.Add(c.Red);
+                bytes.Add(c.Green);
+                bytes.Add(c.Blue);
+            }
+        }
+        return bytes.ToArray();
     }
 
     [Fact]

@@ -1,7 +1,9 @@
 using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
+using MoCo.Actors.Queue;
 using MoCo.Actors.Workers;
+using MoCo.Model.Data;
 using TorchSharp;
 
 namespace MoCo.Actors.Training;
@@ -12,8 +14,11 @@ namespace MoCo.Actors.Training;
 /// <c>train/loss</c>, <c>train/instance_accuracy</c>, <c>train/lr</c> (and <c>train/allreduce_wait_seconds</c> in a
 /// world of more than one) at the global step (0-based, as <see cref="Worker.StepCompleted.GlobalStep"/>); per epoch
 /// <c>epoch/loss</c>, <c>epoch/knn_top1</c>, <c>epoch/knn_top5</c> (percent, when the kNN monitor ran),
-/// <c>epoch/images_per_second</c> at the epoch's number (the rows of metrics.csv); and as text the run's configuration
-/// once per process (<c>config</c>) and every generation (<c>generation</c>; TensorBoard lists them as
+/// <c>epoch/images_per_second</c> at the epoch's number (the rows of metrics.csv); <c>train/world_size</c> at every
+/// generation and <c>train/queue_age_steps</c> (the oldest key's age, once the queue is full) at the step it was
+/// reported; once per epoch (with its first step), at the epoch's number, the image <c>augmentation/views</c>: the first images of the
+/// epoch's order beside the two views the step draws for them (<see cref="AugmentationGrid"/>); and as text the run's
+/// configuration once per process (<c>config</c>) and every generation (<c>generation</c>; TensorBoard lists them as
 /// <c>config/text_summary</c> and <c>generation/text_summary</c>).
 /// </summary>
 /// <remarks>
@@ -31,16 +36,24 @@ public sealed class TensorBoardActor : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _directory;
     private readonly string _configJson;
+    private readonly int _epochs;
+    private readonly Func<int, torch.Tensor>? _views;
+    private readonly HashSet<int> _viewsWritten = [];
     private TorchSharp.Modules.SummaryWriter? _writer;
     private bool _opened;
 
     /// <summary>Creates the writer; use <see cref="Props"/>.</summary>
     /// <param name="runDirectory">The run directory; the event files go to its <c>tb/</c>.</param>
     /// <param name="configJson">The run's configuration (written once as text).</param>
-    public TensorBoardActor(string runDirectory, string configJson)
+    /// <param name="epochs">The run's epochs (no views are drawn for an epoch past the last).</param>
+    /// <param name="views">Renders an epoch's augmentation grid (CHW in [0, 1]), or null for none.</param>
+    public TensorBoardActor(string runDirectory, string configJson, int epochs = 0, Func<int, torch.Tensor>? views = null)
     {
         _directory = Path.Combine(runDirectory, FolderName);
         _configJson = configJson;
+        _epochs = epochs;
+        _views = views;
+        Receive<QueueKeeper.Age>(HandleQueueAge);
         Receive<Worker.StepCompleted>(HandleStepCompleted);
         Receive<Worker.EpochDone>(HandleEpochDone);
         Receive<TrainingDirector.RunStarting>(HandleRunStarting);
@@ -50,9 +63,11 @@ public sealed class TensorBoardActor : ReceiveActor
     /// <summary>Props for the writer.</summary>
     /// <param name="runDirectory">The run directory; the event files go to its <c>tb/</c>.</param>
     /// <param name="configJson">The run's configuration as JSON (written once as text).</param>
-    public static Props Props(string runDirectory, string configJson)
+    /// <param name="epochs">The run's epochs.</param>
+    /// <param name="views">Renders an epoch's augmentation grid, or null for none.</param>
+    public static Props Props(string runDirectory, string configJson, int epochs = 0, Func<int, torch.Tensor>? views = null)
     {
-        return Akka.Actor.Props.Create(() => new TensorBoardActor(runDirectory, configJson));
+        return Akka.Actor.Props.Create(() => new TensorBoardActor(runDirectory, configJson, epochs, views));
     }
 
     /// <summary>
@@ -83,6 +98,11 @@ public sealed class TensorBoardActor : ReceiveActor
 
     private void HandleStepCompleted(Worker.StepCompleted step)
     {
+        if (step.StepInEpoch == 0)
+        {
+            WriteViews(step.Epoch); // with the epoch's first step: each step is logged once, a resumed run included, so are the views
+        }
+
         Write(w =>
         {
             int x = Step(step.GlobalStep);
@@ -117,10 +137,34 @@ public sealed class TensorBoardActor : ReceiveActor
         });
     }
 
+    private void HandleQueueAge(QueueKeeper.Age age)
+    {
+        if (age.OldestKeyAgeSteps is { } oldest)
+        {
+            Write(w => w.add_scalar("train/queue_age_steps", oldest, Step(age.GlobalStep), WallTime()));
+        }
+    }
+
+    /// <summary>The augmentation grid of <paramref name="epoch"/>, once, for an epoch the run trains.</summary>
+    private void WriteViews(int epoch)
+    {
+        if (_views is null || epoch >= _epochs || !_viewsWritten.Add(epoch))
+        {
+            return;
+        }
+
+        Write(w =>
+        {
+            using var grid = _views(epoch);
+            w.add_img("augmentation/views", grid, epoch, WallTime());
+        });
+    }
+
     private void HandleRunStarting(TrainingDirector.RunStarting started)
     {
         Open();
         var how = started.Resumed ? "resumed" : "started";
+        Write(w => w.add_scalar("train/world_size", started.WorldSize, Step(started.GlobalStep), WallTime()));
         WriteGeneration(started.GlobalStep, string.Create(CultureInfo.InvariantCulture,
             $"generation {started.Generation}: {started.WorldSize} worker(s); run {started.RunId} {how} at step {started.GlobalStep} (epoch {started.Epoch})"));
     }
@@ -130,6 +174,7 @@ public sealed class TensorBoardActor : ReceiveActor
         var what = formed.Recreated.Count == 0
             ? $"{formed.WorldSize} worker(s) go on"
             : $"{formed.WorldSize} worker(s); rank(s) {string.Join(", ", formed.Recreated)} took their state from {formed.Source}";
+        Write(w => w.add_scalar("train/world_size", formed.WorldSize, Step(formed.GlobalStep), WallTime()));
         WriteGeneration(formed.GlobalStep, string.Create(CultureInfo.InvariantCulture,
             $"generation {formed.Generation}: {what}; training resumes at step {formed.GlobalStep}"));
     }

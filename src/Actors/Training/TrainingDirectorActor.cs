@@ -11,6 +11,7 @@ using MoCo.Actors.Queue;
 using MoCo.Actors.Run;
 using MoCo.Actors.Workers;
 using MoCo.Model.Checkpoints;
+using MoCo.Model.Data;
 using MoCo.Model.Training;
 using TorchSharp;
 
@@ -134,7 +135,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         Receive<Worker.WorkerFailed>(HandleWorkerFailed);
         Receive<Checkpointer.Written>(HandleCheckpointWritten);
         Receive<Checkpointer.WriteFailed>(HandleCheckpointWriteFailed);
-        Receive<QueueKeeper.Age>(age => _subscriber.Tell(age));
+        Receive<QueueKeeper.Age>(age =>
+        {
+            _subscriber.Tell(age);
+            _tensorBoard.Tell(age);
+        });
         Receive<QueueKeeper.Inconsistent>(HandleQueueInconsistent);
         Receive<RecreateWorkers>(HandleRecreateWorkers);
         Receive<Worker.Prepared>(HandlePrepared);
@@ -220,7 +225,10 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         int keysPerStep = config.BatchSize * (config.Moco.Symmetric ? 2 : 1);
         if (_settings.TensorBoard)
         {
-            _tensorBoard = Context.ActorOf(TensorBoardActor.Props(_settings.RunDirectory, config.ToJson()), "tensorboard");
+            var data = _settings.Data.Train;
+            var augmentation = RunTransforms.Pretrain(config);
+            _tensorBoard = Context.ActorOf(TensorBoardActor.Props(_settings.RunDirectory, config.ToJson(), config.Epochs,
+                epoch => AugmentationGrid.Render(data, augmentation, config.Seed, epoch)), "tensorboard");
         }
 
         _queueKeeper = Context.ActorOf(QueueKeeperActor.Props(new QueueLedger(config.Moco.QueueSize, keysPerStep), _settings.Devices, Self), "queue-keeper");

@@ -193,11 +193,14 @@ public sealed class TrainCommandTests : IDisposable
 
         // an Akka warning of a worker of the director: rank from the actor's path, the run's place from the context
         var line = Logging.JsonLineFormatter.Format(DateTimeOffset.UnixEpoch, Microsoft.Extensions.Logging.LogLevel.Warning, "Akka.Actor.ActorCell",
-            "[akka://moco/user/training-director/worker-2] Rank 2 stopped", null, new InvalidOperationException("boom"),
+            "[WARNING][12/02/2026 19:09:30.286Z][Thread 0019][akka://moco/user/training-director/worker-2] Rank 2 stopped", null, new InvalidOperationException("boom"),
             new Logging.RunLogContext.Snapshot("run-x", 3, 4, 5, 678));
         var r = JsonDocument.Parse(line).RootElement;
         Assert.Equal("1970-01-01T00:00:00.000Z", r.GetProperty("time").GetString());
         Assert.Equal("warning", r.GetProperty("level").GetString());
+        Assert.Equal("Rank 2 stopped", r.GetProperty("message").GetString());
+        Assert.Equal("akka://moco/user/training-director/worker-2", r.GetProperty("source").GetString());
+        Assert.Equal(19, r.GetProperty("thread").GetInt32());
         Assert.Equal("run-x", r.GetProperty("run_id").GetString());
         Assert.Equal(3, r.GetProperty("generation").GetInt32());
         Assert.Equal(4, r.GetProperty("world_size").GetInt32());

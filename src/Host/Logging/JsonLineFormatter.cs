@@ -11,7 +11,8 @@ namespace MoCo.Host.Logging;
 /// One flat JSON object per record, for a log pipeline (Loki, Elasticsearch, Cloud Logging): <c>time</c> (UTC, ISO
 /// 8601), <c>level</c>, <c>category</c>, <c>message</c>; the run's place from <see cref="RunLogContext"/>
 /// (<c>run_id</c>, <c>generation</c>, <c>world_size</c>, <c>epoch</c>, <c>step</c>); <c>rank</c> when the record is
-/// about one (a structured <c>Rank</c>, or a worker actor of the director, <c>.../training-director/worker-N</c>); the
+/// about one (a structured <c>Rank</c>, or a worker actor of the director, <c>.../training-director/worker-N</c>);
+/// for Akka's records, <c>source</c> (the actor path) and <c>thread</c> out of Akka's own prefix; the
 /// record's own structured values in snake case (they win over the context's); <c>exception</c> when there is one.
 /// </summary>
 public sealed partial class JsonLineFormatter : ConsoleFormatter
@@ -53,7 +54,15 @@ public sealed partial class JsonLineFormatter : ConsoleFormatter
             Known("epoch", run.Epoch);
             Known("step", run.GlobalStep);
         }
-        var worker = WorkerOfDirector().Match(category + " " + message);
+        // Akka's records arrive formatted as "[LEVEL][time][Thread n][source] text": the source becomes a field
+        var akka = AkkaLine().Match(message);
+        if (akka.Success)
+        {
+            fields["source"] = akka.Groups[2].Value;
+            fields["thread"] = int.Parse(akka.Groups[1].Value, CultureInfo.InvariantCulture);
+            message = akka.Groups[3].Value;
+        }
+        var worker = WorkerOfDirector().Match(category + " " + message + " " + (akka.Success ? akka.Groups[2].Value : ""));
         if (worker.Success)
         {
             fields["rank"] = int.Parse(worker.Groups[1].Value, CultureInfo.InvariantCulture);
@@ -147,4 +156,7 @@ public sealed partial class JsonLineFormatter : ConsoleFormatter
 
     [GeneratedRegex(@"training-director/worker-(\d+)")]
     private static partial Regex WorkerOfDirector();
+
+    [GeneratedRegex(@"^\[[A-Z]+\]\[[^\]]*\]\[Thread (\d+)\]\[([^\]]*)\] (.*)$", RegexOptions.Singleline)]
+    private static partial Regex AkkaLine();
 }

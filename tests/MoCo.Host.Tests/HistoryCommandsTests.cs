@@ -79,8 +79,8 @@ public sealed class HistoryCommandsTests : IDisposable
         string[] expected =
         [
             MetricsCsv.Header,
-            "0,100,7.125,0.40625,0.03,,,10.50,1500.4,",
-            "1,150,6.5,0.5,0.015,35.00,65.00,9.75,1612.5,",
+            "0,100,7.125,0.40625,0.03,,,10.50,1500.4,,",
+            "1,150,6.5,0.5,0.015,35.00,65.00,9.75,1612.5,,",
         ];
         Assert.Equal(expected, await File.ReadAllLinesAsync(Path.Combine(outDir, "metrics.csv")));
         foreach (var plot in new[] { MetricsReplay.LossPlot, MetricsReplay.LearningRatePlot, MetricsReplay.KnnPlot })

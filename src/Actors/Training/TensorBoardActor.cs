@@ -14,7 +14,7 @@ namespace MoCo.Actors.Training;
 /// <c>train/loss</c>, <c>train/instance_accuracy</c>, <c>train/lr</c> (and <c>train/allreduce_wait_seconds</c> in a
 /// world of more than one) at the global step (0-based, as <see cref="Worker.StepCompleted.GlobalStep"/>); per epoch
 /// <c>epoch/loss</c>, <c>epoch/knn_top1</c>, <c>epoch/knn_top5</c> (percent, when the kNN monitor ran),
-/// <c>epoch/images_per_second</c> at the epoch's number (the rows of metrics.csv); <c>train/world_size</c> at every
+/// <c>epoch/images_per_second</c> (and <c>epoch/knn_seconds</c>) at the epoch's number (the rows of metrics.csv); <c>train/world_size</c> at every
 /// generation and <c>train/queue_age_steps</c> (the oldest key's age, once the queue is full) at the step it was
 /// reported; once per epoch (with its first step), at the epoch's number, the image <c>augmentation/views</c>: the first images of the
 /// epoch's order beside the two views the step draws for them (<see cref="AugmentationGrid"/>); and as text the run's
@@ -134,6 +134,10 @@ public sealed class TensorBoardActor : ReceiveActor
             }
 
             w.add_scalar("epoch/images_per_second", (float)epoch.ImagesPerSecond, epoch.Epoch, wall);
+            if (epoch.KnnSeconds is { } knnSeconds)
+            {
+                w.add_scalar("epoch/knn_seconds", (float)knnSeconds, epoch.Epoch, wall);
+            }
         });
     }
 

@@ -1495,7 +1495,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         writer.WriteLine(MetricsCsv.Row(e.Epoch, e.Steps, e.Loss, e.InstanceAccuracy, e.LearningRate, e.KnnTop1Percent, e.KnnTop5Percent, e.Seconds,
-            e.ImagesPerSecond, e.LoaderWaitSeconds));
+            e.ImagesPerSecond, e.LoaderWaitSeconds, e.KnnSeconds));
     }
 
     /// <summary>One rank of the current or forming generation: its worker, its id in the journal, its node, and the agent that created it (null: this node).</summary>

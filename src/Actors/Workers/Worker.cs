@@ -116,7 +116,9 @@ public static class Worker
     /// <param name="Seconds">Wall-clock seconds of the epoch, kNN included.</param>
     /// <param name="ImagesPerSecond">Global images per second of training (kNN excluded).</param>
     /// <param name="LoaderWaitSeconds">Seconds this worker waited on its data loader.</param>
-    public sealed record EpochDone(int Epoch, long GlobalStep, int Steps, double Loss, double InstanceAccuracy, double LearningRate, double? KnnTop1Percent, double? KnnTop5Percent, double Seconds, double ImagesPerSecond, double LoaderWaitSeconds) : IWireMessage;
+    /// <param name="KnnSeconds">Seconds of the kNN monitor (included in <paramref name="Seconds"/>), or null when it did not run.</param>
+    public sealed record EpochDone(int Epoch, long GlobalStep, int Steps, double Loss, double InstanceAccuracy, double LearningRate, double? KnnTop1Percent, double? KnnTop5Percent, double Seconds, double ImagesPerSecond, double LoaderWaitSeconds,
+        double? KnnSeconds = null) : IWireMessage;
 
     /// <summary>Rank 0 evaluated the random encoder with the kNN monitor before the first step.</summary>
     /// <param name="Top1Percent">Top-1 in percent.</param>

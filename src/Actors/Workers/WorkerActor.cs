@@ -430,9 +430,12 @@ public sealed class WorkerActor : ReceiveActor
         _lastKnn = null;
         if (_rank == 0)
         {
+            double? knnSeconds = null;
             if (config.KnnEvery > 0 && ((epoch + 1) % config.KnnEvery == 0 || trainer.Finished))
             {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 _lastKnn = trainer.EvaluateKnn(_settings.Threads);
+                knnSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
             }
 
             int steps = Math.Max(1, _epochSteps);
@@ -447,7 +450,8 @@ public sealed class WorkerActor : ReceiveActor
                 _lastKnn?.Top5,
                 _epochClock?.Elapsed.TotalSeconds ?? 0,
                 _epochSteps * config.BatchSize / Math.Max(1e-9, _epochTrainSeconds),
-                trainer.LoaderWaitSeconds));
+                trainer.LoaderWaitSeconds,
+                knnSeconds));
         }
 
         _epochClock = null;

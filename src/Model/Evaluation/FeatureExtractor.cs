@@ -26,43 +26,52 @@ public static class FeatureExtractor
         encoder.eval();
         try
         {
-            using var _ = no_grad();
-            // batches are built on the CPU and go where the encoder is (the bank and the queries stay there)
             var device = encoder.parameters().First().device;
-            bool onCpu = device.type == DeviceType.CPU;
-            var chunks = new List<Tensor>();
-            for (int start = 0; start < dataset.Count; start += batchSize)
-            {
-                int n = Math.Min(batchSize, dataset.Count - start);
-                using var scope = NewDisposeScope();
-                int first = start;
-                var x = ViewBatch.Build(dataset, transform, n, i => first + i, (_, index) => new CounterRng(0, RngStream.Augmentation, 0, (ulong)index), threads);
-                if (!onCpu)
-                {
-                    x = x.to(device, non_blocking: true);
-                }
-                var f = source == FeatureSource.Head ? encoder.forward(x) : encoder.Backbone(x);
-                if (normalise)
-                {
-                    f = nn.functional.normalize(f, dim: 1);
-                }
-                chunks.Add(f.MoveToOuterDisposeScope());
-            }
-            var labels = new long[dataset.Count];
-            for (int i = 0; i < labels.Length; i++)
-            {
-                labels[i] = dataset.Label(i);
-            }
-            var features = cat(chunks, 0);
-            foreach (var c in chunks)
-            {
-                c.Dispose();
-            }
-            return (features, onCpu ? tensor(labels) : tensor(labels, device: device));
+            return Extract(x => source == FeatureSource.Head ? encoder.forward(x) : encoder.Backbone(x), device, dataset, transform, normalise, batchSize, threads);
         }
         finally
         {
             encoder.train(wasTraining);
         }
+    }
+
+    /// <summary>
+    /// The features <paramref name="forward"/> computes for every image of <paramref name="dataset"/> (batches built on
+    /// the CPU, moved to <paramref name="device"/>), L2-normalised or raw, in data set order, and the labels.
+    /// </summary>
+    public static (Tensor Features, Tensor Labels) Extract(Func<Tensor, Tensor> forward, Device device, IImageDataset dataset, IViewTransform transform, bool normalise,
+        int batchSize = 256, int threads = 2)
+    {
+        using var _ = no_grad();
+        bool onCpu = device.type == DeviceType.CPU;
+        var chunks = new List<Tensor>();
+        for (int start = 0; start < dataset.Count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, dataset.Count - start);
+            using var scope = NewDisposeScope();
+            int first = start;
+            var x = ViewBatch.Build(dataset, transform, n, i => first + i, (_, index) => new CounterRng(0, RngStream.Augmentation, 0, (ulong)index), threads);
+            if (!onCpu)
+            {
+                x = x.to(device, non_blocking: true);
+            }
+            var f = forward(x);
+            if (normalise)
+            {
+                f = nn.functional.normalize(f, dim: 1);
+            }
+            chunks.Add(f.MoveToOuterDisposeScope());
+        }
+        var labels = new long[dataset.Count];
+        for (int i = 0; i < labels.Length; i++)
+        {
+            labels[i] = dataset.Label(i);
+        }
+        var features = cat(chunks, 0);
+        foreach (var c in chunks)
+        {
+            c.Dispose();
+        }
+        return (features, onCpu ? tensor(labels) : tensor(labels, device: device));
     }
 }

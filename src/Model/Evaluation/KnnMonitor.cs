@@ -14,12 +14,19 @@ public sealed record Accuracy(double Top1, double Top5, int Count);
 /// </summary>
 public sealed class KnnMonitor
 {
-    public KnnMonitor(int k = 200, double temperature = 0.1, FeatureSource source = FeatureSource.Head)
+    public KnnMonitor(int k = 200, double temperature = 0.1, FeatureSource source = FeatureSource.Head, ScalarType compute = ScalarType.Float32)
     {
         K = k;
         Temperature = temperature;
         Source = source;
+        Compute = compute;
     }
+
+    /// <summary>
+    /// What the bank's and the queries' forward computes in: float32, or bfloat16 (features and the vote stay float32).
+    /// Either way the encoder runs with its BatchNorms folded into its convolutions (<see cref="FoldedEncoder"/>).
+    /// </summary>
+    public ScalarType Compute { get; }
 
     public int K { get; }
 
@@ -29,8 +36,10 @@ public sealed class KnnMonitor
 
     public Accuracy Evaluate(ResNet encoder, IImageDataset train, IImageDataset test, IViewTransform transform, int classes, int threads = 2)
     {
-        var (bank, bankLabels) = FeatureExtractor.Extract(encoder, train, transform, Source, normalise: true, threads: threads);
-        var (queries, labels) = FeatureExtractor.Extract(encoder, test, transform, Source, normalise: true, threads: threads);
+        using var folded = new FoldedEncoder(encoder, Compute);
+        var device = encoder.parameters().First().device;
+        var (bank, bankLabels) = FeatureExtractor.Extract(x => folded.Forward(x, Source), device, train, transform, normalise: true, threads: threads);
+        var (queries, labels) = FeatureExtractor.Extract(x => folded.Forward(x, Source), device, test, transform, normalise: true, threads: threads);
         using (bank)
         using (bankLabels)
         using (queries)

@@ -60,6 +60,9 @@ public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
     /// <summary>The number of BN groups in the batches this module will see (may change between forwards).</summary>
     public int Groups { get; set; }
 
+    /// <summary>The epsilon added to the variance.</summary>
+    public double Eps => _eps;
+
     public Tensor RunningMean => running_mean;
 
     public Tensor RunningVar => running_var;

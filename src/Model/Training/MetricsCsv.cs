@@ -12,7 +12,8 @@ public static class MetricsCsv
     public const string FileName = "metrics.csv";
 
     /// <summary>The header line (kNN accuracies are percentages, like <c>moco knn</c> prints them).</summary>
-    public const string Header = "epoch,steps,loss,instance_acc,lr,knn_top1,knn_top5,seconds,images_per_second,loader_wait_seconds";
+    /// <c>seconds</c> is the epoch's wall time, the kNN monitor's <c>knn_seconds</c> included.
+    public const string Header = "epoch,steps,loss,instance_acc,lr,knn_top1,knn_top5,seconds,images_per_second,loader_wait_seconds,knn_seconds";
 
     /// <summary>One epoch's row, without the line break.</summary>
     /// <param name="epoch">The epoch number.</param>
@@ -25,6 +26,7 @@ public static class MetricsCsv
     /// <param name="seconds">Wall-clock duration of the epoch.</param>
     /// <param name="imagesPerSecond">Training throughput.</param>
     /// <param name="loaderWaitSeconds">Seconds spent waiting on the data loader, or null when unknown (empty cell).</param>
+    /// <param name="knnSeconds">Seconds of the kNN monitor after the epoch, or null when it did not run or is unknown (empty cell).</param>
     public static string Row(
         int epoch,
         long steps,
@@ -35,7 +37,8 @@ public static class MetricsCsv
         double? knnTop5Percent,
         double seconds,
         double imagesPerSecond,
-        double? loaderWaitSeconds)
+        double? loaderWaitSeconds,
+        double? knnSeconds = null)
     {
         var c = CultureInfo.InvariantCulture;
         return string.Join(",",
@@ -48,6 +51,7 @@ public static class MetricsCsv
             knnTop5Percent?.ToString("F2", c) ?? string.Empty,
             seconds.ToString("F2", c),
             imagesPerSecond.ToString("F1", c),
-            loaderWaitSeconds?.ToString("F2", c) ?? string.Empty);
+            loaderWaitSeconds?.ToString("F2", c) ?? string.Empty,
+            knnSeconds?.ToString("F2", c) ?? string.Empty);
     }
 }

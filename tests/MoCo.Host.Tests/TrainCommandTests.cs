@@ -263,7 +263,7 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void A_node_must_say_which_data_plane_it_chose_and_refuse_forced_nccl_without_cuda_and_libnccl()
     {
-        var (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_CLUSTER_SECRET", "0123456789abcdef0123"), ("MOCO_DATA_PLANE_BACKEND", "nccl"));
+        var (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_CLUSTER_SECRET", "0123456789abcdef0123456789abcdef"), ("MOCO_DATA_PLANE_BACKEND", "nccl"));
         Assert.Equal(2, code);
         Assert.Contains("moco.data-plane.backend = nccl, but this host cannot run NCCL: CUDA absent", output, StringComparison.Ordinal);
         Assert.Contains("set moco.data-plane.backend = auto (or tcp)", output, StringComparison.Ordinal);
@@ -350,7 +350,7 @@ public sealed class TrainCommandTests : IDisposable
         throw new DirectoryNotFoundException($"no MoCo.Actors.sln above {AppContext.BaseDirectory}");
     }
 
-    private static (int Code, string Output) Run(string[] args, params (string Name, string Value)[] environment)
+    internal static (int Code, string Output) Run(string[] args, params (string Name, string Value)[] environment)
     {
         using var process = MultiProcess.MocoProcess.Start("moco " + args[0], args, environment);
         int code = process.WaitForExitAsync(TimeSpan.FromMinutes(3)).GetAwaiter().GetResult();

@@ -26,10 +26,14 @@ namespace MoCo.Actors.Collectives;
 /// <list type="bullet">
 /// <item>The secret never travels, and a recorded transcript replayed to either side fails: the other side's fresh
 /// nonce and key change <c>th</c>, so the recorded proof no longer verifies.</item>
-/// <item>Neither side is an oracle. The server proves first, over a transcript that holds its own fresh nonce and key:
-/// a stranger who sends hellos of its choosing only ever gets proofs of transcripts that are new each time, never of a
-/// transcript it chose in full, and never a client proof (the role labels differ). The client proves only to a server
-/// that proved first. Proofs are compared in fixed time.</item>
+/// <item>No proof can be replayed or reused. The server proves first, over a transcript that holds its own fresh nonce
+/// and key: a stranger who sends hellos of its choosing only ever gets proofs of transcripts that are new each time, never
+/// of a transcript it chose in full, and never a client proof (the role labels differ). The client proves only to a server
+/// that proved first. Proofs are compared in fixed time. A stranger who reaches the port does learn a server proof over
+/// an exchange whose Diffie-Hellman half it chose, so it could test guesses of <c>secret</c> against it offline: this is
+/// not a PAKE. Two things close that door: the secret must carry at least 128 bits (the host refuses a weaker one), and in
+/// a cluster <c>secret</c> here is not the text of MOCO_CLUSTER_SECRET but that text bound to the cluster certificate's
+/// private key (the host's <c>ClusterCertificate.BindSecret</c>), which a stranger does not hold.</item>
 /// <item>A man in the middle who relays both hellos cannot compute the session keys (they need the secret), and one
 /// who substitutes its own ephemeral keys changes <c>th</c>, which fails both proofs. Because the keys come from an
 /// ephemeral Diffie-Hellman exchange, recorded traffic stays sealed even if the secret leaks later.</item>

@@ -11,7 +11,7 @@ namespace MoCo.Actors.Training;
 /// <param name="BindAddress">The IP address the ring listeners bind (0.0.0.0 for every interface).</param>
 /// <param name="AdvertisedHost">The host name or IP other nodes connect to.</param>
 /// <param name="Port">The listener port; 0 picks a free one per generation.</param>
-/// <param name="Secret">The cluster's shared secret, at least 16 bytes.</param>
+/// <param name="Secret">The cluster's key material (the secret, bound to the certificate's private key in a cluster), at least 16 bytes.</param>
 public sealed record DataPlaneSettings(string BindAddress, string AdvertisedHost, int Port, ReadOnlyMemory<byte> Secret)
 {
     /// <summary>Loopback with a random secret: a single process, whose workers share the secret in memory.</summary>

@@ -16,7 +16,8 @@ namespace MoCo.Host.Commands;
 public static class HistoryCommands
 {
     private const string JournalHelp =
-        "A run directory (holding " + RunJournal.DatabaseFileName + "), a journal file, or a PostgreSQL connection string (Host=... or postgres://...)";
+        "A run directory (holding " + RunJournal.DatabaseFileName + "), a journal file, a PostgreSQL connection string (Host=... or postgres://...), "
+        + "or env:NAME to read the connection string from the environment variable NAME (so that its password is on no command line)";
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -33,7 +34,7 @@ public static class HistoryCommands
         command.SetAction(async (parse, cancellation) =>
         {
             var console = ConsoleFor(parse);
-            await using var history = RunHistory.Open(parse.GetValue(journal)!);
+            await using var history = RunHistory.Open(ResolveJournal(parse.GetValue(journal)!));
             var table = new Table().AddColumns("run", "status", "epochs", "last step", "started (UTC)", "finished (UTC)");
             foreach (var id in await history.ListRunIdsAsync(cancellation))
             {
@@ -60,7 +61,7 @@ public static class HistoryCommands
         command.Options.Add(json);
         command.SetAction(async (parse, cancellation) =>
         {
-            var timeline = await ReadTimelineAsync(parse.GetValue(journal)!, parse.GetValue(run), cancellation);
+            var timeline = await ReadTimelineAsync(ResolveJournal(parse.GetValue(journal)!), parse.GetValue(run), cancellation);
             if (parse.GetValue(json))
             {
                 await parse.InvocationConfiguration.Output.WriteLineAsync(JsonSerializer.Serialize(timeline, Json));
@@ -113,7 +114,7 @@ public static class HistoryCommands
         command.SetAction(async (parse, cancellation) =>
         {
             var console = ConsoleFor(parse);
-            string source = parse.GetValue(journal)!;
+            string source = ResolveJournal(parse.GetValue(journal)!);
             if (parse.GetValue(verify))
             {
                 return await VerifyAsync(console, source, parse.GetValue(run),
@@ -138,7 +139,7 @@ public static class HistoryCommands
     {
         if (RunJournal.IsPostgreSqlConnectionString(runDir) || !Directory.Exists(runDir))
         {
-            throw new HistoryError($"--verify needs the run directory (its journal and checkpoints/), not '{runDir}'; " +
+            throw new HistoryError($"--verify needs the run directory (its journal and checkpoints/), not '{RunJournal.Redact(runDir)}'; " +
                 "copy the run directory from the machine that trained it");
         }
 
@@ -284,6 +285,27 @@ public static class HistoryCommands
 
             console.Write(failures);
         }
+    }
+
+    /// <summary>
+    /// The journal a JOURNAL argument names: <c>env:NAME</c> reads the connection string from the environment variable
+    /// NAME (for example <c>env:MOCO_JOURNAL_CONNECTION_STRING</c>, so that a password never shows in <c>ps</c> or a shell's
+    /// history); anything else is taken as it is.
+    /// </summary>
+    /// <param name="argument">The argument as given.</param>
+    /// <exception cref="HistoryError">The variable is not set or empty (named).</exception>
+    public static string ResolveJournal(string argument)
+    {
+        if (!argument.StartsWith("env:", StringComparison.Ordinal))
+        {
+            return argument;
+        }
+
+        string name = argument["env:".Length..];
+        string? value = name.Length == 0 ? null : Environment.GetEnvironmentVariable(name);
+        return string.IsNullOrWhiteSpace(value)
+            ? throw new HistoryError($"JOURNAL is {argument}, but the environment variable '{name}' is not set (it should hold the journal's connection string)")
+            : value;
     }
 
     private static Argument<string> JournalArgument()

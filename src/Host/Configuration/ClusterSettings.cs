@@ -37,7 +37,7 @@ public sealed record ClusterSettings
     public string DataPlaneProtection { get; init; } = "aes-gcm";
 
     /// <summary>
-    /// The cluster's shared secret (at least 16 bytes of text; from <c>MOCO_CLUSTER_SECRET</c>, never a file that is
+    /// The cluster's shared secret (at least <see cref="MinSecretBits"/> bits by <see cref="EstimatedSecretBits"/>; from <c>MOCO_CLUSTER_SECRET</c>, never a file that is
     /// committed): the data plane's connections prove they hold it. Empty: a random secret for this process alone,
     /// enough for a single node.
     /// </summary>
@@ -56,6 +56,35 @@ public sealed record ClusterSettings
 
     /// <summary>The scheme of this cluster's addresses: <c>akka.ssl.tcp</c> over TLS, else <c>akka.tcp</c>.</summary>
     public string Scheme => Tls ? "akka.ssl.tcp" : "akka.tcp";
+
+    /// <summary>
+    /// The least strength a cluster secret must show, in bits (<see cref="EstimatedSecretBits"/>): a guess then costs 2^128
+    /// trials, whatever an attacker recorded (the wire's HMACs, the membership proofs, the ring's handshakes).
+    /// </summary>
+    public const int MinSecretBits = 128;
+
+    /// <summary>
+    /// An upper estimate of a secret's strength: its length times log2 of the alphabet its characters are drawn from (16
+    /// when every character is a hexadecimal digit; else 26 lower-case, 26 upper-case, 10 digits and 33 others, summed
+    /// over the classes it uses); 0 for a degenerate secret of fewer than 8 distinct characters. A random secret of that
+    /// alphabet reaches it; a chosen one (a word repeated, a phrase) is weaker than it says, so the rule catches short and
+    /// degenerate secrets but cannot vouch for a chosen one: make secrets with a random generator.
+    /// </summary>
+    /// <param name="secret">The secret's text.</param>
+    public static double EstimatedSecretBits(string secret) =>
+        secret.Distinct().Count() < 8 ? 0 : secret.Length * Math.Log2(SecretAlphabet(secret));
+
+    /// <summary>The size of the alphabet <see cref="EstimatedSecretBits"/> assumes for <paramref name="secret"/>.</summary>
+    private static int SecretAlphabet(string secret)
+    {
+        if (secret.All(Uri.IsHexDigit))
+        {
+            return secret.All(char.IsAsciiDigit) ? 10 : 16;
+        }
+
+        return (secret.Any(char.IsAsciiLetterLower) ? 26 : 0) + (secret.Any(char.IsAsciiLetterUpper) ? 26 : 0)
+            + (secret.Any(char.IsAsciiDigit) ? 10 : 0) + (secret.Any(c => !char.IsAsciiLetterOrDigit(c)) ? 33 : 0);
+    }
 
     /// <summary>Throws <see cref="ConfigurationError"/> naming the first unusable key.</summary>
     /// <returns>This.</returns>
@@ -83,14 +112,15 @@ public sealed record ClusterSettings
 
         _ = Protection();
 
-        if (Secret.Length is > 0 and < 16)
-        {
-            throw new ConfigurationError($"moco.cluster.secret must be at least 16 characters (it has {Secret.Length}); use e.g. `openssl rand -hex 32`");
-        }
-
         if (Secret.StartsWith("CHANGE-ME", StringComparison.Ordinal))
         {
             throw new ConfigurationError("moco.cluster.secret is still the placeholder of k8s/base/secrets.env; set a real secret (e.g. `openssl rand -hex 32`)");
+        }
+
+        if (Secret.Length > 0 && EstimatedSecretBits(Secret) < MinSecretBits)
+        {
+            throw new ConfigurationError($"moco.cluster.secret is too weak: about {EstimatedSecretBits(Secret):F0} bits ({Secret.Length} characters over an alphabet of "
+                + $"{SecretAlphabet(Secret)}), at least {MinSecretBits} are needed, so that a recorded proof cannot be matched by guessing; use e.g. `openssl rand -hex 32`");
         }
 
         _ = SeedAddresses();
@@ -115,7 +145,7 @@ public sealed record ClusterSettings
         string why = multiNode ? "a run of several processes" : $"remoting on {Hostname} (beyond loopback)";
         if (string.IsNullOrEmpty(Secret))
         {
-            throw new ConfigurationError($"{why} needs the cluster's shared secret on every node: set MOCO_CLUSTER_SECRET (at least 16 characters, e.g. `openssl rand -hex 32`)");
+            throw new ConfigurationError($"{why} needs the cluster's shared secret on every node: set MOCO_CLUSTER_SECRET (random, at least 128 bits: e.g. `openssl rand -hex 32`)");
         }
 
         if (!Tls)

@@ -62,6 +62,40 @@ public static class ClusterCertificate
         return certificate;
     }
 
+    /// <summary>
+    /// The cluster's secret bound to the certificate's private key: HKDF-Extract(SHA-256, salt = SHA-256("moco-cluster-key/v1"
+    /// ‖ the key in PKCS#8), ikm = secret), 32 bytes. Every node holds the same certificate, so every node derives the same
+    /// bytes; whoever lacks the private key cannot test a guess of the secret against anything it recorded.
+    /// </summary>
+    /// <param name="secret">The secret's bytes.</param>
+    /// <param name="certificate">The cluster's certificate with its private key.</param>
+    /// <exception cref="ConfigurationError">The private key is neither ECDSA nor RSA, or cannot be exported.</exception>
+    public static byte[] BindSecret(ReadOnlySpan<byte> secret, X509Certificate2 certificate)
+    {
+        byte[] key;
+        try
+        {
+            using var ec = certificate.GetECDsaPrivateKey();
+            using var rsa = ec is null ? certificate.GetRSAPrivateKey() : null;
+            key = ec?.ExportPkcs8PrivateKey() ?? rsa?.ExportPkcs8PrivateKey()
+                ?? throw new ConfigurationError("moco.cluster.certificate: its private key is neither ECDSA nor RSA (make one with `moco cert`)");
+        }
+        catch (CryptographicException e)
+        {
+            throw new ConfigurationError($"moco.cluster.certificate: its private key cannot be read ({e.Message})");
+        }
+
+        try
+        {
+            var salt = SHA256.HashData([.. "moco-cluster-key/v1"u8, .. key]);
+            return HKDF.Extract(HashAlgorithmName.SHA256, secret.ToArray(), salt);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
     /// <summary>Whether the certificate expires within <see cref="WarnDays"/>.</summary>
     public static bool ExpiresSoon(X509Certificate2 certificate) => certificate.NotAfter.ToUniversalTime() < DateTime.UtcNow.AddDays(WarnDays);
 

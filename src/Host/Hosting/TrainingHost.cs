@@ -168,9 +168,28 @@ public static class TrainingHost
     {
         var key = string.IsNullOrEmpty(cluster.Secret)
             ? System.Security.Cryptography.RandomNumberGenerator.GetBytes(MocoWireSerializer.KeyBytes)
-            : MocoWireSerializer.DeriveKey(System.Text.Encoding.UTF8.GetBytes(cluster.Secret));
+            : MocoWireSerializer.DeriveKey(ClusterKeyMaterial(cluster));
         return ConfigurationFactory.ParseString(SignalsAreOurs + "\n" + QuietLogs).WithFallback(tuning).WithFallback(TrainingSystem.Dispatchers)
             .WithFallback(ConfigurationFactory.ParseString(RunJournal.Serialization(key)));
+    }
+
+    /// <summary>
+    /// What every key of the cluster derives from (the wire's HMAC key, the membership proofs, the ring's handshake): the
+    /// secret alone without a certificate (a single process on loopback); with the cluster's certificate, the secret bound
+    /// to the certificate's private key (<see cref="ClusterCertificate.BindSecret"/>), so that a proof recorded by a
+    /// stranger who reached the data plane's port is of no use for guessing the secret without that key too.
+    /// </summary>
+    /// <param name="cluster">The cluster settings; its secret is not empty.</param>
+    public static byte[] ClusterKeyMaterial(ClusterSettings cluster)
+    {
+        var secret = System.Text.Encoding.UTF8.GetBytes(cluster.Secret);
+        if (!cluster.Tls)
+        {
+            return secret;
+        }
+
+        using var certificate = ClusterCertificate.Load(cluster.Certificate);
+        return ClusterCertificate.BindSecret(secret, certificate);
     }
 
     /// <summary>
@@ -219,7 +238,7 @@ public static class TrainingHost
             if (multiNode)
             {
                 throw new ConfigurationError("a run of several processes needs the cluster's shared secret on every node: "
-                    + "set MOCO_CLUSTER_SECRET (at least 16 characters, e.g. `openssl rand -hex 32`)");
+                    + "set MOCO_CLUSTER_SECRET (random, at least 128 bits: e.g. `openssl rand -hex 32`)");
             }
 
             return DataPlaneSettings.Loopback with { Protection = cluster.Protection() };
@@ -231,7 +250,7 @@ public static class TrainingHost
             throw new ConfigurationError("moco.cluster.hostname is 0.0.0.0: set moco.cluster.public-hostname (MOCO_CLUSTER_PUBLIC_HOSTNAME) to the address other nodes reach this one at");
         }
 
-        return new DataPlaneSettings(cluster.Hostname, advertised, cluster.DataPlanePort, System.Text.Encoding.UTF8.GetBytes(cluster.Secret))
+        return new DataPlaneSettings(cluster.Hostname, advertised, cluster.DataPlanePort, ClusterKeyMaterial(cluster))
         {
             Protection = cluster.Protection(),
         };

@@ -14,6 +14,19 @@ internal sealed record ChildRun(StepMeasurement? Measurement, int ExitCode, stri
     /// <summary>Starts this same executable with <paramref name="arguments"/>, waits for it, and reads its JSON line.</summary>
     public static ChildRun Start(IEnumerable<string> arguments)
     {
+        var raw = StartRaw(arguments);
+        StepMeasurement? measurement = null;
+        foreach (var line in raw.Output.Split('\n'))
+        {
+            measurement = StepMeasurement.TryParse(line.Trim()) ?? measurement;
+        }
+
+        return new ChildRun(raw.ExitCode == 0 ? measurement : null, raw.ExitCode, raw.ErrorTail, raw.WallSeconds);
+    }
+
+    /// <summary>Starts this same executable with <paramref name="arguments"/> and waits for it: its whole standard output, exit code and the tail of its standard error.</summary>
+    public static (string Output, int ExitCode, string ErrorTail, double WallSeconds) StartRaw(IEnumerable<string> arguments)
+    {
         var info = new ProcessStartInfo
         {
             FileName = Environment.ProcessPath ?? throw new InvalidOperationException("the path of this executable is unknown"),
@@ -51,11 +64,7 @@ internal sealed record ChildRun(StepMeasurement? Measurement, int ExitCode, stri
         };
         process.Start();
         process.BeginErrorReadLine();
-        StepMeasurement? measurement = null;
-        while (process.StandardOutput.ReadLine() is { } line)
-        {
-            measurement = StepMeasurement.TryParse(line.Trim()) ?? measurement;
-        }
+        string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         double wall = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         string tail;
@@ -63,6 +72,6 @@ internal sealed record ChildRun(StepMeasurement? Measurement, int ExitCode, stri
         {
             tail = string.Join(Environment.NewLine, errors);
         }
-        return new ChildRun(process.ExitCode == 0 ? measurement : null, process.ExitCode, tail, wall);
+        return (output, process.ExitCode, tail, wall);
     }
 }

@@ -19,6 +19,7 @@ internal static class Program
         "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--rounds 2] [--threads T]   (actor path vs bare loop; checkpoint stall)\n" +
         "  moco-bench buckets [--batch 64] [--width 64] [--steps 8] [--warmup 2] [--rounds 2] [--bucket-mib 25] [--transport inproc,ring] [--threads T]   (flat vs bucketed vs overlapped gradient all-reduce, 2 workers)\n" +
         "  moco-bench knn [--data ../shared/data/cifar10-jpg.tar.gz] [--checkpoint RUN_DIR] [--rounds 2] [--threads T]   (the kNN monitor: unfolded fp32 vs folded fp32 vs folded bf16)\n" +
+        "  moco-bench conv-sweep [--channels 1,3,4,7,8,12,16,17,24,32,48,64] [--dtypes fp32,bf16] [--threads T]   (libtorch's conv2d and AlignedConvolution against float64, shape by shape)\n" +
         "  moco-bench allreduce [--sizes 1,4,16,64] [--procs 2,3] [--warmup 5] [--chunks BYTES,...] [--protection aes-gcm,none] [--gloo on|off] [--python /usr/bin/python3] [--rounds 3] [--timeout 120]";
 
     private const int RedirectedWidth = 200;
@@ -47,6 +48,7 @@ internal static class Program
                 "allreduce" => AllReduceCommand.Run(AllReduceOptions.From(options)),
                 "buckets" => BucketsCommand.Run(options),
                 "knn" => KnnCommand.Run(options),
+                "conv-sweep" => ConvSweepCommand.Run(options),
                 "allreduce-rank" => AllReduceRankCommand.Run(options),
                 _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
             };

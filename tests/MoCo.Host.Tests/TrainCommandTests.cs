@@ -240,6 +240,23 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void Doctor_must_check_the_presets_network_against_float64_and_name_the_machine()
+    {
+        var (code, output) = Run(["doctor", "--preset", "cifar-small", "--precision", "bf16-mixed"]);
+
+        Assert.True(code == 0, output);
+        // every distinct layer of the width-16 ResNet-18 (convolutions, BatchNorms, the head) and the whole network
+        Assert.Matches(@"numerics passed: \d+ checks against float64, worst ", output);
+        Assert.Contains("resnet18 width 16 cifar stem, bf16-mixed, 32px", output, StringComparison.Ordinal);
+        Assert.Matches(@"cpu, \d+ torch threads; .*oneDNN ISA ", output);
+        Assert.Contains("network (bf16-mixed, eval mode)", output, StringComparison.Ordinal);
+
+        var (refused, message) = Run(["doctor", "--preset", "cifar-huge"]);
+        Assert.NotEqual(0, refused);
+        Assert.Contains("cifar-huge", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Train_must_refuse_more_devices_than_bn_groups_naming_both()
     {
         var (code, output) = Run(["train", .. Tiny, "--devices", "5", "--run-dir", Path.Combine(_dir, "five")]);

@@ -1,0 +1,19 @@
+using System.Runtime.CompilerServices;
+using MoCo.Model.Diagnostics;
+
+namespace MoCo.Deploy.Tests;
+
+internal static class TestAssemblySetup
+{
+    /// <summary>
+    /// Every test of this assembly runs with libtorch's CPU allocations poisoned (NaN), and child processes inherit the
+    /// mode through the environment: a read of memory nobody wrote shows as NaN in the test that made it.
+    /// </summary>
+    [ModuleInitializer]
+    internal static void PoisonAllocations()
+    {
+        Environment.SetEnvironmentVariable(AllocatorPoison.Variable, "1");
+        AllocatorPoison.Enable();
+        TorchLogging.QuietWarnings();
+    }
+}

@@ -1,10 +1,43 @@
+using MoCo.Model.Diagnostics;
 using MoCo.Model.Evaluation;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoCo.Model.Tests;
 
 public class KnnMonitorTests
 {
+    [Theory]
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni avx512_bf16", null, ScalarType.BFloat16)]
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni avx512_bf16", "ALL", ScalarType.BFloat16)]
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni avx512_bf16", "AVX512_CORE_BF16", ScalarType.BFloat16)]
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni amx_bf16 amx_tile", "AVX512_CORE_AMX", ScalarType.BFloat16)]
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni avx512_bf16", "AVX2", ScalarType.Float32)]        // bf16 would be emulated
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni avx512_bf16", "AVX512_CORE", ScalarType.Float32)]
+    [InlineData("auto", "avx2 fma avx512f avx512_vnni", null, ScalarType.Float32)]                      // no native bf16
+    [InlineData("auto", "", null, ScalarType.Float32)]
+    [InlineData("fp32", "avx2 fma avx512f avx512_vnni avx512_bf16", null, ScalarType.Float32)]
+    [InlineData("bf16", "avx2 fma", "AVX2", ScalarType.BFloat16)]                                      // asked for: given
+    public void Knn_precision_auto_is_bf16_only_where_the_cpu_runs_it_natively(string precision, string flags, string? limit, ScalarType expected)
+    {
+        var cpu = new CpuDescription("test CPU", flags.Split(' ', StringSplitOptions.RemoveEmptyEntries), limit);
+
+        Assert.Equal(expected, KnnMonitor.ComputeFor(precision, DeviceType.CPU, cpu));
+        Assert.Equal(precision == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32, KnnMonitor.ComputeFor(precision, DeviceType.CUDA, cpu));
+        Assert.Throws<ArgumentException>(() => KnnMonitor.ComputeFor("fp16", DeviceType.CPU, cpu));
+    }
+
+    [Fact]
+    public void Knn_precision_is_a_setting_a_resume_may_change_and_an_unknown_value_is_named()
+    {
+        var config = new MoCo.Model.Training.RunConfig();
+        Assert.Equal("auto", config.KnnPrecision);
+        Assert.Contains("knn-precision", MoCo.Model.Training.RunConfig.ChangeableOnResume);
+        Assert.True(config.DefinesSameRunAs(config with { KnnPrecision = "fp32" }));
+        var e = Assert.Throws<ArgumentException>(() => (config with { KnnPrecision = "fp16" }).Validate());
+        Assert.Contains("unknown kNN precision 'fp16'", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Predict_votes_with_the_k_nearest_weighted_by_exp_similarity_over_t()
     {

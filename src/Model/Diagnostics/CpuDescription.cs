@@ -44,6 +44,17 @@ public sealed record CpuDescription(string Model, IReadOnlyList<string> VectorEx
         return new CpuDescription(model, Relevant.Where(flags.Contains).ToList(), string.IsNullOrWhiteSpace(limit) ? null : limit);
     }
 
+    /// <summary>
+    /// Whether oneDNN may run bfloat16 on native instructions here: the CPU has AVX512_BF16 or AMX-BF16, and
+    /// <c>DNNL_MAX_CPU_ISA</c> (or <c>ONEDNN_MAX_CPU_ISA</c>) does not hold it below them (AVX2 or AVX512_CORE makes bf16 an
+    /// emulation, slower than float32).
+    /// </summary>
+    public bool NativeBf16 =>
+        (VectorExtensions.Contains("avx512_bf16") || VectorExtensions.Contains("amx_bf16"))
+        && (IsaLimit is null || IsaLimit.Equals("ALL", StringComparison.OrdinalIgnoreCase)
+            || IsaLimit.Contains("BF16", StringComparison.OrdinalIgnoreCase) || IsaLimit.Contains("AMX", StringComparison.OrdinalIgnoreCase)
+            || IsaLimit.Contains("FP16", StringComparison.OrdinalIgnoreCase));
+
     public override string ToString() =>
         $"{Model} ({(VectorExtensions.Count == 0 ? "no AVX2" : string.Join(" ", VectorExtensions))}; oneDNN ISA {(IsaLimit is null ? "the best available" : "limited to " + IsaLimit)})";
 }

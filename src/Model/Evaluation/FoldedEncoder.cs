@@ -46,7 +46,7 @@ public sealed class FoldedEncoder : IDisposable
             var scale = sd[bn + ".weight"].to(ScalarType.Float64) / (sd[bn + ".running_var"].to(ScalarType.Float64) + eps).sqrt();
             var weight = (w * scale.view(-1, 1, 1, 1)).to(dtype).contiguous().MoveToOuterDisposeScope();
             var bias = (sd[bn + ".bias"].to(ScalarType.Float64) - sd[bn + ".running_mean"].to(ScalarType.Float64) * scale)
-                .to(dtype).view(1, -1, 1, 1).MoveToOuterDisposeScope();
+                .to(dtype).contiguous().MoveToOuterDisposeScope();
             _owned.Add(weight);
             _owned.Add(bias);
             return new Conv(weight, bias, stride, padding);
@@ -119,7 +119,7 @@ public sealed class FoldedEncoder : IDisposable
     }
 
     private static Tensor Apply(Conv conv, Tensor x) =>
-        AlignedConvolution.Conv2d(x, conv.Weight, conv.Stride, conv.Padding).add_(conv.Bias);
+        AlignedConvolution.Conv2d(x, conv.Weight, conv.Stride, conv.Padding, conv.Bias);
 
     /// <inheritdoc />
     public void Dispose()

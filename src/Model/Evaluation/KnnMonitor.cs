@@ -1,5 +1,6 @@
 using MoCo.Model.Data;
 using MoCo.Model.Nn;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoCo.Model.Evaluation;
@@ -29,6 +30,19 @@ public sealed class KnnMonitor
     public ScalarType Compute { get; }
 
     public int K { get; }
+
+    /// <summary>
+    /// The monitor's compute type for a <c>knn-precision</c> setting: fp32, bf16, or auto: bf16 where
+    /// <paramref name="cpu"/> runs it natively (<see cref="MoCo.Model.Diagnostics.CpuDescription.NativeBf16"/>), else fp32
+    /// (emulated bf16 would be slower than fp32). On a CUDA device auto is fp32.
+    /// </summary>
+    public static ScalarType ComputeFor(string precision, DeviceType device, MoCo.Model.Diagnostics.CpuDescription cpu) => precision switch
+    {
+        "fp32" => ScalarType.Float32,
+        "bf16" => ScalarType.BFloat16,
+        "auto" => device == DeviceType.CPU && cpu.NativeBf16 ? ScalarType.BFloat16 : ScalarType.Float32,
+        _ => throw new ArgumentException($"unknown kNN precision '{precision}': use auto, fp32 or bf16"),
+    };
 
     public double Temperature { get; }
 

@@ -37,7 +37,13 @@ public static class AlignedConvolution
     public const long SmallInputChannels = 4;
 
     /// <summary><c>conv2d(input, weight, stride, padding)</c> with square stride and padding, computed on safe shapes.</summary>
-    public static Tensor Conv2d(Tensor input, Tensor weight, long stride, long padding)
+    public static Tensor Conv2d(Tensor input, Tensor weight, long stride, long padding) => Conv2d(input, weight, stride, padding, null);
+
+    /// <summary>
+    /// <c>conv2d(input, weight, bias, stride, padding)</c>: as <see cref="Conv2d(Tensor, Tensor, long, long)"/> with a bias
+    /// of one value per output channel (shape [out]) added by the convolution's own kernel, not by a pass of its own.
+    /// </summary>
+    public static Tensor Conv2d(Tensor input, Tensor weight, long stride, long padding, Tensor? bias)
     {
         long outChannels = weight.shape[0];
         long inChannels = weight.shape[1];
@@ -45,7 +51,8 @@ public static class AlignedConvolution
         bool inputGradient = input.requires_grad && is_grad_enabled();
         if (input.dtype == ScalarType.Float64)
         {
-            return Reference(input, weight, stride, padding);
+            var reference = Reference(input, weight, stride, padding);
+            return bias is null ? reference : reference.add_(bias.view(1, -1, 1, 1));
         }
 
         LayerCallRecorder.Record("conv2d", input, weight, stride, padding, inputGradient);
@@ -55,7 +62,7 @@ public static class AlignedConvolution
         bool subsample = kernel == 1 && weight.shape[3] == 1 && stride > 1 && padding == 0;
         if (outPad == 0 && inPad == 0 && !subsample)
         {
-            return nn.functional.conv2d(input, weight, null, strides: [stride, stride], padding: [padding, padding]);
+            return nn.functional.conv2d(input, weight, bias, strides: [stride, stride], padding: [padding, padding]);
         }
 
         using var scope = NewDisposeScope();
@@ -72,7 +79,8 @@ public static class AlignedConvolution
         {
             x = nn.functional.pad(x, [0, 0, 0, 0, 0, inPad]);
         }
-        var y = nn.functional.conv2d(x, w, null, strides: [stride, stride], padding: [padding, padding]);
+        var b = bias is null || outPad == 0 ? bias : nn.functional.pad(bias, [0, outPad]);
+        var y = nn.functional.conv2d(x, w, b, strides: [stride, stride], padding: [padding, padding]);
         if (outPad != 0)
         {
             y = y.narrow(1, 0, outChannels).contiguous();

@@ -222,7 +222,8 @@ public sealed class Pretrainer : IDisposable
     public Accuracy EvaluateKnn(int threads)
     {
         var source = Config.KnnFeatures == "backbone" ? FeatureSource.Backbone : FeatureSource.Head;
-        var knn = new KnnMonitor(Config.KnnK, Config.KnnT, source);
+        var device = Model.EncoderQ.parameters().First().device.type;
+        var knn = new KnnMonitor(Config.KnnK, Config.KnnT, source, KnnMonitor.ComputeFor(Config.KnnPrecision, device, Diagnostics.CpuDescription.Current()));
         return knn.Evaluate(Model.EncoderQ, Data.Train, Data.Test, _evalTransform, Data.Train.Classes.Count, threads);
     }
 

@@ -42,6 +42,8 @@ public sealed record RunConfig
     public int KnnEvery { get; init; } = 1;
     /// <summary>Features for the kNN monitor: head (official demo) or backbone.</summary>
     public string KnnFeatures { get; init; } = "head";
+    /// <summary>What the kNN monitor's forward computes in: auto (bf16 where the CPU has native bf16), fp32 or bf16.</summary>
+    public string KnnPrecision { get; init; } = "auto";
     /// <summary>Also checkpoint every n steps inside an epoch (0: only at epoch ends).</summary>
     public int CheckpointEverySteps { get; init; }
     public int KeepCheckpoints { get; init; } = 3;
@@ -84,6 +86,8 @@ public sealed record RunConfig
             throw new ArgumentException($"unknown augmentation '{Augmentation}': use cifar, v1 or v2");
         if (KnnFeatures is not ("head" or "backbone"))
             throw new ArgumentException($"unknown kNN features '{KnnFeatures}': use head or backbone");
+        if (KnnPrecision is not ("auto" or "fp32" or "bf16"))
+            throw new ArgumentException($"unknown kNN precision '{KnnPrecision}': use auto, fp32 or bf16");
         if (InitSha256.Length != 0 && (InitSha256.Length != 64 || !InitSha256.All(char.IsAsciiHexDigitLower)))
             throw new ArgumentException($"init-sha256 must be 64 lower-case hex digits, not '{InitSha256}'");
         return this;
@@ -106,7 +110,7 @@ public sealed record RunConfig
 
     /// <summary>The keys (kebab-case) a resumed run may change: everything else defines the run.</summary>
     public static readonly IReadOnlyList<string> ChangeableOnResume =
-        ["epochs", "data", "knn-k", "knn-t", "knn-every", "knn-features", "checkpoint-every-steps", "keep-checkpoints"];
+        ["epochs", "data", "knn-k", "knn-t", "knn-every", "knn-features", "knn-precision", "checkpoint-every-steps", "keep-checkpoints"];
 
     /// <summary>True when both define the same run (see <see cref="RunDefinition"/>).</summary>
     public bool DefinesSameRunAs(RunConfig other) =>

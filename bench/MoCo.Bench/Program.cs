@@ -36,6 +36,7 @@ internal static class Program
             // Spectre falls back to 80 columns without a terminal; the tables are meant to be pasted whole
             AnsiConsole.Profile.Width = RedirectedWidth;
         }
+        MoCo.Model.Diagnostics.TorchLogging.QuietWarnings(); // libtorch's per-call warnings (NNPACK on AVX2) are not results
         try
         {
             var options = BenchArgs.Parse(args.AsSpan(1));

@@ -16,13 +16,14 @@ internal static class StepCommand
     /// <summary>Runs the children and prints the tables; returns 1 when any child failed.</summary>
     public static int Run(StepOptions options)
     {
-        var config = CifarSmall.Config(1, options.Batch, options.Data).Validate();
+        var config = (CifarSmall.Config(1, options.Batch, options.Data) with { Width = options.Width }).Validate();
         AnsiConsole.MarkupLine(Markup.Escape(
             $"cifar-small: {config.Arch}, {config.Stem} stem, width {config.Width}, dim {config.MocoDim}, K {config.MocoK}, m {config.MocoM}, " +
             $"T {config.MocoT}, bn-splits {config.BnSplits}, batch {options.Batch}, {config.ImageSize}x{config.ImageSize}"));
         AnsiConsole.MarkupLine(Markup.Escape(
             $"{options.Warmup} warm-up + {options.Steps} timed steps per configuration; data for (d) and (e): {options.Data}"));
 
+        var peaks = MachineLimit.MeasurePeaks(options);
         var results = new Dictionary<StepWorkload, ChildRun>();
         foreach (var what in options.What)
         {
@@ -43,6 +44,7 @@ internal static class StepCommand
         var baseline = results.GetValueOrDefault(StepWorkload.BareLoop)?.Measurement;
         AnsiConsole.Write(ResultTable(options, results, baseline));
         AnsiConsole.Write(SummaryTable(config, results, baseline));
+        AnsiConsole.Write(MachineLimit.Table(config, options, results, MachineLimit.MeasurePeaks(options, peaks)));
         return results.Values.Any(r => r.Measurement is null) ? 1 : 0;
     }
 

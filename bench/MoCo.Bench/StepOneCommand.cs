@@ -17,7 +17,7 @@ internal static class StepOneCommand
     public static int Run(StepOptions options, StepWorkload what)
     {
         torch.set_num_threads(options.Threads);
-        var config = CifarSmall.Config(Epochs, options.Batch, options.Data).Validate();
+        var config = (CifarSmall.Config(Epochs, options.Batch, options.Data) with { Width = options.Width }).Validate();
         using var bench = Create(what, config, options);
         var seconds = StepClock.Measure(bench, options.Warmup, options.Steps);
         double median = StepClock.Median(seconds);

@@ -9,7 +9,8 @@ namespace MoCo.Bench;
 /// <param name="Data">The data spec of the loader configurations (d) and (e): <c>synthetic</c>, <c>synthetic:N</c> or a path.</param>
 /// <param name="Threads">Torch intra-op threads, and the loader's threads.</param>
 /// <param name="What">The configurations the parent runs, in order.</param>
-internal sealed record StepOptions(int Batch, int Steps, int Warmup, string Data, int Threads, IReadOnlyList<StepWorkload> What)
+/// <param name="Width">The ResNet's width (cifar-small: 16; 64 is the official demo's).</param>
+internal sealed record StepOptions(int Batch, int Steps, int Warmup, string Data, int Threads, IReadOnlyList<StepWorkload> What, int Width = 16)
 {
     /// <summary>Reads the options, with the defaults of the issue (batch 256, 10 steps, 2 warm-up, synthetic data, one thread per core).</summary>
     /// <exception cref="ArgumentException">An option is malformed or unknown.</exception>
@@ -30,7 +31,8 @@ internal sealed record StepOptions(int Batch, int Steps, int Warmup, string Data
             args.Int("warmup", 2, 0),
             args.String("data", "synthetic"),
             args.Int("threads", Environment.ProcessorCount, 1),
-            what);
+            what,
+            args.Int("width", 16, 1));
         args.EnsureAllRead();
         return options;
     }
@@ -48,6 +50,7 @@ internal sealed record StepOptions(int Batch, int Steps, int Warmup, string Data
             "--warmup", Warmup.ToString(c),
             "--data", Data,
             "--threads", Threads.ToString(c),
+            "--width", Width.ToString(c),
         ];
     }
 }

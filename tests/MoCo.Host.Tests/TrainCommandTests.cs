@@ -216,6 +216,14 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal("NaN", r.GetProperty("loss").GetString());
         Assert.False(r.TryGetProperty("generation", out _));
         Assert.False(r.TryGetProperty("OriginalFormat", out _));
+
+        // the text format: one time stamp and one level for Akka's records, the source in brackets
+        var text = Logging.TextLineFormatter.Format(DateTimeOffset.UnixEpoch, Microsoft.Extensions.Logging.LogLevel.Warning, "Akka.Actor.ActorSystem",
+            "[WARNING][12/02/2026 19:09:30.286Z][Thread 0019][akka://moco/system/cluster/core/daemon] Marking node(s) as UNREACHABLE", null);
+        Assert.Equal("1970-01-01T00:00:00.000Z warn: [akka://moco/system/cluster/core/daemon] Marking node(s) as UNREACHABLE", text);
+        text = Logging.TextLineFormatter.Format(DateTimeOffset.UnixEpoch, Microsoft.Extensions.Logging.LogLevel.Error, "MoCo", "error: x", new InvalidOperationException("boom"));
+        Assert.StartsWith("1970-01-01T00:00:00.000Z fail: MoCo error: x" + Environment.NewLine, text, StringComparison.Ordinal);
+        Assert.Contains("boom", text, StringComparison.Ordinal);
     }
 
     [Fact]

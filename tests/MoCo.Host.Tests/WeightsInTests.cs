@@ -62,6 +62,7 @@ public sealed partial class WeightsInTests : IDisposable
         Assert.True(code == 0, output);
         Assert.Contains("init: both encoders start from", output);
         Assert.Contains("head included", output);
+        Assert.Contains("kNN top-1 before the first step (weights from official.pth.tar)", output);
         var atStart = KnnAtStart().Match(output);
         Assert.True(atStart.Success, output);
         Assert.True(Math.Abs(double.Parse(atStart.Groups[1].Value, CultureInfo.InvariantCulture) - ours) <= 0.1, $"kNN at the start of the --init run vs the source run's {ours}:\n{output}");
@@ -93,7 +94,7 @@ public sealed partial class WeightsInTests : IDisposable
     [GeneratedRegex(@"top-1 ([0-9.]+)%")]
     private static partial Regex Top1();
 
-    [GeneratedRegex(@"kNN top-1 of the random encoder: ([0-9.]+)%")]
+    [GeneratedRegex(@"kNN top-1 (?:of the random encoder|before the first step \(weights from [^)]+\)): ([0-9.]+)%")]
     private static partial Regex KnnAtStart();
 
     private static (int Code, string Output) Run(string[] args)

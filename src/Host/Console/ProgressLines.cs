@@ -16,9 +16,13 @@ public static class ProgressLines
         $"  {c.Arch} width {c.Width} {c.Stem} stem, dim {c.MocoDim}{(c.Mlp ? " + MLP" : "")}, K {c.MocoK}, m {c.MocoM}, T {c.MocoT}, " +
         $"batch {c.BatchSize} in {c.BnSplits} BN groups, lr {c.Lr} {(c.Cos ? "cosine" : "step " + string.Join("/", c.Schedule))}, {c.Precision}, aug {c.Augmentation}";
 
-    /// <summary>The markup line for the kNN monitor on the random encoder (top-1 in percent).</summary>
-    public static string KnnAtStartLine(double top1Percent) =>
-        $"kNN top-1 of the random encoder: [bold]{top1Percent:F2}%[/]";
+    /// <summary>
+    /// The markup line for the kNN monitor before the first step (top-1 in percent): of the random encoder, or of the
+    /// weights the run started from (<paramref name="init"/>, <c>--init</c>; empty: none).
+    /// </summary>
+    public static string KnnAtStartLine(double top1Percent, string init = "") => init.Length == 0
+        ? $"kNN top-1 of the random encoder: [bold]{top1Percent:F2}%[/]"
+        : $"kNN top-1 before the first step (weights from {Markup.Escape(Path.GetFileName(init))}): [bold]{top1Percent:F2}%[/]";
 
     /// <summary>The plain line printed every n steps (<paramref name="stepInEpoch"/> 0-based).</summary>
     public static string StepLine(int epoch, int stepInEpoch, int stepsPerEpoch, double loss, double instanceAcc, double lr, double imagesPerSecond) =>

@@ -107,7 +107,7 @@ public sealed class TrainingProgressActor : ReceiveActor
 
     private void HandleKnnEvaluated(Worker.KnnEvaluated knn)
     {
-        _console.MarkupLine(ProgressLines.KnnAtStartLine(knn.Top1Percent));
+        _console.MarkupLine(ProgressLines.KnnAtStartLine(knn.Top1Percent, _config.Init));
         _metrics?.RecordKnn(knn.Top1Percent);
         _clock = Stopwatch.StartNew(); // step rates count training only
     }

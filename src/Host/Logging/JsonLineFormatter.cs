@@ -55,7 +55,7 @@ public sealed partial class JsonLineFormatter : ConsoleFormatter
             Known("step", run.GlobalStep);
         }
         // Akka's records arrive formatted as "[LEVEL][time][Thread n][source] text": the source becomes a field
-        var akka = AkkaLine().Match(message);
+        var akka = AkkaLine.Match(message);
         if (akka.Success)
         {
             fields["source"] = akka.Groups[2].Value;
@@ -157,6 +157,12 @@ public sealed partial class JsonLineFormatter : ConsoleFormatter
     [GeneratedRegex(@"training-director/worker-(\d+)")]
     private static partial Regex WorkerOfDirector();
 
+    /// <summary>
+    /// Akka's own prefix on its records, "[LEVEL][time][Thread n][source] text": groups 1 (thread), 2 (source), 3 (text).
+    /// Both formatters take it apart, so that a record has one time stamp and one level.
+    /// </summary>
+    internal static Regex AkkaLine => AkkaPrefix();
+
     [GeneratedRegex(@"^\[[A-Z]+\]\[[^\]]*\]\[Thread (\d+)\]\[([^\]]*)\] (.*)$", RegexOptions.Singleline)]
-    private static partial Regex AkkaLine();
+    private static partial Regex AkkaPrefix();
 }

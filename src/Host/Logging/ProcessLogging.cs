@@ -88,12 +88,8 @@ public static class ProcessLogging
         }
         else
         {
-            logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.UseUtcTimestamp = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            });
+            logging.AddConsole(o => o.FormatterName = TextLineFormatter.FormatterName)
+                .AddConsoleFormatter<TextLineFormatter, ConsoleFormatterOptions>();
         }
     });
 }

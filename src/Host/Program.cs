@@ -23,6 +23,7 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(DoctorCommand.Create());
 root.Subcommands.Add(CertCommand.Create());
+root.Subcommands.Add(ShardsCommand.Create());
 root.Subcommands.Add(EvalCommands.CreateKnn());
 root.Subcommands.Add(EvalCommands.CreateLinearProbe());
 root.Subcommands.Add(EvalCommands.CreateExport());

@@ -40,6 +40,29 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void Shards_written_by_moco_shards_must_train_with_two_workers_and_be_refused_to_overwrite_without_force()
+    {
+        var shards = Path.Combine(_dir, "shards");
+        var (written, log) = Run(["shards", "--data", "synthetic:256", "--out", shards, "--shard-mib", "1"]);
+        Assert.True(written == 0, log);
+        Assert.Contains("wrote 1 train and 3 test shards, 1256 samples", log, StringComparison.Ordinal);
+        string pattern = Path.Combine(shards, "train-000000.tar");
+        Assert.Contains($"moco train --data '{pattern}'", log, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(shards, "classes.txt")));
+
+        var (code, output) = Run(["train", .. Tiny[2..], "--data", pattern, "--devices", "2", "--run-dir", Path.Combine(_dir, "from-shards")]);
+        Assert.True(code == 0, output);
+        Assert.Contains("WebDataset shards", output, StringComparison.Ordinal);
+        Assert.Contains("256 train samples in 1 shards", output, StringComparison.Ordinal);
+        Assert.Contains("done: 8 steps", output, StringComparison.Ordinal);
+
+        var (again, refusal) = Run(["shards", "--data", "synthetic:256", "--out", shards]);
+        Assert.Equal(2, again);
+        Assert.Contains("--force", refusal, StringComparison.Ordinal);
+        Assert.True(File.Exists(pattern), "a refused write must leave the shards there");
+    }
+
+    [Fact]
     public void Train_must_write_tensorboard_events_with_the_losses_of_every_step_and_epoch()
     {
         var runDir = Path.Combine(_dir, "tensorboard");

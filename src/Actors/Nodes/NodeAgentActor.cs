@@ -100,10 +100,12 @@ public sealed class NodeAgentActor : ReceiveActor
         try
         {
             var config = RunConfig.FromJson(start.ConfigJson).Validate();
-            if (_data is null || _dataSpec != config.Data)
+            // the shard sizes are part of how the data is opened: a run resumed with another read-ahead reopens it
+            string dataKey = $"{config.Data}\n{config.ShardShuffleMib}\n{config.ShardReadAheadMib}";
+            if (_data is null || _dataSpec != dataKey)
             {
-                _data = DataSource.Open(config.Data, new DataSourceOptions { SyntheticSeed = config.Seed });
-                _dataSpec = config.Data;
+                _data = DataSource.Open(config.Data, DataSourceOptions.For(config) with { CacheBudgetBytes = _settings.ImageCacheBytes });
+                _dataSpec = dataKey;
             }
 
             var settings = new TrainingSettings(config, start.RunId, _settings.RunDirectory, _data, Math.Max(1, start.Ranks.Count))

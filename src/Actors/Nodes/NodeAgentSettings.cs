@@ -26,4 +26,7 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
 
     /// <summary>Whether the node's workers run the numerical self-check before their first step (MoCo.Model.Diagnostics.NumericsGate).</summary>
     public bool NumericsCheck { get; init; } = true;
+
+    /// <summary>Bytes of decoded images an image folder may cache (MoCo.Model.Data.DataSourceOptions.CacheBudgetBytes); null: half the available memory.</summary>
+    public long? ImageCacheBytes { get; init; }
 }

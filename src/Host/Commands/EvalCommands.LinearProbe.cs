@@ -38,7 +38,7 @@ public static partial class EvalCommands
             torch.set_num_threads(Environment.ProcessorCount);
             var (config, weights) = OpenWeights(parse.GetValue(pretrained)!, parse.GetValue(preset), console);
             using var _ = weights;
-            var splits = DataCommandHelpers.OpenData(parse.GetValue(data) ?? config.Data, config.Seed, console);
+            var splits = DataCommandHelpers.OpenData(parse.GetValue(data) ?? config.Data, config, console);
             using var backbone = weights.Layout == Model.Checkpoints.WeightsLayout.MocoActorsCheckpoint
                 ? LinearProbe.LoadQueryBackbone(weights.Path, config.ComputePrecision)
                 : LinearProbe.LoadQueryBackbone(weights, config.Encoder, config.ComputePrecision);

@@ -44,7 +44,7 @@ public static partial class EvalCommands
                 KnnT = parse.GetValue(t) ?? config.KnnT,
                 KnnFeatures = parse.GetValue(features) ?? config.KnnFeatures,
             };
-            var splits = DataCommandHelpers.OpenData(config.Data, config.Seed, console);
+            var splits = DataCommandHelpers.OpenData(config.Data, config, console);
             using var ours = weights.Layout == WeightsLayout.MocoActorsCheckpoint ? CheckpointFile.Read(weights.Path) : null;
             using var trainer = new Pretrainer(config, ours?.Header.RunId ?? "external-weights", splits, SingleProcessCollective.Instance,
                 new BatchLayout(config.BatchSize, config.BnSplits, 1), 1);

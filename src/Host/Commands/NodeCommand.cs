@@ -86,6 +86,7 @@ public static class NodeCommand
             Backend = backend,
             Bucketing = host.Bucketing,
             NumericsCheck = host.NumericsCheck,
+            ImageCacheBytes = host.ImageCacheBytes,
         };
 
         // one registration for the whole process: a signal stops the attempt under way (a graceful leave) and the loop

@@ -143,7 +143,7 @@ public static class TrainCommand
         Directory.CreateDirectory(runDir!);
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
         console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");
-        var data = DataCommandHelpers.OpenData(run.Data, run.Seed, console);
+        var data = DataCommandHelpers.OpenData(run.Data, run, console, host.ImageCacheBytes);
         if (data.Report.Skipped > 0)
         {
             console.MarkupLine($"  [yellow]{Markup.Escape(data.Report.ToString())}[/]");

@@ -14,6 +14,16 @@ public sealed record HostSettings
     /// <summary>Background image threads (0: automatic).</summary>
     public int LoaderThreads { get; init; }
 
+    /// <summary>
+    /// MiB of decoded images an image folder or archive may cache in memory; beyond it images are decoded on demand
+    /// (0: always on demand; -1: half of the memory available to the process, container limits included). Shards are
+    /// always streamed and never cached.
+    /// </summary>
+    public int ImageCacheMib { get; init; } = -1;
+
+    /// <summary>The cache budget in bytes for <see cref="MoCo.Model.Data.DataSourceOptions.CacheBudgetBytes"/>; null: automatic.</summary>
+    public long? ImageCacheBytes => ImageCacheMib < 0 ? null : (long)ImageCacheMib << 20;
+
     /// <summary>Seconds a collective waits for a peer (a dead or frozen worker) before the generation is declared broken.</summary>
     public int CollectiveTimeoutSeconds { get; init; } = 300;
 
@@ -54,6 +64,10 @@ public sealed record HostSettings
     public HostSettings Validate()
     {
         _ = Bucketing;
+        if (ImageCacheMib < -1)
+        {
+            throw new ArgumentException($"moco.host.image-cache-mib must be -1 (automatic), 0 (decode on demand) or a size in MiB, not {ImageCacheMib}");
+        }
         return this;
     }
 

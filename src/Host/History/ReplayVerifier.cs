@@ -120,7 +120,7 @@ public static class ReplayVerifier
         DatasetSplits data;
         try
         {
-            data = DataSource.Open(config.Data, new DataSourceOptions { SyntheticSeed = config.Seed });
+            data = DataSource.Open(config.Data, DataSourceOptions.For(config));
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException or InvalidDataException)
         {

@@ -37,7 +37,9 @@ public static class AugmentationGrid
         int width = 3 * size + 4 * Gap;
         var canvas = new float[3 * height * width];
         Array.Fill(canvas, 1f);
-        var order = new EpochOrder(seed, epoch, data.Count, globalBatch: 1); // the run's order: its first images are the first step's
+        var order = data is Shards.ShardDataset shards
+            ? shards.Epoch(seed, epoch, globalBatch: 1).Order
+            : new EpochOrder(seed, epoch, data.Count, globalBatch: 1); // the run's order: its first images are the first step's
         var view = new float[augmenter.OutputLength];
         var (mean, std) = (augmentation.Mean, augmentation.Std);
         for (int row = 0; row < rows; row++)

@@ -5,7 +5,8 @@ namespace MoCo.Model.Data;
 /// <summary>
 /// Opens a data set from a spec: <c>synthetic</c> or <c>synthetic:N</c> (N train images); a directory holding
 /// <c>train/</c> and <c>test/</c> (or <c>val/</c>) class folders; a .tar.gz/.tgz with the same layout (at its top level
-/// or under one folder); a CIFAR-10 binary folder (<c>cifar-10-batches-bin</c> or its parent) or its .tar.gz archive.
+/// or under one folder); a CIFAR-10 binary folder (<c>cifar-10-batches-bin</c> or its parent) or its .tar.gz archive;
+/// WebDataset shards, <c>/data/train-{000000..001281}.tar</c> (<see cref="Shards.ShardPattern"/>), streamed.
 /// </summary>
 public static class DataSource
 {
@@ -30,6 +31,10 @@ public static class DataSource
         {
             return OpenSynthetic(trainCount ?? options.SyntheticTrainCount, options);
         }
+        if (Shards.ShardPattern.IsShardSpec(spec))
+        {
+            return OpenShards(spec, options, stopwatch);
+        }
         if (Directory.Exists(spec))
         {
             return OpenDirectory(spec, options, stopwatch);
@@ -40,11 +45,26 @@ public static class DataSource
             {
                 throw new InvalidDataException(
                     $"Unknown data format '{spec}': expected '{SyntheticSpec}[:N]', a directory with train/ and test/ (or val/) class folders, " +
-                    "a .tar.gz/.tgz of such a tree, or CIFAR-10 binary batches (a folder or its .tar.gz).");
+                    "a .tar.gz/.tgz of such a tree, CIFAR-10 binary batches (a folder or its .tar.gz), or WebDataset shards (train-{000000..000009}.tar).");
             }
             return OpenArchive(spec, options, stopwatch);
         }
         throw new FileNotFoundException($"Data path '{spec}' does not exist.", spec);
+    }
+
+    private static DatasetSplits OpenShards(string pattern, DataSourceOptions options, Stopwatch stopwatch)
+    {
+        var trainShards = Shards.ShardPattern.Expand(pattern);
+        var testShards = Shards.ShardPattern.TestShards(pattern);
+        var train = Shards.ShardDataset.Open(pattern, trainShards, options.Shards);
+        var test = Shards.ShardDataset.Open($"{testShards[0]} and {testShards.Count - 1} more", testShards, options.Shards, train.Classes);
+        var report = train.Report.Combine(test.Report) with { Elapsed = stopwatch.Elapsed };
+        string skipped = report.Skipped > 0 ? $", {report.Skipped} samples skipped ({string.Join(", ", report.FirstSkipped)})" : "";
+        string description =
+            $"WebDataset shards '{pattern}': {train.Count} train samples in {trainShards.Count} shards, {test.Count} test samples in " +
+            $"{testShards.Count} shards, {train.Classes.Count} classes{skipped}; streamed (shuffle buffer {options.Shards.ShuffleBytes >> 20} MiB, " +
+            $"read-ahead {options.Shards.ReadAheadBytes >> 20} MiB)";
+        return new DatasetSplits(train, test, report, description);
     }
 
     private static bool TryParseSynthetic(string spec, out int? trainCount)

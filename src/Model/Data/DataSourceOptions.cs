@@ -20,4 +20,14 @@ public sealed record DataSourceOptions
 
     /// <summary>Test images of the synthetic data set.</summary>
     public int SyntheticTestCount { get; init; } = SyntheticTexturesDataset.DefaultTestCount;
+
+    /// <summary>The options a run's configuration implies: its seed (synthetic data) and its shard sizes.</summary>
+    public static DataSourceOptions For(Training.RunConfig config) => new()
+    {
+        SyntheticSeed = config.Seed,
+        Shards = new Shards.ShardOptions((long)config.ShardShuffleMib << 20, (long)config.ShardReadAheadMib << 20),
+    };
+
+    /// <summary>Shuffle buffer and read-ahead of a shard data set.</summary>
+    public Shards.ShardOptions Shards { get; init; } = Data.Shards.ShardOptions.Default;
 }

@@ -24,6 +24,19 @@ public sealed class EpochOrder
         StepsPerEpoch = datasetSize / globalBatch;
     }
 
+    /// <summary>An order computed elsewhere (a streamed data set's, <see cref="Shards.ShardDataset.Epoch"/>): a permutation of the sample indices.</summary>
+    internal EpochOrder(int epoch, int globalBatch, int[] order)
+    {
+        if (order.Length < globalBatch)
+        {
+            throw new ArgumentException($"the data set has {order.Length} images, fewer than one global batch of {globalBatch}");
+        }
+        Epoch = epoch;
+        GlobalBatch = globalBatch;
+        _order = order;
+        StepsPerEpoch = order.Length / globalBatch;
+    }
+
     public int Epoch { get; }
 
     public int GlobalBatch { get; }

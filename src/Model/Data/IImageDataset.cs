@@ -15,3 +15,11 @@ public interface IImageDataset
     /// <summary>The decoded image (cached or decoded on demand). Safe to call from several threads.</summary>
     ImageU8 Image(int index);
 }
+
+/// <summary>A data set that can hand out its images as they were encoded on disk (for copying them into shards unchanged).</summary>
+public interface IEncodedImageDataset : IImageDataset
+{
+    /// <summary>The encoded file of image <paramref name="index"/>, or null when only its decoded pixels are held.</summary>
+    /// <exception cref="InvalidDataException">The bytes cannot be read (the message names where from).</exception>
+    byte[]? EncodedBytes(int index);
+}

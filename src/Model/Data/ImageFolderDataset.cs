@@ -15,7 +15,7 @@ namespace MoCo.Model.Data;
 /// does not descend into linked folders (class folders themselves may be links), so a loop of links cannot make it
 /// endless or list a file twice. Empty class folders are allowed, an empty data set is an error.
 /// </summary>
-public sealed class ImageFolderDataset : IImageDataset
+public sealed class ImageFolderDataset : IEncodedImageDataset
 {
     private const int EstimateSample = 256;
 
@@ -82,6 +82,31 @@ public sealed class ImageFolderDataset : IImageDataset
         catch (InvalidDataException e)
         {
             throw new InvalidDataException($"Cannot decode image '{_names[index]}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// The encoded file of image <paramref name="index"/> as it was found (read from disk, or held from the archive), or
+    /// null when the data set holds decoded images only (open it with a cache budget of 0 to keep the encoded ones).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file cannot be read (the message names it).</exception>
+    public byte[]? EncodedBytes(int index)
+    {
+        if (_encoded is not null)
+        {
+            return _encoded[index];
+        }
+        if (_cache is not null)
+        {
+            return null;
+        }
+        try
+        {
+            return Files.RegularFile.ReadAllBytes(_names[index], ImageDecoder.MaxEncodedBytes);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Cannot read image '{_names[index]}': {e.Message}", e);
         }
     }
 

@@ -48,6 +48,7 @@ public sealed class PretrainLoader : IDisposable
     private BlockingCollection<LocalBatch>? _queue;
     private CancellationTokenSource? _cts;
     private Task? _producer;
+    private Shards.ShardReadAhead? _stream;
 
     public PretrainLoader(IImageDataset dataset, IViewTransform transform, BatchLayout layout, int rank, ulong seed, int threads, int prefetch = 3)
     {
@@ -67,7 +68,20 @@ public sealed class PretrainLoader : IDisposable
     public void Start(int epoch, int fromStep)
     {
         Stop();
-        var order = new EpochOrder(_seed, epoch, _dataset.Count, _layout.GlobalBatch);
+        EpochOrder order;
+        IImageDataset source = _dataset;
+        if (_dataset is Shards.ShardDataset shards)
+        {
+            // shards are read in the epoch's order by a reader of their own, not at random
+            var shardEpoch = shards.Epoch(_seed, epoch, _layout.GlobalBatch);
+            order = shardEpoch.Order;
+            _stream = new Shards.ShardReadAhead(shards, shardEpoch, _layout.Positions(_rank), fromStep);
+            source = _stream;
+        }
+        else
+        {
+            order = new EpochOrder(_seed, epoch, _dataset.Count, _layout.GlobalBatch);
+        }
         _queue = new BlockingCollection<LocalBatch>(_prefetch);
         _cts = new CancellationTokenSource();
         var queue = _queue;
@@ -79,7 +93,7 @@ public sealed class PretrainLoader : IDisposable
             {
                 for (int step = fromStep; step < order.StepsPerEpoch && !token.IsCancellationRequested; step++)
                 {
-                    queue.Add(Build(order, step), token);
+                    queue.Add(Build(source, order, step), token);
                 }
             }
             catch (OperationCanceledException)
@@ -106,16 +120,21 @@ public sealed class PretrainLoader : IDisposable
         return batch;
     }
 
-    /// <summary>Builds batch (order.Epoch, step) synchronously on the calling thread and its helpers.</summary>
-    public LocalBatch Build(EpochOrder order, int step)
+    /// <summary>The order of <paramref name="epoch"/>: the data set's own for shards, else a permutation of (seed, epoch).</summary>
+    public EpochOrder Order(int epoch) => _dataset is Shards.ShardDataset shards
+        ? shards.Epoch(_seed, epoch, _layout.GlobalBatch).Order
+        : new EpochOrder(_seed, epoch, _dataset.Count, _layout.GlobalBatch);
+
+    /// <summary>Builds batch (order.Epoch, step) synchronously on the calling thread and its helpers, reading images at random.</summary>
+    public LocalBatch Build(EpochOrder order, int step) => Build(_dataset, order, step);
+
+    private LocalBatch Build(IImageDataset source, EpochOrder order, int step)
     {
         var positions = _layout.Positions(_rank);
         int epoch = order.Epoch;
         Func<int, int> indexOf = i => order.SampleAt(step, positions[i]);
-        var view1 = ViewBatch.Build(_dataset, _transform, positions.Count, indexOf,
-            (_, index) => new CounterRng(_seed, RngStream.Augmentation, (ulong)epoch, (ulong)index, 0), _threads);
-        var view2 = ViewBatch.Build(_dataset, _transform, positions.Count, indexOf,
-            (_, index) => new CounterRng(_seed, RngStream.Augmentation, (ulong)epoch, (ulong)index, 1), _threads);
+        var (view1, view2) = ViewBatch.BuildPair(source, _transform, positions.Count, indexOf,
+            (_, index, view) => new CounterRng(_seed, RngStream.Augmentation, (ulong)epoch, (ulong)index, (ulong)view), _threads);
         return new LocalBatch(order.Epoch, step, view1, view2);
     }
 
@@ -148,6 +167,8 @@ public sealed class PretrainLoader : IDisposable
             }
             _queue.Dispose();
         }
+        _stream?.Dispose();
+        _stream = null;
         _cts.Dispose();
         _cts = null;
         _queue = null;

@@ -15,8 +15,6 @@ internal sealed class TarHeaderGuardStream : Stream
     private const int TypeFlagOffset = 156;
     private const int SizeOffset = 124;
     private const int SizeBytes = 12;
-    private const int ChecksumOffset = 148;
-    private const int ChecksumBytes = 8;
 
     private readonly Stream _inner;
     private readonly long _maxMetadataBytes;
@@ -109,73 +107,11 @@ internal sealed class TarHeaderGuardStream : Stream
             (byte)'K' => "GNU long link",
             _ => null,
         };
-        if (kind is null || !TryParseSize(block.Slice(SizeOffset, SizeBytes), out long size) || size <= _maxMetadataBytes || !ChecksumMatches(block))
+        if (kind is null || !TarBlock.TryParseSize(block.Slice(SizeOffset, SizeBytes), out long size) || size <= _maxMetadataBytes || !TarBlock.ChecksumMatches(block))
         {
             return; // not a metadata header, or one the reader refuses by itself without allocating
         }
         throw new InvalidDataException(
             $"the tar header at byte {offset} declares a {size}-byte {kind}, more than the {_maxMetadataBytes} bytes accepted for one");
-    }
-
-    /// <summary>An octal size field (digits, then NULs or spaces) or a positive base-256 one; false for anything else.</summary>
-    private static bool TryParseSize(ReadOnlySpan<byte> field, out long size)
-    {
-        size = 0;
-        if (field[0] == 0x80)
-        {
-            // base-256: big-endian in the remaining bytes; anything beyond a long is "more than any limit"
-            for (int i = 1; i < field.Length; i++)
-            {
-                if (size > (long.MaxValue >> 8))
-                {
-                    size = long.MaxValue;
-                    return true;
-                }
-                size = (size << 8) | field[i];
-            }
-            return true;
-        }
-        return TryParseOctal(field, out size);
-    }
-
-    private static bool TryParseOctal(ReadOnlySpan<byte> field, out long value)
-    {
-        value = 0;
-        int i = 0;
-        while (i < field.Length && field[i] == (byte)' ')
-        {
-            i++;
-        }
-        int digits = 0;
-        for (; i < field.Length && field[i] is >= (byte)'0' and <= (byte)'7'; i++, digits++)
-        {
-            value = (value << 3) | (long)(field[i] - '0');
-        }
-        for (; i < field.Length; i++)
-        {
-            if (field[i] is not (0 or (byte)' '))
-            {
-                return false;
-            }
-        }
-        return digits > 0;
-    }
-
-    /// <summary>The header checksum: the sum of the block's bytes with the checksum field read as spaces (unsigned, or signed as old tars wrote it).</summary>
-    private static bool ChecksumMatches(ReadOnlySpan<byte> block)
-    {
-        if (!TryParseOctal(block.Slice(ChecksumOffset, ChecksumBytes), out long stored))
-        {
-            return false;
-        }
-        long unsigned = 0;
-        long signed = 0;
-        for (int i = 0; i < BlockBytes; i++)
-        {
-            byte b = i is >= ChecksumOffset and < ChecksumOffset + ChecksumBytes ? (byte)' ' : block[i];
-            unsigned += b;
-            signed += (sbyte)b;
-        }
-        return stored == unsigned || stored == signed;
     }
 }

@@ -10,6 +10,7 @@ public enum RngStream : ulong
     ModelInit = 5,
     LinearProbe = 6,
     Synthetic = 7,
+    ShardOrder = 8,
 }
 
 /// <summary>

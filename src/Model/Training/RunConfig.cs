@@ -35,6 +35,13 @@ public sealed record RunConfig
     public int ImageSize { get; init; } = 32;
     public ulong Seed { get; init; }
     public string Data { get; init; } = "synthetic";
+    /// <summary>
+    /// Shards only: the epoch visits the shards in random groups of at most this many MiB of images, each group's samples
+    /// shuffled (MoCo.Model.Data.Shards.ShardDataset.Epoch). It defines the order, so it defines the run.
+    /// </summary>
+    public int ShardShuffleMib { get; init; } = 256;
+    /// <summary>Shards only: MiB of encoded images a worker reads ahead; memory holds at most this plus one group's share.</summary>
+    public int ShardReadAheadMib { get; init; } = 256;
     public string Precision { get; init; } = "fp32";
     public int KnnK { get; init; } = 200;
     public double KnnT { get; init; } = 0.1;
@@ -88,6 +95,10 @@ public sealed record RunConfig
             throw new ArgumentException($"unknown kNN features '{KnnFeatures}': use head or backbone");
         if (KnnPrecision is not ("auto" or "fp32" or "bf16"))
             throw new ArgumentException($"unknown kNN precision '{KnnPrecision}': use auto, fp32 or bf16");
+        if (ShardShuffleMib < 1 || ShardShuffleMib > 1 << 20)
+            throw new ArgumentException($"--shard-shuffle-mib must be 1 to {1 << 20}, not {ShardShuffleMib}");
+        if (ShardReadAheadMib < 1 || ShardReadAheadMib > 1 << 20)
+            throw new ArgumentException($"--shard-read-ahead-mib must be 1 to {1 << 20}, not {ShardReadAheadMib}");
         if (InitSha256.Length != 0 && (InitSha256.Length != 64 || !InitSha256.All(char.IsAsciiHexDigitLower)))
             throw new ArgumentException($"init-sha256 must be 64 lower-case hex digits, not '{InitSha256}'");
         return this;
@@ -110,7 +121,7 @@ public sealed record RunConfig
 
     /// <summary>The keys (kebab-case) a resumed run may change: everything else defines the run.</summary>
     public static readonly IReadOnlyList<string> ChangeableOnResume =
-        ["epochs", "data", "knn-k", "knn-t", "knn-every", "knn-features", "knn-precision", "checkpoint-every-steps", "keep-checkpoints"];
+        ["epochs", "data", "knn-k", "knn-t", "knn-every", "knn-features", "knn-precision", "checkpoint-every-steps", "keep-checkpoints", "shard-read-ahead-mib"];
 
     /// <summary>True when both define the same run (see <see cref="RunDefinition"/>).</summary>
     public bool DefinesSameRunAs(RunConfig other) =>

@@ -24,12 +24,21 @@ internal sealed class MocoStepBench : IStepBench
     private StepResult? _last;
 
     /// <summary>Builds the model, the optimizer and two views of <paramref name="batch"/> images.</summary>
-    public MocoStepBench(RunConfig config, int batch, Precision precision)
+    /// <param name="flat">Parameters, gradients and momentum in flat buffers (as <see cref="Pretrainer"/> runs), else a loop over parameters.</param>
+    public MocoStepBench(RunConfig config, int batch, Precision precision, bool flat = false)
     {
         _config = config;
         var spec = config.Encoder;
         _model = new MomentumContrast(() => new ResNet(spec, precision), config.Moco, config.Seed);
+        if (flat)
+        {
+            _model.UseFlatParameters();
+        }
         _optimizer = new Sgd(_model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
+        if (flat)
+        {
+            _optimizer.UseFlat(_model.FlatQ!);
+        }
         _step = new MocoTrainStep(_model, _optimizer, config.Seed);
         _layout = new BatchLayout(batch, config.BnSplits, 1);
         _view1 = randn(batch, 3, config.ImageSize, config.ImageSize);

@@ -54,11 +54,48 @@ public sealed class MomentumContrast : nn.Module
 
     public long QueuePointer => queue_ptr.item<long>();
 
+    /// <summary>The query encoder's parameters and gradients in flat buffers, once <see cref="UseFlatParameters"/> ran.</summary>
+    public FlatParameters? FlatQ { get; private set; }
+
+    /// <summary>The key encoder's parameters in a flat buffer (same order as <see cref="FlatQ"/>), once <see cref="UseFlatParameters"/> ran.</summary>
+    public FlatParameters? FlatK { get; private set; }
+
+    /// <summary>
+    /// Moves each encoder's parameters into one contiguous buffer (the query encoder's gradients too), values
+    /// unchanged, so that the momentum update is one operation; call it after any move to a device (which replaces
+    /// parameters) and hand <see cref="FlatQ"/> to the optimizer (<see cref="Sgd.UseFlat"/>).
+    /// </summary>
+    public void UseFlatParameters()
+    {
+        if (FlatQ is not null)
+        {
+            return;
+        }
+        FlatQ = FlatParameters.Adopt(encoder_q.parameters().ToList(), gradients: true);
+        FlatK = FlatParameters.Adopt(encoder_k.parameters().ToList(), gradients: false);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            FlatQ?.Dispose();
+            FlatK?.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+
     /// <summary>θ_k ← m·θ_k + (1−m)·θ_q, parameters only (buffers are each encoder's own), as the official code.</summary>
     public void MomentumUpdate()
     {
         using var _ = no_grad();
         double m = Settings.Momentum;
+        if (FlatQ is not null && FlatK is not null)
+        {
+            FlatK.CheckIntact();
+            FlatK.Data.mul_(m).add_(FlatQ.Data, alpha: 1 - m);
+            return;
+        }
         foreach (var (pq, pk) in encoder_q.parameters().Zip(encoder_k.parameters()))
         {
             pk.mul_(m).add_(pq, alpha: 1 - m);

@@ -60,7 +60,8 @@ public static class PyTorchExport
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, tensor) in entries)
         {
-            tensors[name] = tensor.detach().cpu().contiguous();
+            // a copy that owns its storage: a parameter may be a view into a flat buffer (FlatParameters)
+            tensors[name] = tensor.detach().cpu().contiguous().clone();
         }
         AtomicFile.Write(path, file => Safetensors.SaveStateDict(file, tensors, leaveOpen: true));
     }
@@ -71,7 +72,9 @@ public static class PyTorchExport
         var model = new OrderedDictionary(entries.Count, StringComparer.Ordinal);
         foreach (var (name, tensor) in entries)
         {
-            model.Add(name, tensor.detach().contiguous());
+            // a copy that owns its storage: the pickler writes a tensor's whole storage with its offset, and a parameter may
+            // be a view into a flat buffer (FlatParameters)
+            model.Add(name, tensor.detach().contiguous().clone());
         }
         IDictionary root = detectron2Wrapper
             ? new OrderedDictionary(StringComparer.Ordinal)

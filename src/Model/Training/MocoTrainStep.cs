@@ -124,7 +124,16 @@ public sealed class MocoTrainStep
                     }
                 }
 
-                FlatAllReduce.SumInPlace(collective, [.. grads, .. norms, stats]);
+                if (buckets is null && _optimizer.IsFlat && _model.FlatQ?.Grad is { } flatGrad)
+                {
+                    // the gradients are one buffer already: reduced where they lie, no concatenation or copies back
+                    collective.AllReduceSum(flatGrad);
+                    FlatAllReduce.SumInPlace(collective, [.. norms, stats]);
+                }
+                else
+                {
+                    FlatAllReduce.SumInPlace(collective, [.. grads, .. norms, stats]);
+                }
                 LastReduceWaitSeconds = Stopwatch.GetElapsedTime(backwardDone).TotalSeconds;
             }
 

@@ -59,7 +59,11 @@ public sealed class Pretrainer : IDisposable
             Model.to(Device);
         }
 
+        // after the move to the device, which replaces the parameters: from here on each encoder's parameters are views
+        // of one buffer, and the momentum update, SGD and the flat all-reduce are one operation each
+        Model.UseFlatParameters();
         Optimizer = new Sgd(Model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
+        Optimizer.UseFlat(Model.FlatQ!);
         _step = new MocoTrainStep(Model, Optimizer, config.Seed);
         _trainTransform = ViewTransforms.Random(new Augmenter(RunTransforms.Pretrain(config)));
         _loaderThreads = loaderThreads;

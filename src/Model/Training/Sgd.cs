@@ -13,6 +13,8 @@ public sealed class Sgd : IDisposable
 {
     private readonly IReadOnlyList<(string Name, Parameter Param)> _params;
     private readonly Tensor?[] _momentumBuffers;
+    private FlatParameters? _flat;
+    private Tensor? _flatMomentum;
 
     public Sgd(IEnumerable<(string Name, Parameter Param)> parameters, double momentum, double weightDecay)
     {
@@ -28,8 +30,38 @@ public sealed class Sgd : IDisposable
 
     public IReadOnlyList<(string Name, Parameter Param)> Parameters => _params;
 
+    /// <summary>True when the parameters live in one flat buffer and each step is three operations on it.</summary>
+    public bool IsFlat => _flat is not null;
+
+    /// <summary>
+    /// Steps on <paramref name="flat"/>'s buffers from now on: the decay, the momentum and the update are one operation
+    /// each over every parameter, and the momentum buffers become views of one flat buffer. The same arithmetic, element
+    /// by element, as the loop over parameters. Before the first step only.
+    /// </summary>
+    /// <exception cref="ArgumentException">The buffer holds other parameters, or in another order, or has no gradients.</exception>
+    /// <exception cref="InvalidOperationException">A step has run (there is momentum state).</exception>
+    public void UseFlat(FlatParameters flat)
+    {
+        ArgumentNullException.ThrowIfNull(flat);
+        if (flat.Grad is null || flat.Parameters.Count != _params.Count
+            || flat.Parameters.Where((p, i) => !ReferenceEquals(p, _params[i].Param)).Any())
+        {
+            throw new ArgumentException("the flat buffer must hold the optimizer's parameters, in its order, with their gradients", nameof(flat));
+        }
+        if (HasState)
+        {
+            throw new InvalidOperationException("flat buffers are adopted before the first step");
+        }
+        _flat = flat;
+    }
+
     public void ZeroGrad()
     {
+        if (_flat is not null)
+        {
+            _flat.Grad!.zero_();
+            return;
+        }
         foreach (var (_, p) in _params)
         {
             var g = p.grad;
@@ -43,6 +75,11 @@ public sealed class Sgd : IDisposable
     public void Step(double lr)
     {
         using var _ = no_grad();
+        if (_flat is not null)
+        {
+            StepFlat(lr);
+            return;
+        }
         for (int i = 0; i < _params.Count; i++)
         {
             var p = _params[i].Param;
@@ -72,6 +109,41 @@ public sealed class Sgd : IDisposable
         }
     }
 
+    /// <summary>d = g + wd·p; buf = d (first step) or m·buf + d; p ← p − lr·buf, each over the whole flat buffer.</summary>
+    private void StepFlat(double lr)
+    {
+        _flat!.CheckIntact();
+        var p = _flat.Data;
+        var g = _flat.Grad!;
+        using var d = WeightDecay != 0 ? g.add(p, alpha: WeightDecay) : g.alias();
+        if (Momentum == 0)
+        {
+            p.add_(d, alpha: -lr);
+            return;
+        }
+        if (_flatMomentum is null)
+        {
+            AdoptFlatMomentum(d.detach().clone());
+        }
+        else
+        {
+            _flatMomentum.mul_(Momentum).add_(d);
+        }
+        p.add_(_flatMomentum!, alpha: -lr);
+    }
+
+    /// <summary>Makes <paramref name="buffer"/> the flat momentum buffer and each parameter's buffer a view of it.</summary>
+    private void AdoptFlatMomentum(Tensor buffer)
+    {
+        _flatMomentum = buffer.DetachFromDisposeScope();
+        for (int i = 0; i < _params.Count; i++)
+        {
+            _momentumBuffers[i]?.Dispose();
+            var shape = _params[i].Param.shape;
+            _momentumBuffers[i] = _flatMomentum.narrow(0, _flat!.Offset(i), _params[i].Param.numel()).view(shape).DetachFromDisposeScope();
+        }
+    }
+
     /// <summary>The momentum buffers by parameter name ("momentum_buffer." + name); absent before the first step.</summary>
     public IEnumerable<KeyValuePair<string, Tensor>> StateTensors()
     {
@@ -93,6 +165,14 @@ public sealed class Sgd : IDisposable
     /// </summary>
     public void EnsureState()
     {
+        if (_flat is not null)
+        {
+            if (_flatMomentum is null)
+            {
+                AdoptFlatMomentum(zeros_like(_flat.Data));
+            }
+            return;
+        }
         for (int i = 0; i < _params.Count; i++)
         {
             _momentumBuffers[i] ??= zeros_like(_params[i].Param).DetachFromDisposeScope();
@@ -107,10 +187,32 @@ public sealed class Sgd : IDisposable
             _momentumBuffers[i]?.Dispose();
             _momentumBuffers[i] = null;
         }
+        _flatMomentum?.Dispose();
+        _flatMomentum = null;
     }
 
     public void LoadState(IReadOnlyDictionary<string, Tensor> tensors)
     {
+        if (_flat is not null)
+        {
+            int present = _params.Count(p => tensors.ContainsKey("momentum_buffer." + p.Name));
+            ClearState();
+            if (present == 0)
+            {
+                return;
+            }
+            if (present != _params.Count)
+            {
+                throw new InvalidDataException($"the optimizer state holds momentum buffers for {present} of {_params.Count} parameters: all or none");
+            }
+            AdoptFlatMomentum(zeros_like(_flat.Data));
+            using var _ = no_grad();
+            for (int i = 0; i < _params.Count; i++)
+            {
+                _momentumBuffers[i]!.copy_(tensors["momentum_buffer." + _params[i].Name]);
+            }
+            return;
+        }
         for (int i = 0; i < _params.Count; i++)
         {
             _momentumBuffers[i]?.Dispose();
@@ -133,5 +235,6 @@ public sealed class Sgd : IDisposable
         {
             b?.Dispose();
         }
+        _flatMomentum?.Dispose();
     }
 }

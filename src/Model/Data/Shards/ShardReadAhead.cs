@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 
 namespace MoCo.Model.Data.Shards;
@@ -88,14 +87,7 @@ public sealed class ShardReadAhead : IImageDataset, IDisposable
             _heldBytes -= _data.Record(index).Length;
             Monitor.PulseAll(_gate);
         }
-        try
-        {
-            return _data.Decode(index, bytes.AsSpan(0, _data.Record(index).Length));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(bytes);
-        }
+        return _data.Decode(index, bytes);
     }
 
     /// <summary>For each group from the one holding <paramref name="fromStep"/>'s first position, this worker's samples in disk order.</summary>
@@ -199,14 +191,14 @@ public sealed class ShardReadAhead : IImageDataset, IDisposable
                     open = record.Shard;
                 }
                 long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-                var bytes = ArrayPool<byte>.Shared.Rent(record.Length);
+                // an array of the record's exact size (not a pooled one rounded up), so that what is counted is what is held
+                var bytes = GC.AllocateUninitializedArray<byte>(record.Length);
                 _data.ReadAt(handle!, record, bytes);
                 ReadSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 lock (_gate)
                 {
                     if (_disposed)
                     {
-                        ArrayPool<byte>.Shared.Return(bytes);
                         return;
                     }
                     _held[index] = bytes;
@@ -237,10 +229,6 @@ public sealed class ShardReadAhead : IImageDataset, IDisposable
         _reader.Join();
         lock (_gate)
         {
-            foreach (var bytes in _held.Values)
-            {
-                ArrayPool<byte>.Shared.Return(bytes);
-            }
             _held.Clear();
             _heldBytes = 0;
         }

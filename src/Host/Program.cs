@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Data.Common;
+using MoCo.Host;
 using MoCo.Host.Commands;
 using MoCo.Host.Configuration;
 using MoCo.Host.History;
@@ -48,12 +49,12 @@ try
 catch (NumericsCheckFailedException e)
 {
     ProcessLogging.Error(e.Message);
-    return 3;
+    return ExitCodes.NumericsCheckFailed;
 }
 catch (Exception e) when (e is ConfigurationError or HistoryError or DbException or ArgumentException or CheckpointRejectedException or IOException or InvalidDataException)
 {
     ProcessLogging.Error(e.Message);
-    return 2;
+    return ExitCodes.ConfigurationError;
 }
 finally
 {

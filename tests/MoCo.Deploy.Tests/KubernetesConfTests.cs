@@ -28,6 +28,27 @@ public sealed class KubernetesConfTests
     }
 
     [Fact]
+    public void Job_configuration_is_the_kubernetes_one_with_pods_that_end_with_their_run()
+    {
+        // hocon/kubernetes-job.conf (k8s/job) changes only what a Job's pod needs: a completed run found on start exits
+        var job = SettingsReader.ParseFile(Repository.PathOf("hocon", "kubernetes-job.conf"));
+        var source = "hocon/kubernetes-job.conf";
+        SettingsReader.CheckSections(job, "moco", Presets.Sections, source);
+        Assert.False(SettingsReader.Read<HostSettings>(job, "moco.host", source).IdleWhenComplete);
+        Assert.True(SettingsReader.Read<HostSettings>(File(), "moco.host", "hocon/kubernetes.conf").IdleWhenComplete); // the StatefulSets' trainer idles
+        // everything else as kubernetes.conf: the run, the ports, min-workers, Akka's settings
+        var different = new List<string>();
+        foreach (var path in LeafPaths(job.Root, "").Select(p => p.TrimStart('.')).Concat(LeafPaths(File().Root, "").Select(p => p.TrimStart('.'))).Distinct())
+        {
+            if (path != "moco.host.idle-when-complete" && (!job.HasPath(path) || !File().HasPath(path) || job.GetValue(path).ToString() != File().GetValue(path).ToString()))
+            {
+                different.Add(path);
+            }
+        }
+        Assert.True(different.Count == 0, "kubernetes-job.conf differs from kubernetes.conf in " + string.Join(", ", different));
+    }
+
+    [Fact]
     public void Every_akka_key_exists_in_the_reference_configuration_of_its_package()
     {
         var reference = AkkaReference.All;

@@ -692,7 +692,7 @@ public sealed partial class ManifestTests
     /// stops it at start-up; one it ignores looks like a setting and sets nothing. Variables only the kubelet uses
     /// (POD_NAME, RUN_DIR_NAME, POSTGRES_PASSWORD) must not start with MOCO_.
     /// </summary>
-    private static List<string> UnreadMocoVariables(System.Collections.IDictionary env)
+    internal static List<string> UnreadMocoVariables(System.Collections.IDictionary env)
     {
         var problems = new List<string>();
         var empty = ConfigurationFactory.Empty;
@@ -719,7 +719,7 @@ public sealed partial class ManifestTests
         return problems;
     }
 
-    private static bool Matches(V1LabelSelector selector, IDictionary<string, string> labels)
+    internal static bool Matches(V1LabelSelector selector, IDictionary<string, string> labels)
     {
         foreach (var expression in selector.MatchExpressions ?? [])
         {
@@ -740,7 +740,7 @@ public sealed partial class ManifestTests
         return (selector.MatchLabels is null or { Count: 0 } && selector.MatchExpressions is { Count: > 0 }) || MatchLabels(selector.MatchLabels, labels);
     }
 
-    private static bool MatchLabels(IDictionary<string, string>? required, IDictionary<string, string>? labels) =>
+    internal static bool MatchLabels(IDictionary<string, string>? required, IDictionary<string, string>? labels) =>
         required is { Count: > 0 } && labels is not null && required.All(kv => labels.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
     private static bool IsUnder(string path, string folder) =>

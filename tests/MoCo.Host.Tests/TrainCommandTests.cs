@@ -257,6 +257,13 @@ public sealed class TrainCommandTests : IDisposable
         Assert.True(code == 0, output);
         Assert.Contains("starting run", output, StringComparison.Ordinal); // no checkpoint yet: a new run, there
 
+        // the run has completed: a Job's pod (idle-when-complete = false) says so and exits 0 at once instead of
+        // waiting for SIGTERM (the default, for a StatefulSet's pod: KubernetesShapeTests)
+        (code, output) = Run(["train", .. Tiny, "--run-dir", runDir, "--continue", "--idle-when-complete", "false"]);
+        Assert.True(code == ExitCodes.Success, output);
+        Assert.Contains("is complete (its journal says so); nothing to train (idle-when-complete = false: exiting)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Waiting for SIGTERM", output, StringComparison.Ordinal);
+
         // the configuration is declarative under --continue: the environment counts as given, and lr defines the run
         (code, output) = Run(["train", .. Tiny, "--run-dir", runDir, "--continue"], ("MOCO_RUN_LR", "0.5"));
         Assert.Equal(2, code);
@@ -319,6 +326,25 @@ public sealed class TrainCommandTests : IDisposable
         (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_DATA_PLANE_BACKEND", "tcp"));
         Assert.Equal(2, code);
         Assert.Contains("a run of several processes needs the cluster's shared secret on every node: set MOCO_CLUSTER_SECRET", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_node_must_refuse_stay_with_until_complete_and_map_only_a_completed_or_failed_run_to_an_exit()
+    {
+        var (code, output) = Run(["node", "--join", "127.0.0.1:1", "--stay", "--until-complete"], ("MOCO_CLUSTER_SECRET", "0123456789abcdef0123456789abcdef"));
+        Assert.Equal(ExitCodes.ConfigurationError, code);
+        Assert.Contains("--stay and --until-complete exclude each other", output, StringComparison.Ordinal);
+
+        // --until-complete ends on the outcomes the director sends when the run is over (the name of its final
+        // message), and joins again on every other end of a membership: an interrupt, a director that is gone, a run
+        // that was finishing when the node offered itself, a node that never became Up
+        Assert.Equal(ExitCodes.Success, Commands.NodeCommand.UntilCompleteExit(nameof(MoCo.Actors.Training.TrainingDirector.RunCompleted)));
+        Assert.Equal(ExitCodes.RunFailed, Commands.NodeCommand.UntilCompleteExit(nameof(MoCo.Actors.Training.TrainingDirector.RunFailed)));
+        foreach (var outcome in new[] { nameof(MoCo.Actors.Training.TrainingDirector.Interrupted), nameof(MoCo.Actors.Training.TrainingDirector.AlreadyFinished),
+            "the run's director is gone", "the run is finishing", "this node left the cluster (downed or removed)", null })
+        {
+            Assert.Null(Commands.NodeCommand.UntilCompleteExit(outcome));
+        }
     }
 
     [Fact]

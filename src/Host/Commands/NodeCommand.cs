@@ -3,6 +3,7 @@ using Akka.Actor;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using MoCo.Actors.Nodes;
+using MoCo.Actors.Training;
 using MoCo.Host.Configuration;
 using MoCo.Host.Hosting;
 using Spectre.Console;
@@ -13,7 +14,9 @@ namespace MoCo.Host.Commands;
 /// <c>moco node --join HOST:PORT</c>: a process that joins the cluster of a run started with <c>moco train --port</c> and
 /// offers its device slots; the run's director creates workers on it, which take the run's state from a surviving
 /// worker. The process ends when the run ends (or its director's node goes away), or on Ctrl-C / SIGTERM, leaving the
-/// cluster gracefully; with <c>--stay</c> it joins again after a run ends or its trainer goes away, and only a signal ends it.
+/// cluster gracefully; with <c>--stay</c> it joins again after a run ends or its trainer goes away, and only a signal ends it;
+/// with <c>--until-complete</c> it joins again until the run it serves completes (exit 0) or fails (exit 1), and a
+/// signal ends it with <see cref="ExitCodes.LeftBeforeCompletion"/> (a Job's worker pod, k8s/job).
 /// </summary>
 public static class NodeCommand
 {
@@ -32,6 +35,12 @@ public static class NodeCommand
                 + "only SIGTERM or Ctrl-C end the process (for a Kubernetes pod or a systemd service)",
         };
         command.Options.Add(stay);
+        var untilComplete = new Option<bool>("--until-complete")
+        {
+            Description = "Serve one run to its end: join again while the trainer is not reachable yet or restarts (as --stay), exit 0 when the run "
+                + "completes and 1 when it fails; SIGTERM or Ctrl-C leave the cluster and exit 143 (for a Kubernetes Job's pod)",
+        };
+        command.Options.Add(untilComplete);
         var clusterOptions = TrainCommand.AddSectionOptions<ClusterSettings>(command, "moco.cluster", exclude: ["secret", "seed-nodes"]);
         var hostOptions = TrainCommand.AddSectionOptions<HostSettings>(command, "moco.host");
         command.SetAction(parse =>
@@ -64,13 +73,21 @@ public static class NodeCommand
             {
                 AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(unprotected)}[/]");
             }
-            return Run(cluster, host, metrics, slots, device, backend, cfg, parse.GetValue(stay));
+            var mode = (parse.GetValue(stay), parse.GetValue(untilComplete)) switch
+            {
+                (true, true) => throw new ConfigurationError("--stay and --until-complete exclude each other: --stay serves run after run until a signal, "
+                    + "--until-complete one run until it completes"),
+                (true, false) => NodeMode.Stay,
+                (false, true) => NodeMode.UntilComplete,
+                _ => NodeMode.UntilRunEnds,
+            };
+            return Run(cluster, host, metrics, slots, device, backend, cfg, mode);
         });
         return command;
     }
 
     private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, MoCo.Model.Training.ComputeDevice device,
-        MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning, bool stay)
+        MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning, NodeMode mode)
     {
         var console = AnsiConsole.Console;
         cluster.RequireCredentials(multiNode: true);
@@ -93,25 +110,64 @@ public static class NodeCommand
         using var signals = new StopSignals();
         var stopping = signals.Token;
         var wait = StayRetryMin;
+        bool rejoin = mode != NodeMode.UntilRunEnds;
+        string flag = mode == NodeMode.Stay ? "--stay" : "--until-complete";
+        // --until-complete: a signal before the run completed is no success, or a Job would count this worker as done
+        int signalled = mode == NodeMode.UntilComplete ? ExitCodes.LeftBeforeCompletion : ExitCodes.Success;
         while (true)
         {
-            var (code, joined) = Attempt(console, cluster, tuning, settings, endpoint, stay, stopping, l => signals.OnStop = l);
-            if (!stay || stopping.IsCancellationRequested)
+            var (code, joined, outcome) = Attempt(console, cluster, tuning, settings, endpoint, rejoin, stopping, l => signals.OnStop = l);
+            if (stopping.IsCancellationRequested)
+            {
+                return signalled;
+            }
+
+            if (mode == NodeMode.UntilComplete && UntilCompleteExit(outcome) is { } final)
+            {
+                return final;
+            }
+
+            if (!rejoin)
             {
                 return code;
             }
 
-            // --stay: the run ended, its trainer went away, or it could not be reached: join again (the trainer
-            // restarts, or a new run starts) rather than exit and be restarted by a supervisor with growing delays
+            // the run ended (--stay), its trainer went away (an interrupt, a restart), or it could not be reached: join
+            // again rather than exit and be restarted by a supervisor with growing delays
             wait = joined ? StayRetryMin : TimeSpan.FromSeconds(Math.Min(StayRetryMax.TotalSeconds, wait.TotalSeconds * 2));
-            console.MarkupLine($"[yellow]--stay[/]: joining again in {wait.TotalSeconds:F0} s");
+            console.MarkupLine($"[yellow]{flag}[/]: joining again in {wait.TotalSeconds:F0} s");
             // between two memberships the process is alive (the liveness probe must not restart it) and not ready
-            endpoint?.UseIdle("between runs (--stay)");
+            endpoint?.UseIdle($"between memberships ({flag})");
             if (stopping.WaitHandle.WaitOne(wait))
             {
-                return 0;
+                return signalled;
             }
         }
+    }
+
+    /// <summary>
+    /// The exit code of <c>--until-complete</c> for how its membership ended (<paramref name="outcome"/>: the outcome the
+    /// run's director sent, which is the name of its final message, or why the membership ended otherwise); null where
+    /// the node joins again: the trainer was interrupted or went away, or the node could not reach it.
+    /// </summary>
+    internal static int? UntilCompleteExit(string? outcome) => outcome switch
+    {
+        nameof(TrainingDirector.RunCompleted) => ExitCodes.Success,
+        nameof(TrainingDirector.RunFailed) => ExitCodes.RunFailed,
+        _ => null,
+    };
+
+    /// <summary>What the process does when a membership ends.</summary>
+    private enum NodeMode
+    {
+        /// <summary>No flag: exit when the run ends or the trainer goes away.</summary>
+        UntilRunEnds,
+
+        /// <summary><c>--stay</c>: join again, whatever happened; only a signal ends the process.</summary>
+        Stay,
+
+        /// <summary><c>--until-complete</c>: join again until the run completes or fails.</summary>
+        UntilComplete,
     }
 
     private static readonly TimeSpan StayRetryMin = TimeSpan.FromSeconds(2);
@@ -120,9 +176,10 @@ public static class NodeCommand
     /// <summary>
     /// One membership of the cluster: a fresh actor system joins the seed nodes, the node agent offers the devices and
     /// serves the run until it ends, the trainer goes away, this node is downed, or <paramref name="stopping"/> fires (a
-    /// graceful leave). Returns the exit code and whether the node had joined.
+    /// graceful leave). Returns the exit code, whether the node had joined, and how the membership ended (the director's
+    /// outcome, see <see cref="UntilCompleteExit"/>; null when the node never became Up).
     /// </summary>
-    private static (int Code, bool Joined) Attempt(IAnsiConsole console, ClusterSettings cluster, Akka.Configuration.Config akka, NodeAgentSettings settings,
+    private static (int Code, bool Joined, string? Outcome) Attempt(IAnsiConsole console, ClusterSettings cluster, Akka.Configuration.Config akka, NodeAgentSettings settings,
         Metrics.MetricsEndpoint? endpoint, bool stay, CancellationToken stopping, Action<Action<string>?> setLeave)
     {
         using var akkaHost = TrainingHost.BuildNode(cluster, akka);
@@ -152,7 +209,7 @@ public static class NodeCommand
         {
             if (stopping.IsCancellationRequested)
             {
-                return (0, false);
+                return (0, false, null);
             }
 
             // the agent exists before this node is Up, so the director's first question finds it
@@ -168,7 +225,7 @@ public static class NodeCommand
                 }
 
                 console.MarkupLine($"[yellow]{notUp}[/]");
-                return (1, false);
+                return (1, false, null);
             }
 
             if (ended.Task.IsCompleted && !up.Task.IsCompleted)
@@ -176,17 +233,17 @@ public static class NodeCommand
                 if (stopping.IsCancellationRequested)
                 {
                     console.MarkupLine($"node done: {Markup.Escape(ended.Task.Result)}");
-                    return (0, false);
+                    return (0, false, null);
                 }
 
                 console.MarkupLine($"[red]node refused[/]: {Markup.Escape(ended.Task.Result)}");
-                return (1, false);
+                return (1, false, null);
             }
 
             console.MarkupLine($"node [cyan]{Markup.Escape(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString())}[/] joined the cluster; offering {settings.Devices} device(s)");
             var outcome = ended.Task.GetAwaiter().GetResult();
             console.MarkupLine($"node done: {Markup.Escape(outcome)}");
-            return (outcome.StartsWith("this node left the cluster", StringComparison.Ordinal) ? 1 : 0, true);
+            return (outcome.StartsWith("this node left the cluster", StringComparison.Ordinal) ? 1 : 0, true, outcome);
         }
         finally
         {

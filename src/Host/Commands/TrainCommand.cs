@@ -212,27 +212,31 @@ public static class TrainCommand
         {
             case TrainingDirector.RunCompleted completed:
                 console.MarkupLine($"[bold green]done[/]: {completed.GlobalStep} steps; metrics in {Markup.Escape(Path.Combine(runDir!, MetricsCsv.FileName))}");
-                return 0;
+                return ExitCodes.Success;
             case TrainingDirector.Interrupted interrupted:
                 console.MarkupLine($"[yellow]interrupted[/] at step {interrupted.GlobalStep}: continue with [bold]moco train --resume {Markup.Escape(runDir!)}[/]"
                     + (interrupted.LastCheckpoint is null ? " (no checkpoint yet: it starts over)" : ""));
-                return 130;
+                return ExitCodes.Interrupted;
+            case TrainingDirector.AlreadyFinished { Completed: true } done when continuing && !host.IdleWhenComplete:
+                // a Job's pod (k8s/job): the run is done, so is the pod; an idle pod would hold the Job open forever
+                console.MarkupLine($"[bold green]run {Markup.Escape(done.RunId)} is complete[/] (its journal says so); nothing to train (idle-when-complete = false: exiting)");
+                return ExitCodes.Success;
             case TrainingDirector.AlreadyFinished { Completed: true } done when continuing:
-                // a restarted pod must neither start a new run nor exit (the kubelet would restart it again)
+                // a restarted StatefulSet pod must neither start a new run nor exit (the kubelet would restart it again)
                 endpoint?.UseIdle("the run is complete");
                 console.MarkupLine($"[bold green]run {Markup.Escape(done.RunId)} is complete[/] (its journal says so); nothing to train. "
                     + "Waiting for SIGTERM or Ctrl-C: scale the trainer to 0 or delete it");
                 signals.Wait();
-                return 0;
+                return ExitCodes.Success;
             case TrainingDirector.AlreadyFinished already:
                 console.MarkupLine($"[red]nothing to resume[/]: {Markup.Escape(already.Reason)}");
-                return 1;
+                return ExitCodes.RunFailed;
             case TrainingDirector.RunFailed failed:
                 console.MarkupLine($"[red]run failed[/]{(failed.Recorded ? " (recorded in the journal)" : "")}: {Markup.Escape(failed.Reason)}");
-                return 1;
+                return ExitCodes.RunFailed;
             default:
                 console.MarkupLine($"[red]run ended unexpectedly[/]: {Markup.Escape(final.ToString() ?? "")}");
-                return 1;
+                return ExitCodes.RunFailed;
         }
     }
 

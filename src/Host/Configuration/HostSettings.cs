@@ -52,6 +52,14 @@ public sealed record HostSettings
     /// </summary>
     public bool Tensorboard { get; init; } = true;
 
+    /// <summary>
+    /// What <c>moco train --continue</c> does when its run directory holds a run that has already completed: true (the
+    /// default) says so and waits for SIGTERM, for a StatefulSet pod, which the kubelet would restart after any exit;
+    /// false says so and exits 0, for a Job's pod (k8s/job), whose Job ends when it does. A property of this process
+    /// (how its pod is run), not of the run.
+    /// </summary>
+    public bool IdleWhenComplete { get; init; } = true;
+
     /// <summary>Folder under which new run directories are created.</summary>
     public string RunsRoot { get; init; } = "runs";
 

@@ -11,23 +11,26 @@ namespace MoCo.Host.Tests.MultiProcess;
 /// <c>moco train --config hocon/kubernetes.conf --run-dir D --continue</c>, advertising a host name (as the pod's DNS
 /// name), and worker pods as <c>moco node --config hocon/kubernetes.conf --join NAME:PORT --stay</c>; the per-pod values
 /// (addresses, ports) come from the environment as the StatefulSets set them. What the kubelet does is done by hand:
-/// SIGTERM on a scale-down, starting the same command again on a restart.
+/// SIGTERM on a scale-down, starting the same command again on a restart. The job shape (k8s/job) is started the way its
+/// Jobs start their pods: <c>moco train --config hocon/kubernetes-job.conf --run-dir D --continue</c> and
+/// <c>moco node --config hocon/kubernetes-job.conf --join NAME:PORT --until-complete</c>.
 /// </summary>
 public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
 {
     private const string Secret = "k8s-test-secret-0123456789abcdef";
     private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
     private static readonly string Conf = Path.Combine(AppContext.BaseDirectory, "hocon", "kubernetes.conf");
+    private static readonly string JobConf = Path.Combine(AppContext.BaseDirectory, "hocon", "kubernetes-job.conf");
     private readonly MocoProcessGroup _processes = new(output, "moco-k8s-");
     private readonly int _trainerPort = MocoProcess.FreePort();
     private readonly int _trainerMetrics = MocoProcess.FreePort();
 
     private string RunDir => Path.Combine(_processes.Directory, "runs", "moco");
 
-    // 12 epochs of 8 steps; one torch thread per process (see MultiProcessTests)
-    private static readonly string[] Run =
+    // epochs of 8 steps (12 unless a test says otherwise); one torch thread per process (see MultiProcessTests)
+    private static string[] Run(int epochs) =>
     [
-        "--data", "synthetic:256", "--epochs", "12", "--batch-size", "32", "--moco-k", "64", "--width", "4", "--moco-dim", "16",
+        "--data", "synthetic:256", "--epochs", epochs.ToString(CultureInfo.InvariantCulture), "--batch-size", "32", "--moco-k", "64", "--width", "4", "--moco-dim", "16",
         "--bn-splits", "4", "--knn-every", "0", "--threads", "1", "--loader-threads", "1",
     ];
 
@@ -102,17 +105,73 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(96, History().GetProperty("lastStep").GetInt64());
     }
 
-    private MocoProcess StartTrainer(string name) => Start(name,
-        ["train", "--config", Conf, "--run-dir", RunDir, "--continue", .. Run],
+    [Fact]
+    public async Task Pods_of_the_job_shape_must_run_the_run_to_completion_and_exit_0()
+    {
+        // A Job starts its pods in no particular order: the worker pods first here, before the trainer is reachable
+        // (--until-complete keeps joining rather than failing), then the trainer pod. The run waits for all three
+        // workers (min-workers 4 with the trainer's own), so that each of them is in its first generation.
+        var workers = new[] { StartJobNode("job-worker-0"), StartJobNode("job-worker-1"), StartJobNode("job-worker-2") };
+        var trainer = StartTrainer("job-trainer", JobConf, epochs: 4, ("MOCO_CLUSTER_MIN_WORKERS", "4"));
+        await trainer.WaitForAsync(@"4 worker\(s\), generation 1\b", Bound);
+        await trainer.WaitForAsync("^epoch 0:", Bound);
+
+        // a lower parallelism (kubectl patch job): the Job controller deletes a worker pod, which leaves gracefully and
+        // exits 143, neither a success (the Job would stop replacing workers) nor a failure (podFailurePolicy ignores
+        // it); the run goes on without it
+        workers[2].Signal("TERM");
+        Assert.Equal(ExitCodes.LeftBeforeCompletion, await workers[2].WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        // a generation of the three that remain: the next one, or the one after where the leave cut a collective short
+        // and a rank was re-created (seen once here); either way the journal must end at step 32 with each epoch once
+        await trainer.WaitForAsync(@"generation \d+\b.*\b3 worker\(s\)", Bound);
+
+        // the run completes: the trainer exits 0 (its Job completes) and so does every remaining worker (the worker Job
+        // completes once all its pods have ended, one with success being enough to say the work is done)
+        Assert.Equal(ExitCodes.Success, await trainer.WaitForExitAsync(Bound));
+        await trainer.WaitForAsync(@"done\b.*32 steps", TimeSpan.FromSeconds(5));
+        foreach (var worker in workers[..2])
+        {
+            Assert.Equal(ExitCodes.Success, await worker.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            await worker.WaitForAsync("node done: RunCompleted", TimeSpan.FromSeconds(5));
+        }
+
+        var history = History();
+        output.WriteLine(history.ToString());
+        Assert.Equal(32, history.GetProperty("lastStep").GetInt64()); // 4 epochs x 8 steps
+        Assert.Equal(Enumerable.Range(0, 4), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
+        Assert.Equal(4, history.GetProperty("generations")[0].GetProperty("ranks").GetArrayLength());
+        Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("reason").GetString()?.Contains("leaving gracefully (SIGTERM)", StringComparison.Ordinal) == true);
+
+        // a new trainer pod after the run completed (its predecessor died after the journal recorded the completion):
+        // it says so and exits 0 at once (idle-when-complete = false), where the StatefulSet's trainer would idle
+        var again = StartTrainer("job-trainer-again", JobConf, epochs: 4);
+        await again.WaitForAsync("is complete", Bound);
+        Assert.Equal(ExitCodes.Success, await again.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(32, History().GetProperty("lastStep").GetInt64());
+    }
+
+    private MocoProcess StartTrainer(string name) => StartTrainer(name, Conf, epochs: 12);
+
+    private MocoProcess StartTrainer(string name, string conf, int epochs, params (string, string)[] environment) => Start(name,
+        ["train", "--config", conf, "--run-dir", RunDir, "--continue", .. Run(epochs)],
+        [.. TrainerEnvironment, .. environment]);
+
+    private (string, string)[] TrainerEnvironment =>
+    [
         ("MOCO_CLUSTER_HOSTNAME", "127.0.0.1"),
         ("MOCO_CLUSTER_PUBLIC_HOSTNAME", "localhost"), // a host name, as the pod's DNS name in k8s
         ("MOCO_CLUSTER_PORT", Port(_trainerPort)),
         ("MOCO_CLUSTER_DATA_PLANE_PORT", "0"),
         ("MOCO_METRICS_PORT", Port(_trainerMetrics)),
-        ("MOCO_CLUSTER_SECRET", Secret));
+        ("MOCO_CLUSTER_SECRET", Secret),
+    ];
 
-    private MocoProcess StartNode(string name) => Start(name,
-        ["node", "--config", Conf, "--join", $"localhost:{_trainerPort}", "--stay", "--threads", "1", "--loader-threads", "1"],
+    private MocoProcess StartNode(string name) => StartNode(name, Conf, "--stay");
+
+    private MocoProcess StartJobNode(string name) => StartNode(name, JobConf, "--until-complete");
+
+    private MocoProcess StartNode(string name, string conf, string mode) => Start(name,
+        ["node", "--config", conf, "--join", $"localhost:{_trainerPort}", mode, "--threads", "1", "--loader-threads", "1"],
         ("MOCO_CLUSTER_HOSTNAME", "127.0.0.1"),
         ("MOCO_CLUSTER_PUBLIC_HOSTNAME", "127.0.0.1"), // the pod IP
         ("MOCO_CLUSTER_PORT", Port(MocoProcess.FreePort())),

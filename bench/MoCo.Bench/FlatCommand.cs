@@ -24,7 +24,7 @@ internal static class FlatCommand
         int threads = options.Int("threads", Environment.ProcessorCount, 1);
         int rounds = options.Int("rounds", 3, 1);
         int updates = options.Int("updates", 30, 1);
-        int steps = options.Int("steps", 4, 1);
+        int steps = options.Int("steps", 4, 0); // 0: the update alone
         int batch = options.Int("batch", 64, 8);
         options.EnsureAllRead();
         torch.set_num_threads(threads);
@@ -78,16 +78,16 @@ internal static class FlatCommand
                     }
                     update[flat].Add(StepClock.Median(times));
                 }
-                for (int flat = 0; flat < 2; flat++)
+                for (int flat = 0; flat < 2 && steps > 0; flat++)
                 {
                     using var bench = new MocoStepBench(config, batch, Precision.Fp32, flat: flat == 1);
                     step[flat].Add(StepClock.Median(StepClock.Measure(bench, 1, steps)) * 1000);
                 }
             }
             double u0 = StepClock.Median(update[0]), u1 = StepClock.Median(update[1]);
-            double s0 = StepClock.Median(step[0]), s1 = StepClock.Median(step[1]);
+            double s0 = steps > 0 ? StepClock.Median(step[0]) : double.NaN, s1 = steps > 0 ? StepClock.Median(step[1]) : double.NaN;
             table.AddRow($"{arch} width {width}", count.ToString("N0", C), tensors.ToString(C), u0.ToString("F2", C), u1.ToString("F2", C), (u1 / u0).ToString("F2", C) + "x",
-                s0.ToString("F0", C), s1.ToString("F0", C), (s1 / s0).ToString("F3", C) + "x");
+                steps > 0 ? s0.ToString("F0", C) : "-", steps > 0 ? s1.ToString("F0", C) : "-", steps > 0 ? (s1 / s0).ToString("F3", C) + "x" : "-");
         }
         AnsiConsole.Write(table);
         return 0;

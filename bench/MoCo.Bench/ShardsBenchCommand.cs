@@ -137,6 +137,7 @@ internal static class ShardsBenchCommand
             ("resnet50 224px", "shards, streamed", largeStreamed.Train, large, 32),
         };
         var rates = rows.Select(_ => new List<double>()).ToArray();
+        var firsts = rows.Select(_ => new List<double>()).ToArray();
         for (int round = 0; round < rounds; round++)
         {
             for (int i = 0; i < rows.Count; i++)
@@ -146,22 +147,28 @@ internal static class ShardsBenchCommand
                 int loaderSteps = batch >= 256 ? steps : steps * 2;
                 var transform = ViewTransforms.Random(new Augmenter(RunTransforms.Pretrain(config)));
                 using var loader = new PretrainLoader(data, transform, new BatchLayout(batch, config.BnSplits, 1), 0, config.Seed, threads);
-                // timed from the start, so that batches prefetched before the clock cannot flatter a source; the start
-                // (the read-ahead's first group) is part of every epoch
+                // the first batch waits for the start (for shards, the read-ahead's first group: once per epoch and per
+                // change of workers); the batches after it are built one after the other while this thread takes them
+                // at once, so no batch made before the clock started can flatter the steady rate
                 long start = Stopwatch.GetTimestamp();
                 loader.Start(round, 0);
+                using (loader.Next())
+                {
+                }
+                firsts[i].Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+                long steady = Stopwatch.GetTimestamp();
                 for (int s = 0; s < loaderSteps; s++)
                 {
                     using var b = loader.Next();
                 }
-                rates[i].Add(loaderSteps * batch / Stopwatch.GetElapsedTime(start).TotalSeconds);
+                rates[i].Add(loaderSteps * batch / Stopwatch.GetElapsedTime(steady).TotalSeconds);
             }
         }
         double smallStep = StepRate(small, 256, stepSteps);
         double largeStep = StepRate(large, 32, Math.Max(1, stepSteps - 1));
 
         var table = new Table().Title($"loader images/s ({threads} threads, 2 augmented views per image; median of {rounds} rounds) against the fp32 MoCo step's");
-        foreach (var column in new[] { "workload", "images from", "loader img/s", "vs in memory", "step consumes img/s", "loader / step" })
+        foreach (var column in new[] { "workload", "images from", "first batch s", "loader img/s after it", "vs in memory", "step consumes img/s", "loader / step" })
         {
             table.AddColumn(column);
         }
@@ -174,7 +181,7 @@ internal static class ShardsBenchCommand
                 baseline = rate;
             }
             double step = rows[i].Workload.StartsWith("cifar", StringComparison.Ordinal) ? smallStep : largeStep;
-            table.AddRow(rows[i].Workload, rows[i].Source, rate.ToString("F0", C), (rate / baseline).ToString("F2", C) + "x",
+            table.AddRow(rows[i].Workload, rows[i].Source, StepClock.Median(firsts[i]).ToString("F2", C), rate.ToString("F0", C), (rate / baseline).ToString("F2", C) + "x",
                 step.ToString("F1", C), (rate / step).ToString("F1", C) + "x");
         }
         AnsiConsole.Write(table);

@@ -109,13 +109,21 @@ public sealed class Sgd : IDisposable
         }
     }
 
-    /// <summary>d = g + wd·p; buf = d (first step) or m·buf + d; p ← p − lr·buf, each over the whole flat buffer.</summary>
+    /// <summary>
+    /// d = g + wd·p; buf = d (first step) or m·buf + d; p ← p − lr·buf, each over the whole flat buffer. d is computed
+    /// in the gradient buffer itself: a temporary the size of the model would be allocated and faulted in afresh every
+    /// step (above the allocator's mapping threshold it is never reused), and the gradients are not read again before
+    /// <see cref="ZeroGrad"/>. The same arithmetic as the loop's <c>g.add(p, alpha: wd)</c>, element by element.
+    /// </summary>
     private void StepFlat(double lr)
     {
         _flat!.CheckIntact();
         var p = _flat.Data;
-        var g = _flat.Grad!;
-        using var d = WeightDecay != 0 ? g.add(p, alpha: WeightDecay) : g.alias();
+        var d = _flat.Grad!;
+        if (WeightDecay != 0)
+        {
+            d.add_(p, alpha: WeightDecay);
+        }
         if (Momentum == 0)
         {
             p.add_(d, alpha: -lr);

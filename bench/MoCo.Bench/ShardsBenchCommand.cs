@@ -264,16 +264,7 @@ internal static class ShardsBenchCommand
 
     private static byte[] Jpeg(ImageU8 image, int side)
     {
-        using var small = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var rgba = new byte[image.Width * image.Height * 4];
-        for (int i = 0, j = 0; i < image.ByteCount; i += 3, j += 4)
-        {
-            rgba[j] = image.Pixels[i];
-            rgba[j + 1] = image.Pixels[i + 1];
-            rgba[j + 2] = image.Pixels[i + 2];
-            rgba[j + 3] = 255;
-        }
-        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, small.GetPixels(), rgba.Length);
+        using var small = ShardWriter.ToBitmap(image);
         using var large = small.Resize(new SKImageInfo(side, side, SKColorType.Rgba8888, SKAlphaType.Opaque), new SKSamplingOptions(SKCubicResampler.Mitchell));
         using var encoded = large.Encode(SKEncodedImageFormat.Jpeg, 90);
         return encoded.ToArray();

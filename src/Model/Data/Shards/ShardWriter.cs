@@ -155,7 +155,15 @@ public static class ShardWriter
     /// <summary>Lossless PNG of a decoded image.</summary>
     internal static byte[] Png(ImageU8 image)
     {
-        using var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        using var bitmap = ToBitmap(image);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        return data.ToArray();
+    }
+
+    /// <summary>An opaque RGBA bitmap of a decoded RGB image, for SkiaSharp's encoders and resamplers. The caller disposes it.</summary>
+    public static SKBitmap ToBitmap(ImageU8 image)
+    {
+        var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         var pixels = new byte[image.Height * image.Width * 4];
         for (int i = 0, j = 0; i < image.ByteCount; i += 3, j += 4)
         {
@@ -165,8 +173,7 @@ public static class ShardWriter
             pixels[j + 3] = 255;
         }
         System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        return data.ToArray();
+        return bitmap;
     }
 
     /// <summary>A shard being written under a temporary name.</summary>

@@ -120,11 +120,6 @@ public sealed class PretrainLoader : IDisposable
         return batch;
     }
 
-    /// <summary>The order of <paramref name="epoch"/>: the data set's own for shards, else a permutation of (seed, epoch).</summary>
-    public EpochOrder Order(int epoch) => _dataset is Shards.ShardDataset shards
-        ? shards.Epoch(_seed, epoch, _layout.GlobalBatch).Order
-        : new EpochOrder(_seed, epoch, _dataset.Count, _layout.GlobalBatch);
-
     /// <summary>Builds batch (order.Epoch, step) synchronously on the calling thread and its helpers, reading images at random.</summary>
     public LocalBatch Build(EpochOrder order, int step) => Build(_dataset, order, step);
 

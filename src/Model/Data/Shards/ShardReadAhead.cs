@@ -41,9 +41,6 @@ public sealed class ShardReadAhead : IImageDataset, IDisposable
     /// <summary>The most encoded bytes held at once so far.</summary>
     public long PeakHeldBytes { get; private set; }
 
-    /// <summary>Seconds the reader spent reading (not waiting for room).</summary>
-    public double ReadSeconds { get; private set; }
-
     /// <inheritdoc />
     public int Count => _data.Count;
 
@@ -190,11 +187,9 @@ public sealed class ShardReadAhead : IImageDataset, IDisposable
                     handle = _data.OpenShard(record.Shard);
                     open = record.Shard;
                 }
-                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                 // an array of the record's exact size (not a pooled one rounded up), so that what is counted is what is held
                 var bytes = GC.AllocateUninitializedArray<byte>(record.Length);
                 _data.ReadAt(handle!, record, bytes);
-                ReadSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 lock (_gate)
                 {
                     if (_disposed)

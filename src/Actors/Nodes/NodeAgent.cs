@@ -44,11 +44,14 @@ public static class NodeAgent
     /// <param name="RunId">The run.</param>
     public sealed record StopWorkers(string RunId) : IWireMessage;
 
-    /// <summary>This node is about to leave (SIGTERM, Ctrl-C): tell the run's director, stop the workers; answered by <see cref="LeaveAck"/>.</summary>
+    /// <summary>
+    /// This node is about to leave (SIGTERM, Ctrl-C): tell the run's director, let the workers finish the chunk they
+    /// were sent and stop; answered by <see cref="LeaveAck"/> once they have stopped.
+    /// </summary>
     /// <param name="Reason">Why, for the run's history.</param>
     public sealed record Leave(string Reason) : IMocoMessage;
 
-    /// <summary>The reply to <see cref="Leave"/>: the director was told (when there is one) and the workers are stopping.</summary>
+    /// <summary>The reply to <see cref="Leave"/>: the director was told (when there is one) and the workers have stopped.</summary>
     public sealed record LeaveAck : IMocoMessage
     {
         /// <summary>The instance.</summary>

@@ -20,6 +20,7 @@ public sealed class NodeAgentActor : ReceiveActor
     private readonly NodeAgentSettings _settings;
     private readonly TaskCompletionSource<string>? _runEnded;
     private readonly List<IActorRef> _workers = [];
+    private readonly List<IActorRef> _leaveAcks = [];
     private DatasetSplits? _data;
     private IActorRef? _director;
     private IActorRef? _askedBy;
@@ -41,12 +42,7 @@ public sealed class NodeAgentActor : ReceiveActor
         Receive<NodeAgent.StartWorkers>(HandleStartWorkers);
         Receive<NodeAgent.StopWorkers>(_ => StopAll());
         Receive<NodeAgent.RunEnded>(HandleRunEnded);
-        Receive<NodeAgent.Leave>(leave =>
-        {
-            _director?.Tell(new NodeAgent.Leaving(Cluster.Get(Context.System).SelfAddress.ToString(), leave.Reason));
-            StopAll();
-            Sender.Tell(NodeAgent.LeaveAck.Instance);
-        });
+        Receive<NodeAgent.Leave>(HandleLeave);
         Receive<Terminated>(HandleTerminated);
     }
 
@@ -138,6 +134,28 @@ public sealed class NodeAgentActor : ReceiveActor
         }
     }
 
+    /// <summary>
+    /// Leaves the run on purpose (SIGTERM, Ctrl-C): tells the director first, then lets each worker finish the messages
+    /// already in its mailbox (a chunk of steps the director sent before it knew) and stop; the leave is acknowledged
+    /// when they have stopped. A stop that jumped the queue (<c>Context.Stop</c> is a system message) would leave the
+    /// other ranks waiting in that chunk's first collective, and the leave would cost them their step.
+    /// </summary>
+    private void HandleLeave(NodeAgent.Leave leave)
+    {
+        _director?.Tell(new NodeAgent.Leaving(Cluster.Get(Context.System).SelfAddress.ToString(), leave.Reason));
+        if (_workers.Count == 0)
+        {
+            Sender.Tell(NodeAgent.LeaveAck.Instance);
+            return;
+        }
+
+        _leaveAcks.Add(Sender);
+        foreach (var worker in _workers)
+        {
+            worker.Tell(PoisonPill.Instance);
+        }
+    }
+
     private void HandleTerminated(Terminated terminated)
     {
         if (terminated.ActorRef.Equals(_director))
@@ -149,6 +167,22 @@ public sealed class NodeAgentActor : ReceiveActor
         }
 
         _workers.Remove(terminated.ActorRef);
+        AckLeaveWhenStopped();
+    }
+
+    private void AckLeaveWhenStopped()
+    {
+        if (_workers.Count > 0)
+        {
+            return;
+        }
+
+        foreach (var asker in _leaveAcks)
+        {
+            asker.Tell(NodeAgent.LeaveAck.Instance);
+        }
+
+        _leaveAcks.Clear();
     }
 
     private void HandleRunEnded(NodeAgent.RunEnded ended)
@@ -166,5 +200,6 @@ public sealed class NodeAgentActor : ReceiveActor
         }
 
         _workers.Clear();
+        AckLeaveWhenStopped();
     }
 }

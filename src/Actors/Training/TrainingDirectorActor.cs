@@ -913,19 +913,22 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         var failures = _failures.ToList();
         _failures.Clear();
         RecordLosses(null, static () => { }); // the steps committed before the failure stay in the history
-        var cause = failures.OrderByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).First();
+        // a node that leaves on purpose ends the collectives of the ranks it leaves behind: whatever their rings raised,
+        // their failures are its consequence, and they go on as survivors
+        var leavers = failures.Select(f => f.Rank).Where(Leaving).ToHashSet();
+        var cause = failures.OrderByDescending(f => leavers.Contains(f.Rank)).ThenByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).First();
         var where = cause.GlobalStep < 0 ? string.Empty : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
         var causeId = cause.Rank < _slots.Count ? _slots[cause.Rank].Id : WorkerName(cause.Rank);
-        bool leaving = cause.Rank < _slots.Count && _slots[cause.Rank].Agent is not null && _graceful.Contains(_slots[cause.Rank].Node);
+        bool leaving = leavers.Contains(cause.Rank);
         var reason = leaving
             ? $"rank {cause.Rank} ({causeId}): {cause.Error}"
             : $"rank {cause.Rank} ({causeId}) failed while {cause.Operation}{where}: {cause.Error}";
-        var failedRanks = failures.Where(f => f.FirstFailure).Select(f => f.Rank)
+        var failedRanks = failures.Where(f => f.FirstFailure && (leavers.Count == 0 || leavers.Contains(f.Rank))).Select(f => f.Rank)
             .Concat(Enumerable.Range(0, _slots.Count).Where(r => _slots[r].Ref.IsNobody()))
             .Append(cause.Rank).Distinct().Order().ToList();
 
         // a node that leaves on purpose is a membership change, not a failure: no count, no wait, no quarantine
-        bool graceful = failedRanks.All(r => _slots[r].Agent is not null && _graceful.Contains(_slots[r].Node));
+        bool graceful = failedRanks.All(Leaving);
         if (!graceful)
         {
             _failuresInARow++;
@@ -983,7 +986,12 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         _pendingRecovery = reason;
-        long survivorStep = survivors.Count > 0 ? failures.FirstOrDefault(f => f.Rank == survivors[0] && f.GlobalStep >= 0)?.GlobalStep ?? _globalStep : _globalStep;
+        // where the survivors stand: the step their failure reports, else (the chunk done before a leaver stopped) the
+        // step their last chunk ended at, else the last step the director knows
+        long survivorStep = survivors.Count > 0
+            ? failures.FirstOrDefault(f => f.Rank == survivors[0] && f.GlobalStep >= 0)?.GlobalStep
+                ?? (_done.TryGetValue(survivors[0], out var doneAt) ? doneAt.GlobalStep : _globalStep)
+            : _globalStep;
         if (_settings.Elastic)
         {
             // every rank of the generation reports (the survivors' collectives failed); they agree on the step
@@ -1272,6 +1280,9 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             }
         }
     }
+
+    /// <summary>Whether <paramref name="rank"/> is a remote worker whose node told this director it leaves on purpose.</summary>
+    private bool Leaving(int rank) => rank < _slots.Count && _slots[rank].Agent is not null && _graceful.Contains(_slots[rank].Node);
 
     /// <summary>Keeps <paramref name="node"/> out of the run for a while that doubles with each of its failures (at most 5 minutes).</summary>
     private void Quarantine(string node, string reason)

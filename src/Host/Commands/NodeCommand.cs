@@ -172,6 +172,7 @@ public static class NodeCommand
 
     private static readonly TimeSpan StayRetryMin = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan StayRetryMax = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan LeaveWait = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// One membership of the cluster: a fresh actor system joins the seed nodes, the node agent offers the devices and
@@ -192,10 +193,13 @@ public static class NodeCommand
         IActorRef? agent = null;
         void LeaveGracefully(string reason)
         {
-            // tell the run's director first, so that it forms a new generation without this node instead of counting a failure
+            // tell the run's director first, so that it forms a new generation without this node instead of counting a
+            // failure; the workers finish the chunk of steps they hold, so that the others lose no step. Bounded well
+            // inside the worker pods' termination grace period (120 s in k8s/): past it the process leaves anyway, and
+            // the others redo the step they were in
             try
             {
-                agent?.Ask<NodeAgent.LeaveAck>(new NodeAgent.Leave(reason), TimeSpan.FromSeconds(5)).Wait(TimeSpan.FromSeconds(6));
+                agent?.Ask<NodeAgent.LeaveAck>(new NodeAgent.Leave(reason), LeaveWait).Wait(LeaveWait + TimeSpan.FromSeconds(1));
             }
             catch (AggregateException)
             {

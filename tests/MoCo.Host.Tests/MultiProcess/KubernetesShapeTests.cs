@@ -89,6 +89,8 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(Enumerable.Range(0, 12), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
         Assert.Equal([2, 1, 2, 2], history.GetProperty("generations").EnumerateArray().Select(g => g.GetProperty("ranks").GetArrayLength()));
         Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("reason").GetString()?.Contains("leaving gracefully (SIGTERM)", StringComparison.Ordinal) == true);
+        Assert.Empty(history.GetProperty("failures").EnumerateArray()); // a scale-down is no failure
+        HistoryChecks.GenerationsStartWhereTheRecordedStepsEnd(history);
 
         // the run is complete: a further restart neither trains nor exits (an exit would be restarted again)
         var idle = StartTrainer("trainer-idle");
@@ -141,6 +143,8 @@ public sealed class KubernetesShapeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(Enumerable.Range(0, 4), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
         Assert.Equal(4, history.GetProperty("generations")[0].GetProperty("ranks").GetArrayLength());
         Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("reason").GetString()?.Contains("leaving gracefully (SIGTERM)", StringComparison.Ordinal) == true);
+        Assert.Empty(history.GetProperty("failures").EnumerateArray()); // a scale-down is no failure
+        HistoryChecks.GenerationsStartWhereTheRecordedStepsEnd(history);
 
         // a new trainer pod after the run completed (its predecessor died after the journal recorded the completion):
         // it says so and exits 0 at once (idle-when-complete = false), where the StatefulSet's trainer would idle

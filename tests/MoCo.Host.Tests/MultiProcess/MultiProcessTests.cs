@@ -97,6 +97,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
 
         var history = History("kill");
         Assert.Equal([3, 2], history.GetProperty("generations").EnumerateArray().Select(g => g.GetProperty("ranks").GetArrayLength()));
+        HistoryChecks.GenerationsStartWhereTheRecordedStepsEnd(history);
         Assert.Equal(32, history.GetProperty("lastStep").GetInt64());
         Assert.Equal(Enumerable.Range(0, 4), history.GetProperty("epochs").EnumerateArray().Select(e => e.GetProperty("epoch").GetInt32()));
         Assert.Contains(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("change").GetString() == "left");
@@ -225,6 +226,9 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(32, history.GetProperty("lastStep").GetInt64());
         var left = Assert.Single(history.GetProperty("membership").EnumerateArray(), m => m.GetProperty("change").GetString() == "left");
         Assert.Contains("leaving gracefully (SIGTERM)", left.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        // a leave is no failure, of the leaver or of the rank it leaves behind, and the survivor loses no step
+        Assert.Empty(history.GetProperty("failures").EnumerateArray());
+        HistoryChecks.GenerationsStartWhereTheRecordedStepsEnd(history);
     }
 
     [Fact]

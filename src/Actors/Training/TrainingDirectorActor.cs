@@ -59,6 +59,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     // the TensorBoard event writer (Nobody: TensorBoard off), fed with what metrics.csv and the subscriber get
     private IActorRef _tensorBoard = ActorRefs.Nobody;
     private readonly Dictionary<string, RemoteNode> _remoteNodes = [];
+    private readonly HashSet<string> _disconnected = []; // nodes of the run whose remoting connection closed (until it is made again)
     private readonly Dictionary<int, Worker.Prepared> _prepared = [];
     private List<Slot> _slots = [];
     private WorkerGroup? _group;
@@ -164,7 +165,13 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.CurrentClusterState>(HandleClusterState);
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.UnreachableMember>(u => HandleNodeLost(u.Member.Address.ToString(), "unreachable"));
-        Receive<ClusterEvent.MemberRemoved>(r => HandleNodeLost(r.Member.Address.ToString(), "removed from the cluster"));
+        Receive<ClusterEvent.MemberRemoved>(r =>
+        {
+            _disconnected.Remove(r.Member.Address.ToString());
+            HandleNodeLost(r.Member.Address.ToString(), "removed from the cluster");
+        });
+        Receive<Akka.Remote.DisassociatedEvent>(HandleDisassociated);
+        Receive<Akka.Remote.AssociatedEvent>(e => _disconnected.Remove(e.RemoteAddress.ToString()));
         Receive<TrainingDirector.Interrupt>(HandleInterrupt);
         Receive<Terminated>(HandleTerminated);
     }
@@ -236,6 +243,8 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         {
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
                 typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.MemberRemoved));
+            Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.DisassociatedEvent));
+            Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.AssociatedEvent));
         }
 
         _coordinator.Tell(RunCoordinator.GetState.Instance);
@@ -247,6 +256,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         if (_settings.Elastic)
         {
             Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+            Context.System.EventStream.Unsubscribe(Self);
         }
 
         // children (the workers) have stopped by now: nobody uses the group any more
@@ -828,6 +838,12 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
+        DropDisconnected();
+        if (_pendingRecovery is not null)
+        {
+            return; // losing a disconnected node ended the exchange: its recovery took this failure too
+        }
+
         if (!_outstanding.Contains(failed.Rank) && _outstanding.Count == 0)
         {
             // a failure outside any exchange: handle it now
@@ -942,11 +958,14 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var delay = graceful ? TimeSpan.Zero : RestartDelay(_failuresInARow);
         var survivors = Enumerable.Range(0, _slots.Count).Except(failedRanks).ToList();
         var from = survivors.Count > 0 ? $"rank {survivors[0]}" : "the latest checkpoint";
         var remote = failedRanks.Where(r => _slots[r].Agent is not null).ToList();
         var local = failedRanks.Except(remote).ToList();
+        // the backoff keeps a failing rank from being re-created in a loop; a lost node's ranks are not re-created (the
+        // node is quarantined), so the first such loss regroups the survivors at once
+        bool regroupNow = graceful || (local.Count == 0 && survivors.Count > 0 && _failuresInARow == 1);
+        var delay = regroupNow ? TimeSpan.Zero : RestartDelay(_failuresInARow);
         var plan = graceful
             ? $"rank(s) {string.Join(", ", remote)} leave the run; the others go on"
             : (local.Count > 0 ? $"re-creating rank(s) {string.Join(", ", local)} from {from}" : "")
@@ -1278,6 +1297,39 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
                 _slots[r] = lost with { Ref = ActorRefs.Nobody };
                 HandleWorkerFailed(new Worker.WorkerFailed(r, "running", -1, -1, -1, $"node {node} is {how}", FirstFailure: true));
             }
+        }
+    }
+
+    /// <summary>
+    /// A node's remoting connection closed. While the run's collectives are intact this may be a blip (Akka connects
+    /// again, and its failure detector decides). Once a rank of the exchange has failed, the run waits for nobody:
+    /// a closed connection and a broken collective mean that node's process is gone (a SIGKILL, an OOM kill, a lost
+    /// pod), and waiting for the failure detector to mark it unreachable would add its seconds to every recovery. If
+    /// the node was alive after all, it is quarantined like any failed node and offers its devices again.
+    /// </summary>
+    private void HandleDisassociated(Akka.Remote.DisassociatedEvent disassociated)
+    {
+        var node = disassociated.RemoteAddress.ToString();
+        if (_finishing || !_slots.Any(s => s.Node == node && s.Agent is not null && !s.Ref.IsNobody()))
+        {
+            return;
+        }
+
+        _disconnected.Add(node);
+        if (_failures.Count > 0 && _pendingRecovery is null)
+        {
+            DropDisconnected();
+        }
+    }
+
+    /// <summary>Treats every disconnected node that still holds ranks as lost (see <see cref="HandleDisassociated"/>).</summary>
+    private void DropDisconnected()
+    {
+        var lost = _disconnected.Where(node => _slots.Any(s => s.Node == node && s.Agent is not null && !s.Ref.IsNobody())).ToList();
+        foreach (var node in lost)
+        {
+            _disconnected.Remove(node); // before: losing it fails its ranks, which comes back here
+            HandleNodeLost(node, "disconnected (its connection closed while the run's collectives failed)");
         }
     }
 

@@ -929,28 +929,18 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         var failures = _failures.ToList();
         _failures.Clear();
         RecordLosses(null, static () => { }); // the steps committed before the failure stay in the history
-        // a node that leaves on purpose ends the collectives of the ranks it leaves behind: whatever their rings raised,
-        // their failures are its consequence, and they go on as survivors
-        var leavers = failures.Select(f => f.Rank).Where(Leaving).ToHashSet();
-        var cause = failures.OrderByDescending(f => leavers.Contains(f.Rank)).ThenByDescending(f => f.FirstFailure).ThenBy(f => f.Rank).First();
+        var ranks = _slots.Select((slot, r) => new RankFacts(slot.Agent is not null, _graceful.Contains(slot.Node), slot.Ref.IsNobody(),
+            _done.TryGetValue(r, out var done) ? done.GlobalStep : null)).ToList();
+        var recovery = RecoveryPolicy.Plan(failures, ranks, _failuresInARow, _settings.MaxWorkerRestarts, _settings.RestartBackoffMin,
+            _settings.RestartBackoffMax, _globalStep, _settings.Elastic);
+        _failuresInARow = recovery.FailuresInARow;
+        var cause = recovery.Cause;
         var where = cause.GlobalStep < 0 ? string.Empty : $" at epoch {cause.Epoch}, step {cause.StepInEpoch} (global step {cause.GlobalStep})";
         var causeId = cause.Rank < _slots.Count ? _slots[cause.Rank].Id : WorkerName(cause.Rank);
-        bool leaving = leavers.Contains(cause.Rank);
-        var reason = leaving
+        var reason = recovery.CauseIsLeave
             ? $"rank {cause.Rank} ({causeId}): {cause.Error}"
             : $"rank {cause.Rank} ({causeId}) failed while {cause.Operation}{where}: {cause.Error}";
-        var failedRanks = failures.Where(f => f.FirstFailure && (leavers.Count == 0 || leavers.Contains(f.Rank))).Select(f => f.Rank)
-            .Concat(Enumerable.Range(0, _slots.Count).Where(r => _slots[r].Ref.IsNobody()))
-            .Append(cause.Rank).Distinct().Order().ToList();
-
-        // a node that leaves on purpose is a membership change, not a failure: no count, no wait, no quarantine
-        bool graceful = failedRanks.All(Leaving);
-        if (!graceful)
-        {
-            _failuresInARow++;
-        }
-
-        if (_failuresInARow > _settings.MaxWorkerRestarts)
+        if (recovery.GiveUp)
         {
             var checkpoint = _lastCheckpoint ?? _settings.ResumeFrom;
             Fail($"{reason}. Gave up after {_settings.MaxWorkerRestarts} re-creation(s) in a row without progress (max-worker-restarts); "
@@ -958,19 +948,16 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var survivors = Enumerable.Range(0, _slots.Count).Except(failedRanks).ToList();
+        var failedRanks = recovery.Failed;
+        var survivors = recovery.Survivors;
         var from = survivors.Count > 0 ? $"rank {survivors[0]}" : "the latest checkpoint";
-        var remote = failedRanks.Where(r => _slots[r].Agent is not null).ToList();
-        var local = failedRanks.Except(remote).ToList();
-        // the backoff keeps a failing rank from being re-created in a loop; a lost node's ranks are not re-created (the
-        // node is quarantined), so the first such loss regroups the survivors at once
-        bool regroupNow = graceful || (local.Count == 0 && survivors.Count > 0 && _failuresInARow == 1);
-        var delay = regroupNow ? TimeSpan.Zero : RestartDelay(_failuresInARow);
-        var plan = graceful
+        var remote = recovery.Remote(ranks).ToList();
+        var local = recovery.Local(ranks).ToList();
+        var plan = recovery.Graceful
             ? $"rank(s) {string.Join(", ", remote)} leave the run; the others go on"
             : (local.Count > 0 ? $"re-creating rank(s) {string.Join(", ", local)} from {from}" : "")
                 + (remote.Count > 0 ? $"{(local.Count > 0 ? "; " : "")}rank(s) {string.Join(", ", remote)} leave the run, their node quarantined" : "")
-                + $" in {delay.TotalSeconds:F1} s (attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})";
+                + $" in {recovery.Delay.TotalSeconds:F1} s (attempt {_failuresInARow} of {_settings.MaxWorkerRestarts})";
         _log.Warning($"Run {_settings.RunId}: {reason}; {plan}");
         _subscriber.Tell(new TrainingDirector.Notice($"{reason}; {plan}"));
 
@@ -1005,18 +992,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         _pendingRecovery = reason;
-        // where the survivors stand: the step their failure reports, else (the chunk done before a leaver stopped) the
-        // step their last chunk ended at, else the last step the director knows
-        long survivorStep = survivors.Count > 0
-            ? failures.FirstOrDefault(f => f.Rank == survivors[0] && f.GlobalStep >= 0)?.GlobalStep
-                ?? (_done.TryGetValue(survivors[0], out var doneAt) ? doneAt.GlobalStep : _globalStep)
-            : _globalStep;
-        if (_settings.Elastic)
-        {
-            // every rank of the generation reports (the survivors' collectives failed); they agree on the step
-            survivorStep = failures.Where(f => survivors.Contains(f.Rank) && f.GlobalStep >= 0).Select(f => f.GlobalStep).DefaultIfEmpty(survivorStep).Min();
-        }
-        Timers.StartSingleTimer(_timerKeys++, new RecreateWorkers(failedRanks, survivors, survivorStep), delay);
+        Timers.StartSingleTimer(_timerKeys++, new RecreateWorkers(failedRanks, survivors, recovery.SurvivorStep), recovery.Delay);
     }
 
     private void HandleRecreateWorkers(RecreateWorkers recreate)
@@ -1333,9 +1309,6 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>Whether <paramref name="rank"/> is a remote worker whose node told this director it leaves on purpose.</summary>
-    private bool Leaving(int rank) => rank < _slots.Count && _slots[rank].Agent is not null && _graceful.Contains(_slots[rank].Node);
-
     /// <summary>Keeps <paramref name="node"/> out of the run for a while that doubles with each of its failures (at most 5 minutes).</summary>
     private void Quarantine(string node, string reason)
     {
@@ -1350,12 +1323,6 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         known.QuarantinedUntil = DateTime.UtcNow + wait;
         _log.Warning($"Run {_settings.RunId}: node {node} quarantined for {wait.TotalSeconds:F1} s after failure {known.Failures}: {reason}");
         Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), wait);
-    }
-
-    private TimeSpan RestartDelay(int failuresInARow)
-    {
-        double seconds = _settings.RestartBackoffMin.TotalSeconds * Math.Pow(2, failuresInARow - 1);
-        return TimeSpan.FromSeconds(Math.Min(seconds, _settings.RestartBackoffMax.TotalSeconds));
     }
 
     private void HandleAck(RunCoordinator.Ack ack)

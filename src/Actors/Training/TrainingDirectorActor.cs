@@ -627,48 +627,36 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (_interruptRequested)
+        bool canGrow = _settings.Elastic && _slots.Count < _settings.Config.BnSplits && PlanRemote(_slots.Count).Count > 0;
+        var next = RunSchedule.Next(_interruptRequested, _globalStep, _checkpointedStep, _epoch, _settings.Config.Epochs, canGrow,
+            _settings.ChunkSteps, _settings.Config.CheckpointEverySteps);
+        switch (next)
         {
-            if (_checkpointedStep != _globalStep)
-            {
-                // keep the work since the last checkpoint: a resumed run (a restarted pod) starts here
+            case NextAction.CheckpointBeforeStop:
                 TakeCheckpoint(null);
                 return;
-            }
-
-            AfterStopsAndWrites(() =>
-            {
-                _finishing = true;
-                StopWorkers();
-                Finish(new TrainingDirector.Interrupted(_settings.RunId, _globalStep, _lastCheckpoint));
-            });
-            return;
+            case NextAction.Stop:
+                AfterStopsAndWrites(() =>
+                {
+                    _finishing = true;
+                    StopWorkers();
+                    Finish(new TrainingDirector.Interrupted(_settings.RunId, _globalStep, _lastCheckpoint));
+                });
+                return;
+            case NextAction.Complete:
+                // the last checkpoint must be on disk and in the journal before the run is complete
+                AfterStopsAndWrites(() => Record(new RunCoordinator.CompleteRun(_globalStep), () =>
+                {
+                    StopWorkers();
+                    Finish(new TrainingDirector.RunCompleted(_settings.RunId, _globalStep));
+                }));
+                return;
+            case NextAction.Grow:
+                Grow();
+                return;
         }
 
-        if (_epoch >= _settings.Config.Epochs)
-        {
-            // the last checkpoint must be on disk and in the journal before the run is complete
-            AfterStopsAndWrites(() => Record(new RunCoordinator.CompleteRun(_globalStep), () =>
-            {
-                StopWorkers();
-                Finish(new TrainingDirector.RunCompleted(_settings.RunId, _globalStep));
-            }));
-            return;
-        }
-
-        if (_settings.Elastic && _slots.Count < _settings.Config.BnSplits && PlanRemote(_slots.Count).Count > 0)
-        {
-            Grow();
-            return;
-        }
-
-        long upTo = _globalStep + _settings.ChunkSteps;
-        int every = _settings.Config.CheckpointEverySteps;
-        if (every > 0)
-        {
-            upTo = Math.Min(upTo, (_globalStep / every + 1) * every);
-        }
-
+        long upTo = ((NextAction.RunChunk)next).UpTo;
         _done.Clear();
         _epochDone = null;
         AwaitReplies(typeof(Worker.StepsDone), Enumerable.Range(0, _slots.Count), ChunkDone);
@@ -705,18 +693,19 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         _epoch = first.Epoch;
         RecordLosses(first, () =>
         {
-            if (_epochDone is { } epochDone)
+            switch (RunSchedule.After(_epochDone is not null, _globalStep, _settings.Config.CheckpointEverySteps))
             {
-                _epochDone = null;
-                EndEpoch(epochDone);
-            }
-            else if (_settings.Config.CheckpointEverySteps > 0 && _globalStep % _settings.Config.CheckpointEverySteps == 0)
-            {
-                TakeCheckpoint(null);
-            }
-            else
-            {
-                NextChunk();
+                case AfterChunk.EndEpoch:
+                    var epochDone = _epochDone!;
+                    _epochDone = null;
+                    EndEpoch(epochDone);
+                    break;
+                case AfterChunk.Checkpoint:
+                    TakeCheckpoint(null);
+                    break;
+                default:
+                    NextChunk();
+                    break;
             }
         });
     }

@@ -58,7 +58,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     // the TensorBoard event writer (Nobody: TensorBoard off), fed with what metrics.csv and the subscriber get
     private IActorRef _tensorBoard = ActorRefs.Nobody;
-    private readonly Dictionary<string, RemoteNode> _remoteNodes = [];
+    private readonly NodeRoster _roster = new();
     private readonly HashSet<string> _disconnected = []; // nodes of the run whose remoting connection closed (until it is made again)
     private readonly Dictionary<int, Worker.Prepared> _prepared = [];
     private List<Slot> _slots = [];
@@ -154,7 +154,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         });
         Receive<AskForOffer>(ask =>
         {
-            bool answered = _remoteNodes.TryGetValue(ask.Node, out var known) && known.Devices > 0;
+            bool answered = _roster.HasOffered(ask.Node);
             bool member = Akka.Cluster.Cluster.Get(Context.System).State.Members.Any(m => m.Address.ToString() == ask.Node && m.Status == MemberStatus.Up);
             if (!ask.Retry || (!answered && member && _nonces.ContainsKey(ask.Node)))
             {
@@ -351,7 +351,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Asks <paramref name="node"/>'s agent for workers at <paramref name="ranks"/>; they start empty and take rank 0's state.</summary>
-    private void StartRemoteWorkers(RemoteNode node, IReadOnlyList<int> ranks, int world)
+    private void StartRemoteWorkers(RosterNode node, IReadOnlyList<int> ranks, int world)
     {
         int incarnation = ++_incarnation;
         node.Agent.Tell(new NodeAgent.StartWorkers(_settings.RunId, _settings.Config.ToJson(), ranks, world, incarnation));
@@ -364,24 +364,8 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>The remote nodes (offered, not quarantined, not in the run) that fit beside <paramref name="taken"/> workers, with their ranks.</summary>
-    private List<(RemoteNode Node, IReadOnlyList<int> Ranks)> PlanRemote(int taken)
-    {
-        var plan = new List<(RemoteNode, IReadOnlyList<int>)>();
-        int next = taken;
-        foreach (var node in _remoteNodes.Values.Where(n => !n.InRun && n.Devices > 0 && n.DataPlane == _settings.Backend && n.QuarantinedUntil <= DateTime.UtcNow).OrderBy(n => n.Address, StringComparer.Ordinal))
-        {
-            int devices = Math.Min(node.Devices, _settings.Config.BnSplits - next);
-            if (devices <= 0)
-            {
-                break;
-            }
-
-            plan.Add((node, Enumerable.Range(next, devices).ToList()));
-            next += devices;
-        }
-
-        return plan;
-    }
+    private List<(RosterNode Node, IReadOnlyList<int> Ranks)> PlanRemote(int taken) =>
+        _roster.Plan(taken, _settings.Config.BnSplits, _settings.Backend, DateTime.UtcNow);
 
     private void HandleReady(Worker.Ready ready)
     {
@@ -959,7 +943,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
                 // a remote worker is not re-created in place: its node leaves the run, quarantined, and may offer again
                 if (_graceful.Contains(slot.Node))
                 {
-                    _remoteNodes.Remove(slot.Node);
+                    _roster.Forget(slot.Node);
                 }
                 else
                 {
@@ -1133,8 +1117,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         return slot.Ref.IsNobody() && slot.Agent is not null && Sender.Path.Address.ToString() == slot.Node;
     }
 
-    private bool FromAgentOf(string? node) =>
-        node is not null && _remoteNodes.TryGetValue(node, out var known) && known.Agent.Equals(Sender);
+    private bool FromAgentOf(string? node) => _roster.IsAgentOf(node, Sender);
 
     private void HandleProofDeadline(ProofDeadline deadline)
     {
@@ -1159,9 +1142,10 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (_remoteNodes.TryGetValue(node, out var known) && known.QuarantinedUntil > DateTime.UtcNow)
+        var now = DateTime.UtcNow;
+        if (_roster.QuarantinedUntil(node, now) is { } until)
         {
-            Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), known.QuarantinedUntil - DateTime.UtcNow);
+            Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), until - now);
             return;
         }
 
@@ -1191,15 +1175,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         _proven.Add(offer.Node);
-        if (!_remoteNodes.TryGetValue(offer.Node, out var node))
-        {
-            node = new RemoteNode(offer.Node, Sender);
-            _remoteNodes[offer.Node] = node;
-        }
-
-        node.Agent = Sender;
-        node.Devices = offer.Devices;
-        node.DataPlane = offer.DataPlane;
+        _roster.Offer(offer.Node, Sender, offer.Devices, offer.DataPlane);
         _log.Info("Run {0}: node {1} offers {2} device(s)", _settings.RunId, offer.Node, offer.Devices);
         if (offer.DataPlane != _settings.Backend)
         {
@@ -1220,7 +1196,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
-        int offered = _settings.Devices + _remoteNodes.Values.Where(n => n.DataPlane == _settings.Backend && n.QuarantinedUntil <= DateTime.UtcNow).Sum(n => n.Devices);
+        int offered = _settings.Devices + _roster.Offered(_settings.Backend, DateTime.UtcNow);
         if (offered < _settings.MinWorkers)
         {
             _subscriber.Tell(new TrainingDirector.Notice($"waiting for workers: {offered} of the {_settings.MinWorkers} required are offered"));
@@ -1244,10 +1220,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     /// <summary>A node hosting workers is unreachable or gone: each of its workers failed.</summary>
     private void HandleNodeLost(string node, string how)
     {
-        if (_remoteNodes.TryGetValue(node, out var known))
-        {
-            known.Devices = 0; // until it offers again
-        }
+        _roster.Lost(node); // until it offers again
 
         for (int r = 0; r < _slots.Count; r++)
         {
@@ -1301,16 +1274,12 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     /// <summary>Keeps <paramref name="node"/> out of the run for a while that doubles with each of its failures (at most 5 minutes).</summary>
     private void Quarantine(string node, string reason)
     {
-        if (!_remoteNodes.TryGetValue(node, out var known))
+        if (_roster.Quarantine(node, _settings.RestartBackoffMin, DateTime.UtcNow) is not var (wait, failures))
         {
             return;
         }
 
-        known.InRun = false;
-        known.Failures++;
-        var wait = TimeSpan.FromSeconds(Math.Min(300, _settings.RestartBackoffMin.TotalSeconds * Math.Pow(2, known.Failures - 1)));
-        known.QuarantinedUntil = DateTime.UtcNow + wait;
-        _log.Warning($"Run {_settings.RunId}: node {node} quarantined for {wait.TotalSeconds:F1} s after failure {known.Failures}: {reason}");
+        _log.Warning($"Run {_settings.RunId}: node {node} quarantined for {wait.TotalSeconds:F1} s after failure {failures}: {reason}");
         Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), wait);
     }
 
@@ -1456,7 +1425,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
         _finished = true;
         _finishing = true;
-        foreach (var node in _remoteNodes.Values)
+        foreach (var node in _roster.Nodes)
         {
             node.Agent.Tell(new NodeAgent.RunEnded(_settings.RunId, message.GetType().Name));
         }
@@ -1520,24 +1489,6 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     /// <summary>One rank of the current or forming generation: its worker, its id in the journal, its node, and the agent that created it (null: this node).</summary>
     // Device: what the slot's worker reported in its Ready (cpu until then); it moves with the slot when ranks shift
     private sealed record Slot(IActorRef Ref, string Id, string Node, IActorRef? Agent, string Device = "cpu");
-
-    /// <summary>What the director knows of a remote node's agent.</summary>
-    private sealed class RemoteNode(string address, IActorRef agent)
-    {
-        public string Address { get; } = address;
-
-        public IActorRef Agent { get; set; } = agent;
-
-        public int Devices { get; set; }
-
-        public CollectiveBackend DataPlane { get; set; }
-
-        public bool InRun { get; set; }
-
-        public int Failures { get; set; }
-
-        public DateTime QuarantinedUntil { get; set; } = DateTime.MinValue;
-    }
 
     private static string Plane(CollectiveBackend backend) => backend == CollectiveBackend.Nccl ? "NCCL data plane" : "TCP ring";
 

@@ -66,7 +66,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private int _incarnation;
     private RunState _state = RunState.Empty;
     private Action? _afterAllReplies;
-    private Action? _afterStopsAndWrites;
+    private readonly Queue<Action> _afterStopsAndWrites = new(); // in order: an interrupt's end must not replace a recovery's step, nor the reverse
     private bool _stateKnown;
     private bool _started;
     private bool _finishing;
@@ -970,6 +970,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     private void HandleRecreateWorkers(RecreateWorkers recreate)
     {
+        if (_pendingRecovery is null || _finishing)
+        {
+            return; // an interrupt or a failure of the run ended the recovery during its backoff
+        }
+
         // wait for the stopped workers' names and the pending writes
         AfterStopsAndWrites(() =>
         {
@@ -1377,22 +1382,25 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Runs <paramref name="then"/> once no worker is still stopping and no checkpoint is still being written.</summary>
+    /// <summary>
+    /// Runs <paramref name="then"/> once no worker is stopping and no write is pending, after the continuations queued
+    /// before it. A queue, not one slot: an interrupt that arrives while a recovery waits for its stops queues the
+    /// run's end behind the recovery's step (which then finds the run finishing and does nothing); a slot would let
+    /// the later one replace the earlier, and the run would wait forever for an end nobody calls.
+    /// </summary>
     private void AfterStopsAndWrites(Action then)
     {
-        _afterStopsAndWrites = then;
+        _afterStopsAndWrites.Enqueue(then);
         CheckStopsAndWrites();
     }
 
     private void CheckStopsAndWrites()
     {
-        if (_afterStopsAndWrites is null || _stopping.Count > 0 || _pendingWrites > 0)
+        // a continuation may stop workers or write again: the next one waits for those too
+        while (_afterStopsAndWrites.Count > 0 && _stopping.Count == 0 && _pendingWrites == 0)
         {
-            return;
+            _afterStopsAndWrites.Dequeue()();
         }
-
-        var then = _afterStopsAndWrites;
-        _afterStopsAndWrites = null;
-        then();
     }
 
     /// <summary>Stops the workers and records <c>RunFailed</c>; the subscriber hears <see cref="TrainingDirector.RunFailed"/> once it is persisted.</summary>
@@ -1436,7 +1444,9 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     private void StopWorkers()
     {
-        foreach (var slot in _slots.Where(s => !s.Ref.IsNobody()))
+        // a worker already stopping (a recovery's) stays watched: its Terminated is what the recovery's or the end's
+        // continuation waits for, and unwatching it would leave that wait without end
+        foreach (var slot in _slots.Where(s => !s.Ref.IsNobody() && !_stopping.Contains(s.Ref)))
         {
             Context.Unwatch(slot.Ref);
             Context.Stop(slot.Ref);

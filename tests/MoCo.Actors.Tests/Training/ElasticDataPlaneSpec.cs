@@ -99,7 +99,8 @@ public sealed class ElasticDataPlaneSpec : TestKit
         probe.Watch(director);
         while (true)
         {
-            var message = await probe.ReceiveOneAsync(RunTimeout);
+            var message = await probe.ReceiveOneAsync(RunTimeout)
+                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
             if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted)
             {
                 await probe.ExpectTerminatedAsync(director, TimeSpan.FromSeconds(10));

@@ -78,7 +78,8 @@ public sealed class TrainingDirectorSpec : TestKit
         object? final = null;
         while (final is null)
         {
-            var message = await probe.ReceiveOneAsync(RunTimeout);
+            var message = await probe.ReceiveOneAsync(RunTimeout)
+                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
             messages?.Add(message);
             if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
             {
@@ -334,6 +335,49 @@ public sealed class TrainingDirectorSpec : TestKit
         Assert.True(worst == 0, $"the run restored from its checkpoint differs by {worst:E2} in {name}");
     }
 
+    [Theory]
+    [InlineData(0)] // the recovery's step may run before the interrupt, between it and the stops, or after them
+    [InlineData(300)] // the interrupt lands during the backoff
+    public async Task Interrupt_during_a_recovery_must_end_the_run_interrupted(int backoffMs)
+    {
+        // rank 1 throws on its 7th collective call (step 2): the director stops it and waits for the backoff before the
+        // next generation; the interrupt is sent as soon as the failure is announced. The run must end Interrupted, not
+        // complete and not wait forever for an end that a later continuation replaced.
+        var faults = new FaultPlan(failOnCalls: [7]);
+        var runId = $"interrupted-recovery-{backoffMs}";
+        var settings = Settings(runId, 2) with
+        {
+            RestartBackoffMin = TimeSpan.FromMilliseconds(backoffMs),
+            WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, faults) : inner,
+        };
+        var probe = CreateTestProbe();
+        var director = Sys.ActorOf(TrainingDirectorActor.Props(settings, probe.Ref), "training-director-" + runId);
+        probe.Watch(director);
+        object final;
+        while (true)
+        {
+            var message = await probe.ReceiveOneAsync(RunTimeout)
+                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s (an end nobody calls)");
+            if (message is TrainingDirector.Notice notice && notice.Text.Contains("injected fault", StringComparison.Ordinal))
+            {
+                director.Tell(TrainingDirector.Interrupt.Instance);
+            }
+
+            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
+            {
+                final = message;
+                break;
+            }
+        }
+
+        await probe.ExpectTerminatedAsync(director, Wait);
+        var interrupted = Assert.IsType<TrainingDirector.Interrupted>(final);
+        Output.WriteLine($"interrupted at step {interrupted.GlobalStep}, last checkpoint {interrupted.LastCheckpoint}");
+        var state = await JournalStateAsync(runId);
+        Assert.Equal(RunStatus.Running, state.Status); // resumable
+        Assert.Equal(interrupted.LastCheckpoint, state.LastCheckpoint?.Path);
+    }
+
     [Fact]
     public async Task Worker_that_keeps_failing_must_fail_the_run_after_the_restart_limit()
     {
@@ -415,7 +459,8 @@ public sealed class TrainingDirectorSpec : TestKit
         object final;
         while (true)
         {
-            var message = await probe.ReceiveOneAsync(RunTimeout);
+            var message = await probe.ReceiveOneAsync(RunTimeout)
+                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
             if (message is TrainingDirector.RunStarting)
             {
                 director.Tell(TrainingDirector.Interrupt.Instance);
@@ -477,7 +522,8 @@ public sealed class TrainingDirectorSpec : TestKit
         probe.Watch(director);
         while (true)
         {
-            var message = await probe.ReceiveOneAsync(RunTimeout);
+            var message = await probe.ReceiveOneAsync(RunTimeout)
+                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
             if (message is TrainingDirector.RunStarting)
             {
                 director.Tell(TrainingDirector.Interrupt.Instance);

@@ -69,8 +69,11 @@ public sealed class TrainingDirectorSpec : TestKit
             CollectiveTimeout = TimeSpan.FromSeconds(20),
         };
 
-    /// <summary>Runs the director to its end; returns its final message (after the director has stopped).</summary>
-    private async Task<object> RunAsync(TrainingSettings settings, List<object>? messages = null)
+    /// <summary>
+    /// Runs the director to its end; returns its final message (after the director has stopped). <paramref name="react"/>
+    /// sees every message the director sends its subscriber, with the director, before the next one.
+    /// </summary>
+    private async Task<object> RunAsync(TrainingSettings settings, List<object>? messages = null, Action<object, IActorRef>? react = null)
     {
         var probe = CreateTestProbe();
         var director = Sys.ActorOf(TrainingDirectorActor.Props(settings, probe.Ref), "training-director-" + settings.RunId);
@@ -79,8 +82,9 @@ public sealed class TrainingDirectorSpec : TestKit
         while (final is null)
         {
             var message = await probe.ReceiveOneAsync(RunTimeout)
-                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
+                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s (an end nobody calls?)");
             messages?.Add(message);
+            react?.Invoke(message, director);
             if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
             {
                 final = message;
@@ -350,27 +354,14 @@ public sealed class TrainingDirectorSpec : TestKit
             RestartBackoffMin = TimeSpan.FromMilliseconds(backoffMs),
             WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, faults) : inner,
         };
-        var probe = CreateTestProbe();
-        var director = Sys.ActorOf(TrainingDirectorActor.Props(settings, probe.Ref), "training-director-" + runId);
-        probe.Watch(director);
-        object final;
-        while (true)
+        var final = await RunAsync(settings, react: (message, director) =>
         {
-            var message = await probe.ReceiveOneAsync(RunTimeout)
-                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s (an end nobody calls)");
             if (message is TrainingDirector.Notice notice && notice.Text.Contains("injected fault", StringComparison.Ordinal))
             {
                 director.Tell(TrainingDirector.Interrupt.Instance);
             }
+        });
 
-            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
-            {
-                final = message;
-                break;
-            }
-        }
-
-        await probe.ExpectTerminatedAsync(director, Wait);
         var interrupted = Assert.IsType<TrainingDirector.Interrupted>(final);
         Output.WriteLine($"interrupted at step {interrupted.GlobalStep}, last checkpoint {interrupted.LastCheckpoint}");
         var state = await JournalStateAsync(runId);
@@ -453,28 +444,7 @@ public sealed class TrainingDirectorSpec : TestKit
         // sent when the run starts, so it lands during the first chunk and the run stops at step 3, mid-epoch 0, where
         // no scheduled checkpoint falls (they come at the epoch ends, steps 4 and 8). Whatever chunk it lands in, the
         // run must stop with a checkpoint of the step it stopped at.
-        var probe = CreateTestProbe();
-        var director = Sys.ActorOf(TrainingDirectorActor.Props(Settings("paused", 1) with { ChunkSteps = 3 }, probe.Ref), "training-director-paused");
-        probe.Watch(director);
-        object final;
-        while (true)
-        {
-            var message = await probe.ReceiveOneAsync(RunTimeout)
-                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
-            if (message is TrainingDirector.RunStarting)
-            {
-                director.Tell(TrainingDirector.Interrupt.Instance);
-            }
-
-            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
-            {
-                final = message;
-                break;
-            }
-        }
-
-        await probe.ExpectTerminatedAsync(director, Wait);
-        var interrupted = Assert.IsType<TrainingDirector.Interrupted>(final);
+        var interrupted = Assert.IsType<TrainingDirector.Interrupted>(await RunAsync(Settings("paused", 1) with { ChunkSteps = 3 }, react: InterruptOnStart));
         Output.WriteLine($"interrupted at step {interrupted.GlobalStep}");
         Assert.InRange(interrupted.GlobalStep, 3, 7);
         Assert.NotNull(interrupted.LastCheckpoint);
@@ -515,25 +485,14 @@ public sealed class TrainingDirectorSpec : TestKit
     /// whole epoch of slack; interrupting on the first EpochDone raced with the next chunk under load), so the run
     /// stops after epoch 0.
     /// </summary>
-    private async Task<object> RunInterruptedAfterFirstEpochAsync(TrainingSettings settings)
-    {
-        var probe = CreateTestProbe();
-        var director = Sys.ActorOf(TrainingDirectorActor.Props(settings with { ChunkSteps = 4 }, probe.Ref), "training-director-" + settings.RunId);
-        probe.Watch(director);
-        while (true)
-        {
-            var message = await probe.ReceiveOneAsync(RunTimeout)
-                ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
-            if (message is TrainingDirector.RunStarting)
-            {
-                director.Tell(TrainingDirector.Interrupt.Instance);
-            }
+    private Task<object> RunInterruptedAfterFirstEpochAsync(TrainingSettings settings) => RunAsync(settings with { ChunkSteps = 4 }, react: InterruptOnStart);
 
-            if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted or TrainingDirector.AlreadyFinished)
-            {
-                await probe.ExpectTerminatedAsync(director, Wait);
-                return message;
-            }
+    /// <summary>Interrupts the run when it starts (for <see cref="RunAsync"/>'s react).</summary>
+    private static void InterruptOnStart(object message, IActorRef director)
+    {
+        if (message is TrainingDirector.RunStarting)
+        {
+            director.Tell(TrainingDirector.Interrupt.Instance);
         }
     }
 

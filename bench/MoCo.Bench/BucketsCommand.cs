@@ -55,20 +55,25 @@ internal static class BucketsCommand
                 $"{plan.Buckets.Count} during backward ({string.Join(", ", plan.BucketBytes.Select(b => (b / 1048576.0).ToString("F1", CultureInfo.InvariantCulture)))} MiB) + final {plan.Final.Length} tensors"));
         }
 
-        var configs = new (string Letter, string What, GradientBucketing Bucketing)[]
+        // (a)-(c): gradients of their own, concatenated and copied back around each all-reduce; (d), (e): the product's
+        // layout (Pretrainer), gradients as views of one buffer: (d) all-reduces the buffer where it lies, (e) each
+        // bucket's span of it
+        var configs = new (string Letter, string What, GradientBucketing Bucketing, bool Flat)[]
         {
-            ("(a)", "flat, after backward", GradientBucketing.Off),
-            ("(b)", "buckets, after backward", bucketing with { Overlap = false }),
-            ("(c)", "buckets, overlapped", bucketing with { Overlap = true }),
+            ("(a)", "flat, after backward", GradientBucketing.Off, false),
+            ("(b)", "buckets, after backward", bucketing with { Overlap = false }, false),
+            ("(c)", "buckets, overlapped", bucketing with { Overlap = true }, false),
+            ("(d)", "flat buffer in place, after backward", GradientBucketing.Off, true),
+            ("(e)", "bucket spans of the flat buffer, overlapped", bucketing with { Overlap = true }, true),
         };
         var best = new Dictionary<(string, string), Result>();
         for (int round = 0; round < rounds; round++)
         {
             foreach (var transport in transports)
             {
-                foreach (var (letter, what, b) in configs)
+                foreach (var (letter, what, b, flatBuffers) in configs)
                 {
-                    var result = Measure(config, b, transport, world, perWorker, warmup, steps);
+                    var result = Measure(config, b, flatBuffers, transport, world, perWorker, warmup, steps);
                     AnsiConsole.MarkupLine(Markup.Escape($"round {round} {transport,-6} {letter} {what}: median {result.MedianStep * 1000:F0} ms, CPU {result.CpuPerStep * 1000:F0} ms/step, all-reduce wait {result.MedianWait * 1000:F0} ms, {result.DuringBackward} bucket(s) during backward"));
                     var key = (transport, letter);
                     if (!best.TryGetValue(key, out var previous) || result.MedianStep < previous.MedianStep)
@@ -92,7 +97,7 @@ internal static class BucketsCommand
         foreach (var transport in transports)
         {
             var flat = best[(transport, "(a)")];
-            foreach (var (letter, what, _) in configs)
+            foreach (var (letter, what, _, _) in configs)
             {
                 var m = best[(transport, letter)];
                 table.AddRow(transport, letter, Markup.Escape(what), F(m.MedianStep * 1000, 0), F(m.MedianWait * 1000, 0),
@@ -112,11 +117,11 @@ internal static class BucketsCommand
     /// </summary>
     private sealed record Result(double MedianStep, double MedianWait, double CpuPerStep, int DuringBackward);
 
-    private static Result Measure(RunConfig config, GradientBucketing bucketing, string transport, int world, int threadsPerWorker, int warmup, int steps)
+    private static Result Measure(RunConfig config, GradientBucketing bucketing, bool flatBuffers, string transport, int world, int threadsPerWorker, int warmup, int steps)
     {
         var layout = new BatchLayout(config.BatchSize, config.BnSplits, world);
         var owned = new List<IDisposable>();
-        var replicas = Enumerable.Range(0, world).Select(r => new Replica(config, bucketing, layout, r)).ToList();
+        var replicas = Enumerable.Range(0, world).Select(r => new Replica(config, bucketing, layout, r, flatBuffers)).ToList();
         try
         {
             var members = transport == "ring" ? Ring(world, owned) : InProcess(world, owned);
@@ -220,13 +225,18 @@ internal static class BucketsCommand
         private readonly Tensor _view1;
         private readonly Tensor _view2;
 
-        public Replica(RunConfig config, GradientBucketing bucketing, BatchLayout layout, int rank)
+        public Replica(RunConfig config, GradientBucketing bucketing, BatchLayout layout, int rank, bool flatBuffers = false)
         {
             _config = config;
             _layout = layout;
             var spec = config.Encoder;
             _model = new MomentumContrast(() => new ResNet(spec), config.Moco, config.Seed);
             _optimizer = new Sgd(_model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), config.SgdMomentum, config.Wd);
+            if (flatBuffers)
+            {
+                _model.UseFlatParameters();
+                _optimizer.UseFlat(_model.FlatQ!);
+            }
             _step = new MocoTrainStep(_model, _optimizer, config.Seed, bucketing);
             var g = new Generator((ulong)(1000 + rank));
             int n = layout.Positions(rank).Count;

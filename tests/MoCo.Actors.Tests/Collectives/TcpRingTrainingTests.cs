@@ -23,15 +23,17 @@ public sealed class TcpRingTrainingTests
     private static readonly GradientBucketing Buckets = new(4.0 / 1024);
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Two_workers_over_the_ring_train_bit_identically_to_the_in_process_group(bool bucketed)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)] // the flat gradient buffer all-reduced where it lies
+    [InlineData(true, true)] // each bucket a span of the flat gradient buffer, at its offset, without a copy
+    public void Two_workers_over_the_ring_train_bit_identically_to_the_in_process_group(bool bucketed, bool flatBuffers)
     {
         // With two ranks every sum has two terms, and a + b == b + a exactly in IEEE arithmetic; gathers and
         // broadcasts copy bytes. So the ring must reproduce the in-process group's flat all-reduce bit for bit,
-        // with or without buckets.
+        // with or without buckets, with or without flat parameter buffers.
         var reference = Train(2, InProcess, GradientBucketing.Off);
-        var ring = Train(2, OverRing, bucketed ? Buckets : GradientBucketing.Off);
+        var ring = Train(2, OverRing, bucketed ? Buckets : GradientBucketing.Off, flatBuffers);
 
         foreach (var (name, t) in reference)
         {
@@ -76,7 +78,7 @@ public sealed class TcpRingTrainingTests
     }
 
     /// <summary>Runs <see cref="Steps"/> MoCo steps on a world of <paramref name="world"/> threads and returns rank 0's state (all ranks must agree).</summary>
-    private static Dictionary<string, Tensor> Train(int world, Func<int, List<IDisposable>, ICollective[]> collectives, GradientBucketing bucketing)
+    private static Dictionary<string, Tensor> Train(int world, Func<int, List<IDisposable>, ICollective[]> collectives, GradientBucketing bucketing, bool flatBuffers = false)
     {
         var layout = new BatchLayout(Batch, Groups, world);
         var settings = new MocoSettings(8, 40, 0.99, 0.1, false);
@@ -91,6 +93,12 @@ public sealed class TcpRingTrainingTests
                 var model = new MomentumContrast(() => new ResNet(spec), settings, 7);
                 model.to(ScalarType.Float64);
                 var sgd = new Sgd(model.EncoderQ.named_parameters().Select(p => ("encoder_q." + p.name, p.parameter)), 0.9, 5e-4);
+                if (flatBuffers)
+                {
+                    model.UseFlatParameters();
+                    sgd.UseFlat(model.FlatQ!);
+                }
+
                 models.Add(model);
                 steppers.Add(new MocoTrainStep(model, sgd, 7, bucketing));
             }

@@ -314,7 +314,7 @@ public sealed partial class ManifestTests
             SettingsReader.Read<ClusterSettings>(config, "moco.cluster", manifests.ConfigPath).Validate();
             SettingsReader.Read<JournalSettings>(config, "moco.journal", manifests.ConfigPath).Validate();
             SettingsReader.Read<MetricsSettings>(config, "moco.metrics", manifests.ConfigPath);
-            SettingsReader.Read<DataPlaneConfig>(config, "moco.data-plane", manifests.ConfigPath);
+            SettingsReader.Read<DataPlaneSettings>(config, "moco.data-plane", manifests.ConfigPath);
         }
     }
 

@@ -72,31 +72,31 @@ public sealed class DeviceChoiceTests
     [Fact]
     public void Workers_on_the_cpu_must_use_the_cpu_collectives_and_refuse_forced_nccl()
     {
-        var (plane, line) = DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "auto" }, ComputeDevice.Cpu, Host(2, nccl: true));
-        Assert.Equal(CollectiveBackend.Tcp, plane);
+        var (plane, line) = DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "auto" }, ComputeDevice.Cpu, Host(2, nccl: true));
+        Assert.Equal(DataPlaneKind.Tcp, plane);
         Assert.Contains("the workers compute on the CPU", line, StringComparison.Ordinal);
 
         // NCCL could run here, but the tensors are on the CPU
-        var cpu = Assert.Throws<ConfigurationError>(() => DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "nccl" }, ComputeDevice.Cpu, Host(2, nccl: true)));
+        var cpu = Assert.Throws<ConfigurationError>(() => DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "nccl" }, ComputeDevice.Cpu, Host(2, nccl: true)));
         Assert.Contains("the workers compute on the CPU and NCCL moves CUDA tensors only: set moco.host.device = cuda", cpu.Message, StringComparison.Ordinal);
 
         // NCCL cannot run here: what is missing comes first
-        var missing = Assert.Throws<ConfigurationError>(() => DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "nccl" }, ComputeDevice.Cpu, Host(0, nccl: false)));
+        var missing = Assert.Throws<ConfigurationError>(() => DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "nccl" }, ComputeDevice.Cpu, Host(0, nccl: false)));
         Assert.StartsWith("moco.data-plane.backend = nccl, but this host cannot run NCCL: CUDA absent", missing.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Workers_on_cuda_must_use_nccl_where_it_runs_and_host_copies_otherwise()
     {
-        Assert.Equal(CollectiveBackend.Nccl, DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "auto" }, ComputeDevice.Cuda, Host(2, nccl: true)).Backend);
-        Assert.Equal(CollectiveBackend.Nccl, DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "nccl" }, ComputeDevice.Cuda, Host(2, nccl: true)).Backend);
+        Assert.Equal(DataPlaneKind.Nccl, DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "auto" }, ComputeDevice.Cuda, Host(2, nccl: true)).Backend);
+        Assert.Equal(DataPlaneKind.Nccl, DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "nccl" }, ComputeDevice.Cuda, Host(2, nccl: true)).Backend);
 
-        var (plane, line) = DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "auto" }, ComputeDevice.Cuda, Host(2, nccl: false));
-        Assert.Equal(CollectiveBackend.Tcp, plane);
+        var (plane, line) = DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "auto" }, ComputeDevice.Cuda, Host(2, nccl: false));
+        Assert.Equal(DataPlaneKind.Tcp, plane);
         Assert.EndsWith("CUDA tensors go through host copies when there is more than one worker", line, StringComparison.Ordinal);
-        Assert.Equal(CollectiveBackend.Tcp, DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "tcp" }, ComputeDevice.Cuda, Host(2, nccl: true)).Backend);
+        Assert.Equal(DataPlaneKind.Tcp, DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "tcp" }, ComputeDevice.Cuda, Host(2, nccl: true)).Backend);
 
-        var refused = Assert.Throws<ConfigurationError>(() => DataPlaneChoice.Choose(new DataPlaneConfig { Backend = "nccl" }, ComputeDevice.Cuda, Host(2, nccl: false)));
+        var refused = Assert.Throws<ConfigurationError>(() => DataPlaneChoice.Choose(new DataPlaneSettings { Backend = "nccl" }, ComputeDevice.Cuda, Host(2, nccl: false)));
         Assert.StartsWith("moco.data-plane.backend = nccl, but this host cannot run NCCL: libnccl absent", refused.Message, StringComparison.Ordinal);
     }
 

@@ -22,7 +22,7 @@ public static class NodeAgent
     /// <param name="Devices">How many workers it can host.</param>
     /// <param name="Proof">HMAC-SHA256 under the cluster's secret of the run id, the node address and the nonce (<see cref="ClusterProof"/>).</param>
     /// <param name="DataPlane">The data plane the node's workers use; the director takes only nodes on its own.</param>
-    public sealed record Offer(string Node, int Devices, byte[] Proof, Collectives.CollectiveBackend DataPlane = Collectives.CollectiveBackend.Tcp) : IWireMessage;
+    public sealed record Offer(string Node, int Devices, byte[] Proof, Collectives.DataPlaneKind DataPlane = Collectives.DataPlaneKind.Tcp) : IWireMessage;
 
     /// <summary>
     /// Create workers for the run: one per entry of <paramref name="Ranks"/>, each starting empty (its state comes from a

@@ -10,7 +10,7 @@ namespace MoCo.Actors.Nodes;
 /// <param name="LoaderThreads">Data loader threads per worker.</param>
 /// <param name="RunDirectory">Where this node's workers keep run files (none are written by non-zero ranks today).</param>
 /// <param name="DataPlane">The node's ring listeners and the cluster's secret.</param>
-public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThreads, string RunDirectory, DataPlaneSettings DataPlane)
+public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThreads, string RunDirectory, RingSettings DataPlane)
 {
     /// <summary>How long a collective waits for a peer before the generation is declared broken.</summary>
     public TimeSpan CollectiveTimeout { get; init; } = TimeSpan.FromMinutes(5);
@@ -19,7 +19,7 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     /// <summary>The node's data plane, offered with its devices; a run takes only nodes on its own.</summary>
-    public CollectiveBackend Backend { get; init; } = CollectiveBackend.Tcp;
+    public DataPlaneKind Backend { get; init; } = DataPlaneKind.Tcp;
 
     /// <summary>How the node's workers' gradients travel.</summary>
     public GradientBucketing Bucketing { get; init; } = GradientBucketing.Default;

@@ -18,7 +18,7 @@ internal sealed class RosterNode(string address, IActorRef agent)
     public int Devices { get; set; }
 
     /// <summary>The data plane its devices use.</summary>
-    public CollectiveBackend DataPlane { get; set; }
+    public DataPlaneKind DataPlane { get; set; }
 
     /// <summary>Its workers are part of the current or forming generation.</summary>
     public bool InRun { get; set; }
@@ -45,7 +45,7 @@ internal sealed class NodeRoster
     public IEnumerable<RosterNode> Nodes => _nodes.Values;
 
     /// <summary>Records a proven offer of <paramref name="devices"/> devices from <paramref name="agent"/>.</summary>
-    public RosterNode Offer(string address, IActorRef agent, int devices, CollectiveBackend dataPlane)
+    public RosterNode Offer(string address, IActorRef agent, int devices, DataPlaneKind dataPlane)
     {
         if (!_nodes.TryGetValue(address, out var node))
         {
@@ -71,14 +71,14 @@ internal sealed class NodeRoster
         _nodes.TryGetValue(address, out var known) && known.QuarantinedUntil > now ? known.QuarantinedUntil : null;
 
     /// <summary>The devices offered on <paramref name="dataPlane"/> by nodes not quarantined at <paramref name="now"/>.</summary>
-    public int Offered(CollectiveBackend dataPlane, DateTime now) =>
+    public int Offered(DataPlaneKind dataPlane, DateTime now) =>
         _nodes.Values.Where(n => n.DataPlane == dataPlane && n.QuarantinedUntil <= now).Sum(n => n.Devices);
 
     /// <summary>
     /// The nodes (offered, not quarantined, not in the run, on <paramref name="dataPlane"/>) that fit beside
     /// <paramref name="taken"/> ranks up to <paramref name="maxRanks"/>, in address order, with the ranks each takes.
     /// </summary>
-    public List<(RosterNode Node, IReadOnlyList<int> Ranks)> Plan(int taken, int maxRanks, CollectiveBackend dataPlane, DateTime now)
+    public List<(RosterNode Node, IReadOnlyList<int> Ranks)> Plan(int taken, int maxRanks, DataPlaneKind dataPlane, DateTime now)
     {
         var plan = new List<(RosterNode, IReadOnlyList<int>)>();
         int next = taken;

@@ -422,7 +422,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             _group.StartGeneration(generation, world);
         }
 
-        if (_settings.Elastic || _settings.Backend == CollectiveBackend.Nccl)
+        if (_settings.Elastic || _settings.Backend == DataPlaneKind.Nccl)
         {
             _prepared.Clear();
             AwaitReplies(typeof(Worker.Prepared), all, () => GenerationPrepared(generation, newRanks, sourceRank, source, world));
@@ -453,11 +453,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     {
         var prepared = Enumerable.Range(0, world).Select(r => _prepared[r]).ToList();
         _prepared.Clear(); // the id lives only as long as it takes to reach the workers
-        var nccl = prepared.Where(p => p.DataPlane == CollectiveBackend.Nccl).Select(p => p.Rank).ToList();
+        var nccl = prepared.Where(p => p.DataPlane == DataPlaneKind.Nccl).Select(p => p.Rank).ToList();
         if (nccl.Count > 0 && nccl.Count < world)
         {
             Fail($"generation {generation} would mix data planes: rank(s) {string.Join(", ", nccl)} use NCCL, rank(s) "
-                + $"{string.Join(", ", prepared.Where(p => p.DataPlane != CollectiveBackend.Nccl).Select(p => p.Rank))} the TCP ring; "
+                + $"{string.Join(", ", prepared.Where(p => p.DataPlane != DataPlaneKind.Nccl).Select(p => p.Rank))} the TCP ring; "
                 + "every node of a run must choose the same moco.data-plane.backend and moco.host.device");
             return;
         }
@@ -1500,7 +1500,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     // Device: what the slot's worker reported in its Ready (cpu until then); it moves with the slot when ranks shift
     private sealed record Slot(IActorRef Ref, string Id, string Node, IActorRef? Agent, string Device = "cpu");
 
-    private static string Plane(CollectiveBackend backend) => backend == CollectiveBackend.Nccl ? "NCCL data plane" : "TCP ring";
+    private static string Plane(DataPlaneKind backend) => backend == DataPlaneKind.Nccl ? "NCCL data plane" : "TCP ring";
 
     /// <summary>Ask a node for its offer again (its quarantine ended).</summary>
     private sealed record AskForOffer(string Node, bool Retry = false);

@@ -82,7 +82,7 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     public int MinWorkers { get; init; } = 1;
 
     /// <summary>The network data plane of this node's workers, used when the run spans processes.</summary>
-    public DataPlaneSettings DataPlane { get; init; } = DataPlaneSettings.Loopback;
+    public RingSettings DataPlane { get; init; } = RingSettings.Loopback;
 
     /// <summary>
     /// Where this process's workers compute: on <see cref="ComputeDevice.Cuda"/> the worker of local slot i uses
@@ -91,12 +91,12 @@ public sealed record TrainingSettings(RunConfig Config, string RunId, string Run
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     /// <summary>
-    /// The data plane this process's workers use when a generation goes over the network. <see cref="CollectiveBackend.Nccl"/>
+    /// The data plane this process's workers use when a generation goes over the network. <see cref="DataPlaneKind.Nccl"/>
     /// makes every generation an NCCL communicator, also in a run of one process (rank 0 creates the unique id, the
-    /// director forwards it); <see cref="CollectiveBackend.Tcp"/> keeps the in-process group for a single process and
+    /// director forwards it); <see cref="DataPlaneKind.Tcp"/> keeps the in-process group for a single process and
     /// the TCP ring across processes. Chosen at start-up by the host (<c>moco.data-plane.backend</c>).
     /// </summary>
-    public CollectiveBackend Backend { get; init; } = CollectiveBackend.Tcp;
+    public DataPlaneKind Backend { get; init; } = DataPlaneKind.Tcp;
 
     /// <summary>How workers make NCCL communicators when <see cref="Backend"/> is NCCL; tests give a double.</summary>
     public INcclCommunicators Nccl { get; init; } = NativeNcclCommunicators.Instance;

@@ -45,7 +45,7 @@ public static class Worker
     /// <param name="Endpoint">Where its ring listener accepts its predecessor (<c>host:port</c>); null on NCCL.</param>
     /// <param name="DataPlane">The data plane the worker's process chose; every rank of a generation must choose the same.</param>
     /// <param name="NcclUniqueId">On NCCL, rank 0's new unique id for the generation (128 bytes); null otherwise.</param>
-    public sealed record Prepared(int Rank, int Generation, string? Endpoint, CollectiveBackend DataPlane = CollectiveBackend.Tcp, byte[]? NcclUniqueId = null) : IWireMessage;
+    public sealed record Prepared(int Rank, int Generation, string? Endpoint, DataPlaneKind DataPlane = DataPlaneKind.Tcp, byte[]? NcclUniqueId = null) : IWireMessage;
 
     /// <summary>
     /// Join generation <paramref name="Generation"/> as rank <paramref name="Rank"/> of <paramref name="WorldSize"/>:

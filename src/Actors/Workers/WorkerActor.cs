@@ -199,12 +199,12 @@ public sealed class WorkerActor : ReceiveActor
         {
             _listener?.Dispose();
             _listener = null;
-            if (_settings.Backend == CollectiveBackend.Nccl)
+            if (_settings.Backend == DataPlaneKind.Nccl)
             {
                 // rank 0 names the communicator (ncclGetUniqueId opens its bootstrap socket in this process); the
                 // director forwards the id to every rank in JoinGeneration
                 var id = prepare.Rank == 0 ? _settings.Nccl.CreateUniqueId().ToArray() : null;
-                Sender.Tell(new Worker.Prepared(prepare.Rank, prepare.Generation, null, CollectiveBackend.Nccl, id));
+                Sender.Tell(new Worker.Prepared(prepare.Rank, prepare.Generation, null, DataPlaneKind.Nccl, id));
                 return;
             }
 

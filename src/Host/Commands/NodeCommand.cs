@@ -66,7 +66,7 @@ public static class NodeCommand
             }
 
             var (device, deviceLine) = DeviceChoice.Choose(host.Device, slots);
-            var (backend, planeLine) = DataPlaneChoice.Choose(SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source), device);
+            var (backend, planeLine) = DataPlaneChoice.Choose(SettingsReader.Read<DataPlaneSettings>(cfg, "moco.data-plane", source), device);
             AnsiConsole.MarkupLine(Markup.Escape(deviceLine));
             AnsiConsole.MarkupLine(Markup.Escape(planeLine));
             if (cluster.ProtectionWarning() is { } unprotected)
@@ -87,7 +87,7 @@ public static class NodeCommand
     }
 
     private static int Run(ClusterSettings cluster, HostSettings host, Metrics.MetricsSettings metricsSettings, int devices, MoCo.Model.Training.ComputeDevice device,
-        MoCo.Actors.Collectives.CollectiveBackend backend, Akka.Configuration.Config tuning, NodeMode mode)
+        MoCo.Actors.Collectives.DataPlaneKind backend, Akka.Configuration.Config tuning, NodeMode mode)
     {
         var console = AnsiConsole.Console;
         cluster.RequireCredentials(multiNode: true);
@@ -199,7 +199,12 @@ public static class NodeCommand
             // the others redo the step they were in
             try
             {
-                agent?.Ask<NodeAgent.LeaveAck>(new NodeAgent.Leave(reason), LeaveWait).Wait(LeaveWait + TimeSpan.FromSeconds(1));
+                var acked = agent?.Ask<NodeAgent.LeaveAck>(new NodeAgent.Leave(reason), LeaveWait);
+                if (acked is not null && !acked.Wait(TimeSpan.FromSeconds(2)))
+                {
+                    console.MarkupLine($"[yellow]leaving[/] ({Markup.Escape(reason)}): this node's workers finish the chunk of steps they hold first (at most {LeaveWait.TotalSeconds:F0} s)");
+                    acked.Wait(LeaveWait + TimeSpan.FromSeconds(1));
+                }
             }
             catch (AggregateException)
             {

@@ -71,7 +71,7 @@ public static class TrainCommand
             var cluster = SettingsReader.Read<ClusterSettings>(cfg, "moco.cluster", source).Validate();
             var journal = SettingsReader.Read<JournalSettings>(cfg, "moco.journal", source).Validate();
             var metricsSettings = SettingsReader.Read<Metrics.MetricsSettings>(cfg, "moco.metrics", source);
-            var dataPlane = SettingsReader.Read<DataPlaneConfig>(cfg, "moco.data-plane", source);
+            var dataPlane = SettingsReader.Read<DataPlaneSettings>(cfg, "moco.data-plane", source);
             var tuning = cfg; // the preset's akka section (split-brain resolver, ...) tunes the actor system
             var resumeFrom = parse.GetValue(resume);
             bool continuing = parse.GetValue(continueRun);
@@ -91,7 +91,7 @@ public static class TrainCommand
     /// PostgreSQL), a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers, and progress printed by
     /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
-    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, DataPlaneConfig dataPlane, Config tuning,
+    private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, DataPlaneSettings dataPlane, Config tuning,
         IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices, bool continuing = false)
     {
         var console = AnsiConsole.Console;

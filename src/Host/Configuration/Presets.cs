@@ -55,7 +55,7 @@ public static class Presets
                 ("MOCO_CLUSTER_", "moco.cluster", SettingsReader.Keys<ClusterSettings>()),
                 ("MOCO_JOURNAL_", "moco.journal", SettingsReader.Keys<JournalSettings>()),
                 ("MOCO_METRICS_", "moco.metrics", SettingsReader.Keys<Metrics.MetricsSettings>()),
-                ("MOCO_DATA_PLANE_", "moco.data-plane", SettingsReader.Keys<DataPlaneConfig>()),
+                ("MOCO_DATA_PLANE_", "moco.data-plane", SettingsReader.Keys<DataPlaneSettings>()),
             })
             {
                 if (!name.StartsWith(prefix, StringComparison.Ordinal))

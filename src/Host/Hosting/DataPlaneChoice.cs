@@ -17,10 +17,10 @@ public static class DataPlaneChoice
     /// <param name="config">The section.</param>
     /// <param name="device">Where the workers compute.</param>
     /// <exception cref="ConfigurationError">An unknown value, or <c>nccl</c> where it cannot run.</exception>
-    public static (CollectiveBackend Backend, string Line) Choose(DataPlaneConfig config, ComputeDevice device)
+    public static (DataPlaneKind Backend, string Line) Choose(DataPlaneSettings config, ComputeDevice device)
     {
         // the probe loads libcudart and libnccl: only where NCCL could be chosen
-        return Choose(config, device, device == ComputeDevice.Cuda || Requested(config) == DataPlaneBackend.Nccl ? NcclProbe.Run() : null);
+        return Choose(config, device, device == ComputeDevice.Cuda || Requested(config) == DataPlaneRequest.Nccl ? NcclProbe.Run() : null);
     }
 
     /// <summary>The plane for workers on <paramref name="device"/> on a host where the NCCL probe found <paramref name="probe"/>.</summary>
@@ -28,47 +28,47 @@ public static class DataPlaneChoice
     /// <param name="device">Where the workers compute.</param>
     /// <param name="probe">What the NCCL probe found; may be null on the CPU.</param>
     /// <exception cref="ConfigurationError">An unknown value, or <c>nccl</c> where it cannot run.</exception>
-    public static (CollectiveBackend Backend, string Line) Choose(DataPlaneConfig config, ComputeDevice device, NcclProbeResult? probe)
+    public static (DataPlaneKind Backend, string Line) Choose(DataPlaneSettings config, ComputeDevice device, NcclProbeResult? probe)
     {
         var requested = Requested(config);
         if (device == ComputeDevice.Cpu)
         {
-            if (requested == DataPlaneBackend.Nccl)
+            if (requested == DataPlaneRequest.Nccl)
             {
                 if (probe is { IsAvailable: false })
                 {
                     RefuseUnavailable(probe); // what the host lacks comes first
                 }
 
-                throw new ConfigurationError($"{CollectiveBackendSelector.SettingKey} = nccl, but the workers compute on the CPU and NCCL moves CUDA tensors only: "
-                    + $"set {DeviceChoice.SettingKey} = cuda (or auto), or {CollectiveBackendSelector.SettingKey} = auto (or tcp)");
+                throw new ConfigurationError($"{DataPlaneSelector.SettingKey} = nccl, but the workers compute on the CPU and NCCL moves CUDA tensors only: "
+                    + $"set {DeviceChoice.SettingKey} = cuda (or auto), or {DataPlaneSelector.SettingKey} = auto (or tcp)");
             }
 
-            return (CollectiveBackend.Tcp, $"data plane: TCP ring between processes, in-process group within one ({CollectiveBackendSelector.SettingKey} = "
+            return (DataPlaneKind.Tcp, $"data plane: TCP ring between processes, in-process group within one ({DataPlaneSelector.SettingKey} = "
                 + $"{config.Backend.Trim().ToLowerInvariant()} and the workers compute on the CPU)");
         }
 
         ArgumentNullException.ThrowIfNull(probe);
-        CollectiveBackendChoice choice;
+        DataPlaneDecision choice;
         try
         {
-            choice = CollectiveBackendSelector.Choose(requested, probe);
+            choice = DataPlaneSelector.Choose(requested, probe);
         }
         catch (CollectiveBackendUnavailableException e)
         {
             throw new ConfigurationError(e.Message);
         }
 
-        return choice.Backend == CollectiveBackend.Nccl
-            ? (CollectiveBackend.Nccl, $"data plane: {choice.Reason}")
-            : (CollectiveBackend.Tcp, $"data plane: {choice.Reason}; CUDA tensors go through host copies when there is more than one worker");
+        return choice.Backend == DataPlaneKind.Nccl
+            ? (DataPlaneKind.Nccl, $"data plane: {choice.Reason}")
+            : (DataPlaneKind.Tcp, $"data plane: {choice.Reason}; CUDA tensors go through host copies when there is more than one worker");
     }
 
     private static void RefuseUnavailable(NcclProbeResult probe)
     {
         try
         {
-            CollectiveBackendSelector.Choose(DataPlaneBackend.Nccl, probe);
+            DataPlaneSelector.Choose(DataPlaneRequest.Nccl, probe);
         }
         catch (CollectiveBackendUnavailableException e)
         {
@@ -76,11 +76,11 @@ public static class DataPlaneChoice
         }
     }
 
-    private static DataPlaneBackend Requested(DataPlaneConfig config)
+    private static DataPlaneRequest Requested(DataPlaneSettings config)
     {
         try
         {
-            return CollectiveBackendSelector.Parse(config.Backend);
+            return DataPlaneSelector.Parse(config.Backend);
         }
         catch (FormatException e)
         {

@@ -231,7 +231,7 @@ public static class TrainingHost
     /// </summary>
     /// <param name="cluster">The cluster settings.</param>
     /// <param name="multiNode">Whether other processes take part (then the secret is required).</param>
-    public static DataPlaneSettings DataPlane(ClusterSettings cluster, bool multiNode)
+    public static RingSettings DataPlane(ClusterSettings cluster, bool multiNode)
     {
         if (string.IsNullOrEmpty(cluster.Secret))
         {
@@ -241,7 +241,7 @@ public static class TrainingHost
                     + "set MOCO_CLUSTER_SECRET (random, at least 128 bits: e.g. `openssl rand -hex 32`)");
             }
 
-            return DataPlaneSettings.Loopback with { Protection = cluster.Protection() };
+            return RingSettings.Loopback with { Protection = cluster.Protection() };
         }
 
         var advertised = cluster.PublicHostnameOrHostname();
@@ -250,7 +250,7 @@ public static class TrainingHost
             throw new ConfigurationError("moco.cluster.hostname is 0.0.0.0: set moco.cluster.public-hostname (MOCO_CLUSTER_PUBLIC_HOSTNAME) to the address other nodes reach this one at");
         }
 
-        return new DataPlaneSettings(cluster.Hostname, advertised, cluster.DataPlanePort, ClusterKeyMaterial(cluster))
+        return new RingSettings(cluster.Hostname, advertised, cluster.DataPlanePort, ClusterKeyMaterial(cluster))
         {
             Protection = cluster.Protection(),
         };

@@ -48,7 +48,7 @@ public sealed class ElasticDataPlaneSpec : TestKit
     {
         using var nccl = new FakeNcclCommunicators(TimeSpan.FromSeconds(20));
         Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("ring")));
-        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("gpu") with { Backend = CollectiveBackend.Nccl, Nccl = nccl }));
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("gpu") with { Backend = DataPlaneKind.Nccl, Nccl = nccl }));
 
         var id = Assert.Single(nccl.Created);
         Assert.Equal([0, 1], nccl.Joins.Select(j => j.Rank).Order());

@@ -14,41 +14,41 @@ public sealed class NodeRosterSpec : TestKit
     public void Offered_nodes_take_the_ranks_after_those_taken_in_address_order_up_to_the_limit()
     {
         var roster = new NodeRoster();
-        roster.Offer("akka://b", CreateTestProbe().Ref, 2, CollectiveBackend.Tcp);
-        roster.Offer("akka://a", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp);
-        roster.Offer("akka://c", CreateTestProbe().Ref, 4, CollectiveBackend.Tcp);
+        roster.Offer("akka://b", CreateTestProbe().Ref, 2, DataPlaneKind.Tcp);
+        roster.Offer("akka://a", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp);
+        roster.Offer("akka://c", CreateTestProbe().Ref, 4, DataPlaneKind.Tcp);
 
-        var plan = roster.Plan(taken: 1, maxRanks: 5, CollectiveBackend.Tcp, T0);
+        var plan = roster.Plan(taken: 1, maxRanks: 5, DataPlaneKind.Tcp, T0);
 
         Assert.Equal(["akka://a", "akka://b", "akka://c"], plan.Select(p => p.Node.Address));
         Assert.Equal([[1], [2, 3], [4]], plan.Select(p => p.Ranks.ToArray()));
-        Assert.Equal(7, roster.Offered(CollectiveBackend.Tcp, T0));
+        Assert.Equal(7, roster.Offered(DataPlaneKind.Tcp, T0));
     }
 
     [Fact]
     public void Nodes_in_the_run_quarantined_lost_or_on_another_data_plane_take_no_ranks()
     {
         var roster = new NodeRoster();
-        roster.Offer("akka://in-run", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp).InRun = true;
-        roster.Offer("akka://nccl", CreateTestProbe().Ref, 1, CollectiveBackend.Nccl);
-        roster.Offer("akka://lost", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp);
+        roster.Offer("akka://in-run", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp).InRun = true;
+        roster.Offer("akka://nccl", CreateTestProbe().Ref, 1, DataPlaneKind.Nccl);
+        roster.Offer("akka://lost", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp);
         roster.Lost("akka://lost");
-        roster.Offer("akka://failed", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp);
+        roster.Offer("akka://failed", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp);
         Assert.NotNull(roster.Quarantine("akka://failed", Second, T0));
-        roster.Offer("akka://free", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp);
+        roster.Offer("akka://free", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp);
 
-        Assert.Equal(["akka://free"], roster.Plan(0, 8, CollectiveBackend.Tcp, T0).Select(p => p.Node.Address));
+        Assert.Equal(["akka://free"], roster.Plan(0, 8, DataPlaneKind.Tcp, T0).Select(p => p.Node.Address));
         Assert.False(roster.HasOffered("akka://lost"));
         Assert.True(roster.HasOffered("akka://free"));
         // the quarantine ends: the failed node takes ranks again
-        Assert.Contains("akka://failed", roster.Plan(0, 8, CollectiveBackend.Tcp, T0 + Second).Select(p => p.Node.Address));
+        Assert.Contains("akka://failed", roster.Plan(0, 8, DataPlaneKind.Tcp, T0 + Second).Select(p => p.Node.Address));
     }
 
     [Fact]
     public void A_quarantine_doubles_with_each_failure_of_the_node_up_to_five_minutes()
     {
         var roster = new NodeRoster();
-        roster.Offer("akka://n", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp);
+        roster.Offer("akka://n", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp);
 
         var waits = Enumerable.Range(0, 11).Select(_ => roster.Quarantine("akka://n", Second, T0)!.Value).ToList();
 
@@ -65,10 +65,10 @@ public sealed class NodeRosterSpec : TestKit
         var roster = new NodeRoster();
         var first = CreateTestProbe().Ref;
         var second = CreateTestProbe().Ref;
-        roster.Offer("akka://n", first, 1, CollectiveBackend.Tcp);
+        roster.Offer("akka://n", first, 1, DataPlaneKind.Tcp);
         Assert.True(roster.IsAgentOf("akka://n", first));
 
-        roster.Offer("akka://n", second, 1, CollectiveBackend.Tcp); // the node restarted its agent
+        roster.Offer("akka://n", second, 1, DataPlaneKind.Tcp); // the node restarted its agent
         Assert.False(roster.IsAgentOf("akka://n", first));
         Assert.True(roster.IsAgentOf("akka://n", second));
         Assert.False(roster.IsAgentOf("akka://other", second));
@@ -79,12 +79,12 @@ public sealed class NodeRosterSpec : TestKit
     public void A_node_that_left_on_purpose_is_forgotten_without_quarantine()
     {
         var roster = new NodeRoster();
-        roster.Offer("akka://n", CreateTestProbe().Ref, 1, CollectiveBackend.Tcp).InRun = true;
+        roster.Offer("akka://n", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp).InRun = true;
 
         roster.Forget("akka://n");
 
         Assert.Empty(roster.Nodes);
         Assert.Null(roster.QuarantinedUntil("akka://n", T0));
-        Assert.Equal(0, roster.Offered(CollectiveBackend.Tcp, T0));
+        Assert.Equal(0, roster.Offered(DataPlaneKind.Tcp, T0));
     }
 }

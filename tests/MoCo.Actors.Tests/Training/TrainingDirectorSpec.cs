@@ -256,7 +256,7 @@ public sealed class TrainingDirectorSpec : TestKit
     {
         using var nccl = new FakeNcclCommunicators(TimeSpan.FromSeconds(20));
         Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("group", 2)));
-        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("nccl", 2) with { Backend = CollectiveBackend.Nccl, Nccl = nccl }));
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("nccl", 2) with { Backend = DataPlaneKind.Nccl, Nccl = nccl }));
 
         var id = Assert.Single(nccl.Created); // one generation, one id, made by rank 0
         Assert.Equal(2, nccl.Joins.Count);
@@ -277,7 +277,7 @@ public sealed class TrainingDirectorSpec : TestKit
         var faults = new FaultPlan(failOnCalls: [7]);
         var settings = Settings("nccl-stormy", 2) with
         {
-            Backend = CollectiveBackend.Nccl,
+            Backend = DataPlaneKind.Nccl,
             Nccl = nccl,
             RestartBackoffMin = TimeSpan.FromMilliseconds(50),
             WrapCollective = (rank, inner) => rank == 1 ? new ThrowingCollective(inner, faults) : inner,

@@ -4,22 +4,22 @@ using static MoCo.Actors.Tests.Nccl.ProbeResults;
 
 namespace MoCo.Actors.Tests.Nccl;
 
-public sealed class CollectiveBackendSelectorSpec
+public sealed class DataPlaneSelectorSpec
 {
     [Theory]
-    [InlineData(DataPlaneBackend.Auto, 0, false, false, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Auto, 0, true, true, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Auto, 2, true, false, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Auto, 2, false, true, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Auto, 2, true, true, CollectiveBackend.Nccl)]
-    [InlineData(DataPlaneBackend.Tcp, 0, false, false, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Tcp, 2, true, false, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Tcp, 2, true, true, CollectiveBackend.Tcp)]
-    [InlineData(DataPlaneBackend.Nccl, 2, true, true, CollectiveBackend.Nccl)]
+    [InlineData(DataPlaneRequest.Auto, 0, false, false, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Auto, 0, true, true, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Auto, 2, true, false, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Auto, 2, false, true, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Auto, 2, true, true, DataPlaneKind.Nccl)]
+    [InlineData(DataPlaneRequest.Tcp, 0, false, false, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Tcp, 2, true, false, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Tcp, 2, true, true, DataPlaneKind.Tcp)]
+    [InlineData(DataPlaneRequest.Nccl, 2, true, true, DataPlaneKind.Nccl)]
     public void Nccl_must_be_chosen_only_with_CUDA_devices_and_libnccl_and_not_when_tcp_is_forced(
-        DataPlaneBackend requested, int cudaDevices, bool cudaRuntime, bool nccl, CollectiveBackend expected)
+        DataPlaneRequest requested, int cudaDevices, bool cudaRuntime, bool nccl, DataPlaneKind expected)
     {
-        var choice = CollectiveBackendSelector.Choose(requested, Host(cudaDevices, cudaRuntime, nccl));
+        var choice = DataPlaneSelector.Choose(requested, Host(cudaDevices, cudaRuntime, nccl));
 
         Assert.Equal(expected, choice.Backend);
     }
@@ -32,14 +32,14 @@ public sealed class CollectiveBackendSelectorSpec
     public void Forcing_nccl_on_a_host_that_lacks_a_piece_must_fail(int cudaDevices, bool cudaRuntime, bool nccl)
     {
         Assert.Throws<CollectiveBackendUnavailableException>(
-            () => CollectiveBackendSelector.Choose(DataPlaneBackend.Nccl, Host(cudaDevices, cudaRuntime, nccl)));
+            () => DataPlaneSelector.Choose(DataPlaneRequest.Nccl, Host(cudaDevices, cudaRuntime, nccl)));
     }
 
     [Fact]
     public void Forcing_nccl_without_libnccl_must_name_the_library_the_files_tried_and_the_way_out()
     {
         var refused = Assert.Throws<CollectiveBackendUnavailableException>(
-            () => CollectiveBackendSelector.Choose(DataPlaneBackend.Nccl, Host(cudaDevices: 4, cudaRuntime: true, nccl: false)));
+            () => DataPlaneSelector.Choose(DataPlaneRequest.Nccl, Host(cudaDevices: 4, cudaRuntime: true, nccl: false)));
 
         Assert.Equal(
             "moco.data-plane.backend = nccl, but this host cannot run NCCL: libnccl absent (tried libnccl.so.2, libnccl.so: not found; " +
@@ -52,7 +52,7 @@ public sealed class CollectiveBackendSelectorSpec
     public void Forcing_nccl_on_this_CPU_only_test_host_must_name_CUDA_as_missing()
     {
         var refused = Assert.Throws<CollectiveBackendUnavailableException>(
-            () => CollectiveBackendSelector.Choose(DataPlaneBackend.Nccl, NcclProbe.Run()));
+            () => DataPlaneSelector.Choose(DataPlaneRequest.Nccl, NcclProbe.Run()));
 
         Assert.StartsWith("moco.data-plane.backend = nccl, but this host cannot run NCCL: CUDA absent (", refused.Message);
     }
@@ -62,7 +62,7 @@ public sealed class CollectiveBackendSelectorSpec
     {
         var probe = Host(cudaDevices: 2, cudaRuntime: true, nccl: false);
 
-        var choice = CollectiveBackendSelector.Choose(DataPlaneBackend.Auto, probe);
+        var choice = DataPlaneSelector.Choose(DataPlaneRequest.Auto, probe);
 
         Assert.Equal($"TCP ring: moco.data-plane.backend = auto and {probe.Message}", choice.Reason);
     }
@@ -70,7 +70,7 @@ public sealed class CollectiveBackendSelectorSpec
     [Fact]
     public void Auto_choosing_nccl_must_give_the_version_found()
     {
-        var choice = CollectiveBackendSelector.Choose(DataPlaneBackend.Auto, Host(cudaDevices: 2, cudaRuntime: true, nccl: true));
+        var choice = DataPlaneSelector.Choose(DataPlaneRequest.Auto, Host(cudaDevices: 2, cudaRuntime: true, nccl: true));
 
         Assert.Equal(
             "NCCL: moco.data-plane.backend = auto and NCCL data plane available: libnccl 2.21.5 found (libnccl.so.2); 2 CUDA devices; libcudart found (libcudart.so.12)",
@@ -78,12 +78,12 @@ public sealed class CollectiveBackendSelectorSpec
     }
 
     [Theory]
-    [InlineData("auto", DataPlaneBackend.Auto)]
-    [InlineData("TCP", DataPlaneBackend.Tcp)]
-    [InlineData(" nccl ", DataPlaneBackend.Nccl)]
-    public void The_setting_must_read_auto_tcp_and_nccl_in_any_case(string value, DataPlaneBackend expected)
+    [InlineData("auto", DataPlaneRequest.Auto)]
+    [InlineData("TCP", DataPlaneRequest.Tcp)]
+    [InlineData(" nccl ", DataPlaneRequest.Nccl)]
+    public void The_setting_must_read_auto_tcp_and_nccl_in_any_case(string value, DataPlaneRequest expected)
     {
-        Assert.Equal(expected, CollectiveBackendSelector.Parse(value));
+        Assert.Equal(expected, DataPlaneSelector.Parse(value));
     }
 
     [Theory]
@@ -91,7 +91,7 @@ public sealed class CollectiveBackendSelectorSpec
     [InlineData("")]
     public void Any_other_setting_must_be_refused_listing_the_valid_ones(string value)
     {
-        var refused = Assert.Throws<FormatException>(() => CollectiveBackendSelector.Parse(value));
+        var refused = Assert.Throws<FormatException>(() => DataPlaneSelector.Parse(value));
 
         Assert.Equal($"moco.data-plane.backend must be auto, tcp or nccl; got '{value}'", refused.Message);
     }

@@ -12,10 +12,10 @@ namespace MoCo.Actors.Training;
 /// <param name="AdvertisedHost">The host name or IP other nodes connect to.</param>
 /// <param name="Port">The listener port; 0 picks a free one per generation.</param>
 /// <param name="Secret">The cluster's key material (the secret, bound to the certificate's private key in a cluster), at least 16 bytes.</param>
-public sealed record DataPlaneSettings(string BindAddress, string AdvertisedHost, int Port, ReadOnlyMemory<byte> Secret)
+public sealed record RingSettings(string BindAddress, string AdvertisedHost, int Port, ReadOnlyMemory<byte> Secret)
 {
     /// <summary>Loopback with a random secret: a single process, whose workers share the secret in memory.</summary>
-    public static DataPlaneSettings Loopback { get; } = new("127.0.0.1", "127.0.0.1", 0, RandomNumberGenerator.GetBytes(32));
+    public static RingSettings Loopback { get; } = new("127.0.0.1", "127.0.0.1", 0, RandomNumberGenerator.GetBytes(32));
 
     /// <summary>How long a rank waits for its ring neighbours to connect when a generation starts.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(60);

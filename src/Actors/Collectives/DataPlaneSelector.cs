@@ -6,7 +6,7 @@ namespace MoCo.Actors.Collectives;
 /// Chooses the data plane from the setting <c>moco.data-plane.backend</c> and what <see cref="NcclProbe"/> found. A pure
 /// function: NCCL only where CUDA devices and libnccl are both present and the setting allows it, the TCP ring otherwise.
 /// </summary>
-public static class CollectiveBackendSelector
+public static class DataPlaneSelector
 {
     /// <summary>The setting's key, for messages.</summary>
     public const string SettingKey = "moco.data-plane.backend";
@@ -14,14 +14,14 @@ public static class CollectiveBackendSelector
     /// <summary>Reads the setting's value: <c>auto</c>, <c>tcp</c> or <c>nccl</c>, in any case, around any spaces.</summary>
     /// <param name="value">The configured text.</param>
     /// <exception cref="FormatException">Any other value; the message lists the valid ones.</exception>
-    public static DataPlaneBackend Parse(string value)
+    public static DataPlaneRequest Parse(string value)
     {
         ArgumentNullException.ThrowIfNull(value);
         return value.Trim().ToLowerInvariant() switch
         {
-            "auto" => DataPlaneBackend.Auto,
-            "tcp" => DataPlaneBackend.Tcp,
-            "nccl" => DataPlaneBackend.Nccl,
+            "auto" => DataPlaneRequest.Auto,
+            "tcp" => DataPlaneRequest.Tcp,
+            "nccl" => DataPlaneRequest.Nccl,
             _ => throw new FormatException($"{SettingKey} must be auto, tcp or nccl; got '{value}'"),
         };
     }
@@ -29,24 +29,24 @@ public static class CollectiveBackendSelector
     /// <summary>The plane for this host.</summary>
     /// <param name="requested">What the setting asks for.</param>
     /// <param name="probe">What this host has.</param>
-    /// <exception cref="CollectiveBackendUnavailableException"><paramref name="requested"/> is <see cref="DataPlaneBackend.Nccl"/> and something NCCL needs is missing.</exception>
-    public static CollectiveBackendChoice Choose(DataPlaneBackend requested, NcclProbeResult probe)
+    /// <exception cref="CollectiveBackendUnavailableException"><paramref name="requested"/> is <see cref="DataPlaneRequest.Nccl"/> and something NCCL needs is missing.</exception>
+    public static DataPlaneDecision Choose(DataPlaneRequest requested, NcclProbeResult probe)
     {
         ArgumentNullException.ThrowIfNull(probe);
         switch (requested)
         {
-            case DataPlaneBackend.Tcp:
-                return new CollectiveBackendChoice(CollectiveBackend.Tcp, $"TCP ring: {SettingKey} = tcp");
-            case DataPlaneBackend.Nccl when probe.IsAvailable:
-                return new CollectiveBackendChoice(CollectiveBackend.Nccl, $"NCCL: {SettingKey} = nccl; {probe.Message}");
-            case DataPlaneBackend.Nccl:
+            case DataPlaneRequest.Tcp:
+                return new DataPlaneDecision(DataPlaneKind.Tcp, $"TCP ring: {SettingKey} = tcp");
+            case DataPlaneRequest.Nccl when probe.IsAvailable:
+                return new DataPlaneDecision(DataPlaneKind.Nccl, $"NCCL: {SettingKey} = nccl; {probe.Message}");
+            case DataPlaneRequest.Nccl:
                 throw new CollectiveBackendUnavailableException(
                     $"{SettingKey} = nccl, but this host cannot run NCCL: {string.Join("; ", probe.Problems)}. " +
                     $"Install what is missing, or set {SettingKey} = auto (or tcp) to use the TCP ring.");
-            case DataPlaneBackend.Auto when probe.IsAvailable:
-                return new CollectiveBackendChoice(CollectiveBackend.Nccl, $"NCCL: {SettingKey} = auto and {probe.Message}");
-            case DataPlaneBackend.Auto:
-                return new CollectiveBackendChoice(CollectiveBackend.Tcp, $"TCP ring: {SettingKey} = auto and {probe.Message}");
+            case DataPlaneRequest.Auto when probe.IsAvailable:
+                return new DataPlaneDecision(DataPlaneKind.Nccl, $"NCCL: {SettingKey} = auto and {probe.Message}");
+            case DataPlaneRequest.Auto:
+                return new DataPlaneDecision(DataPlaneKind.Tcp, $"TCP ring: {SettingKey} = auto and {probe.Message}");
             default:
                 throw new ArgumentOutOfRangeException(nameof(requested), requested, "not a data plane setting");
         }

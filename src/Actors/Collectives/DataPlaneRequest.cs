@@ -1,7 +1,7 @@
 namespace MoCo.Actors.Collectives;
 
 /// <summary>The data plane a person asked for: <c>moco.data-plane.backend = auto | tcp | nccl</c>.</summary>
-public enum DataPlaneBackend
+public enum DataPlaneRequest
 {
     /// <summary><c>auto</c>: NCCL where CUDA devices and libnccl are both present, the TCP ring otherwise.</summary>
     Auto,

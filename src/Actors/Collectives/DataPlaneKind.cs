@@ -1,7 +1,7 @@
 namespace MoCo.Actors.Collectives;
 
-/// <summary>The data plane a run uses, once chosen by <see cref="CollectiveBackendSelector"/>.</summary>
-public enum CollectiveBackend
+/// <summary>The data plane a run uses, once chosen by <see cref="DataPlaneSelector"/>.</summary>
+public enum DataPlaneKind
 {
     /// <summary>The CPU plane: a TCP ring (reduce-scatter + all-gather) between the workers.</summary>
     Tcp,

@@ -53,7 +53,9 @@ public sealed class HealthEndpointTests
         // a graceful leave (what SIGTERM runs): afterwards both probes fail, and the kubelet restarts nothing that is
         // still working
         await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance).WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.Contains(cluster.SelfMember.Status, new[] { MemberStatus.Exiting, MemberStatus.Removed });
+        // the leave began; the leader moves a member on from Leaving (to Exiting, then Removed) in its own time, and on a
+        // loaded machine the shutdown's phases can end first (seen in CI: Leaving)
+        Assert.Contains(cluster.SelfMember.Status, new[] { MemberStatus.Leaving, MemberStatus.Exiting, MemberStatus.Removed });
         (status, alive) = await Get(http, MetricsEndpoint.AlivePath);
         Assert.True(status == HttpStatusCode.ServiceUnavailable && alive.StartsWith("not ready: ", StringComparison.Ordinal), $"alive after leaving: {(int)status} {alive}");
         await Expect(http, MetricsEndpoint.ReadyPath, HttpStatusCode.ServiceUnavailable, "not ready: actor system terminated; run run-1 failed: rank 1 diverged\n");

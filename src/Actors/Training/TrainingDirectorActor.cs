@@ -1381,9 +1381,8 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         then?.Invoke();
     }
 
-    /// <summary>Runs <paramref name="then"/> once no worker is still stopping and no checkpoint is still being written.</summary>
     /// <summary>
-    /// Runs <paramref name="then"/> once no worker is stopping and no write is pending, after the continuations queued
+    /// Runs <paramref name="then"/> once no worker is stopping and no checkpoint write is pending, after the continuations queued
     /// before it. A queue, not one slot: an interrupt that arrives while a recovery waits for its stops queues the
     /// run's end behind the recovery's step (which then finds the run finishing and does nothing); a slot would let
     /// the later one replace the earlier, and the run would wait forever for an end nobody calls.

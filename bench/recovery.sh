@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Recovery time after SIGKILL of a worker node, over repeated kills. One run on 127.0.0.1: the trainer
+# Recovery time after SIGKILL (or SIGTERM: a graceful leave) of a worker node, over repeated rounds. One run on 127.0.0.1: the trainer
 # (moco train --port, one worker) and two nodes (moco node --join, one worker each), the tiny network of the
 # multi-process tests (ResNet-18 width 4, batch 32, synthetic data), so that the times are those of detection,
-# regrouping and rendezvous, not of the model. Each round kills one node with SIGKILL and measures, from the kill:
+# regrouping and rendezvous, not of the model. Each round signals one node and measures, from the signal:
 #   - "generation": until the trainer prints the next generation (the survivors regrouped; the next chunk is sent),
 #   - "next step": until the trainer's /metrics shows a step past the one the survivors resumed at,
 # then starts a new node and waits until it has joined (3 workers again) before the next round.
-# Usage: bench/recovery.sh [kills=5]
+# With TERM the node finishes the chunk of steps it holds before it leaves (at most 50 steps), so "generation" includes
+# that chunk's rest and no step is redone.
+# Usage: bench/recovery.sh [rounds=5] [signal=KILL|TERM]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-5}
+signal=${2:-KILL}
+case "$signal" in KILL|TERM) ;; *) echo "signal must be KILL or TERM, not $signal" >&2; exit 2 ;; esac
 moco="dotnet src/Host/bin/Release/net10.0/moco.dll"
 out=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
@@ -42,7 +46,7 @@ until grep -q '^epoch 0:' "$out/train.log"; do
   sleep 0.2
 done
 
-echo "| kill | generation (s) | next step (s) | resumed at step |"
+echo "| SIG$signal | generation (s) | next step (s) | resumed at step |"
 echo "| ---: | ---: | ---: | ---: |"
 generations=0
 gen_times=()
@@ -52,7 +56,7 @@ for k in $(seq 1 "$kills"); do
   sleep 2 # into the middle of a chunk
   victim=${nodes[0]}
   t0=$(now)
-  kill -9 "$victim"
+  kill -"$signal" "$victim"
   wait_generations $((generations + 1)) 120
   to_generation=$(since "$t0")
   resumed=$(grep '^generation [0-9]*:' "$out/train.log" | tail -1 | sed -E 's/.*resumes at step ([0-9]+).*/\1/')
@@ -66,7 +70,7 @@ for k in $(seq 1 "$kills"); do
   wait_generations $((generations + 2)) 120
 done
 
-summary() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "min %.2f, median %.2f, max %.2f s over %d kills", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR], NR }'; }
+summary() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "min %.2f, median %.2f, max %.2f s over %d rounds", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR], NR }'; }
 echo
-echo "SIGKILL to the next generation: $(summary "${gen_times[@]}")"
-echo "SIGKILL to the next step done:  $(summary "${step_times[@]}")"
+echo "SIG$signal to the next generation: $(summary "${gen_times[@]}")"
+echo "SIG$signal to the next step done:  $(summary "${step_times[@]}")"

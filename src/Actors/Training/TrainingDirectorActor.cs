@@ -1253,7 +1253,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private void HandleDisassociated(Akka.Remote.DisassociatedEvent disassociated)
     {
         var node = disassociated.RemoteAddress.ToString();
-        if (_finishing || !_slots.Any(s => s.Node == node && s.Agent is not null && !s.Ref.IsNobody()))
+        if (_finishing || !HoldsLiveRanks(node))
         {
             return;
         }
@@ -1265,10 +1265,13 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>Whether remote <paramref name="node"/> hosts a worker of the current generation that is not gone yet.</summary>
+    private bool HoldsLiveRanks(string node) => _slots.Any(s => s.Node == node && s.Agent is not null && !s.Ref.IsNobody());
+
     /// <summary>Treats every disconnected node that still holds ranks as lost (see <see cref="HandleDisassociated"/>).</summary>
     private void DropDisconnected()
     {
-        var lost = _disconnected.Where(node => _slots.Any(s => s.Node == node && s.Agent is not null && !s.Ref.IsNobody())).ToList();
+        var lost = _disconnected.Where(HoldsLiveRanks).ToList();
         foreach (var node in lost)
         {
             _disconnected.Remove(node); // before: losing it fails its ranks, which comes back here

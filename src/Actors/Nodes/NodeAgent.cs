@@ -22,7 +22,17 @@ public static class NodeAgent
     /// <param name="Devices">How many workers it can host.</param>
     /// <param name="Proof">HMAC-SHA256 under the cluster's secret of the run id, the node address and the nonce (<see cref="ClusterProof"/>).</param>
     /// <param name="DataPlane">The data plane the node's workers use; the director takes only nodes on its own.</param>
-    public sealed record Offer(string Node, int Devices, byte[] Proof, Collectives.DataPlaneKind DataPlane = Collectives.DataPlaneKind.Tcp) : IWireMessage;
+    /// <param name="Held">How many workers of the asking director's run the node holds, alive, since that run's previous
+    /// director was lost (<see cref="AdoptWorkers"/> takes them over); 0 otherwise.</param>
+    public sealed record Offer(string Node, int Devices, byte[] Proof, Collectives.DataPlaneKind DataPlane = Collectives.DataPlaneKind.Tcp, int Held = 0) : IWireMessage;
+
+    /// <summary>
+    /// Take over the workers this node holds for the run (its previous director was lost with its process): each is told
+    /// its new director and rank (<see cref="Workers.Worker.Adopt"/>) and answers it with <see cref="Workers.Worker.Adopted"/>.
+    /// </summary>
+    /// <param name="RunId">The run.</param>
+    /// <param name="Ranks">The ranks the held workers take, in the order the node created them; as many as it holds.</param>
+    public sealed record AdoptWorkers(string RunId, IReadOnlyList<int> Ranks) : IWireMessage;
 
     /// <summary>
     /// Create workers for the run: one per entry of <paramref name="Ranks"/>, each starting empty (its state comes from a
@@ -62,6 +72,14 @@ public static class NodeAgent
     /// <param name="Node">The node's cluster address.</param>
     /// <param name="Reason">Why.</param>
     public sealed record Leaving(string Node, string Reason) : IWireMessage;
+
+    /// <summary>
+    /// The run's director stops (an interrupt) while a standby trainer is Up: keep the workers, which hold the run's
+    /// state at the step where it stopped, for the director that takes the run over (as when a director's process is
+    /// lost), instead of ending the run.
+    /// </summary>
+    /// <param name="RunId">The run.</param>
+    public sealed record HandOver(string RunId) : IWireMessage;
 
     /// <summary>The run is over: the node's process may end.</summary>
     /// <param name="RunId">The run.</param>

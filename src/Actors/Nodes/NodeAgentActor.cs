@@ -14,7 +14,7 @@ namespace MoCo.Actors.Nodes;
 /// When the run ends (or the director's node leaves the cluster) it completes <c>runEnded</c>, so that a
 /// <c>moco node</c> process ends cleanly.
 /// </summary>
-public sealed class NodeAgentActor : ReceiveActor
+public sealed class NodeAgentActor : ReceiveActor, IWithTimers
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly NodeAgentSettings _settings;
@@ -26,6 +26,13 @@ public sealed class NodeAgentActor : ReceiveActor
     private IActorRef? _askedBy;
     private string? _dataSpec;
 
+    // the run of the workers this node runs, and whether they are held for a director that takes the run over
+    private string? _runId;
+    private bool _holding;
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
+
     /// <summary>Creates the agent; use <see cref="Props"/>.</summary>
     /// <param name="settings">The node's devices, threads and data plane.</param>
     /// <param name="runEnded">Completed with the outcome when a director says the run ended; null on the node that runs the director.</param>
@@ -35,13 +42,44 @@ public sealed class NodeAgentActor : ReceiveActor
         _runEnded = runEnded;
         Receive<NodeAgent.GetOffer>(get =>
         {
+            if (_director is { } current && !current.Equals(Sender) && get.RunId == _runId && _workers.Count > 0 && MemberGone(current.Path.Address))
+            {
+                // another director of the run asks while this node has not yet heard that the workers' director is gone
+                // (the death watch waits for the member's removal; the new director may be quicker)
+                Hold(current);
+            }
+
             _askedBy = Sender; // the director that may now start workers here
             var node = Cluster.Get(Context.System).SelfAddress.ToString();
-            Sender.Tell(new NodeAgent.Offer(node, _settings.Devices, ClusterProof.Sign(_settings.DataPlane.Secret.Span, get.RunId, node, get.Nonce), _settings.Backend));
+            int held = _holding && get.RunId == _runId ? _workers.Count : 0;
+            Sender.Tell(new NodeAgent.Offer(node, _settings.Devices, ClusterProof.Sign(_settings.DataPlane.Secret.Span, get.RunId, node, get.Nonce), _settings.Backend, held));
         });
         Receive<NodeAgent.StartWorkers>(HandleStartWorkers);
+        Receive<NodeAgent.AdoptWorkers>(HandleAdoptWorkers);
+        Receive<TakeoverTimeout>(_ =>
+        {
+            if (!_holding)
+            {
+                return;
+            }
+
+            _log.Warning("Node agent: no director took run {0} over within {1} s; its {2} worker(s) stop", _runId, _settings.TakeoverWait.TotalSeconds, _workers.Count);
+            _holding = false;
+            StopAll();
+            _runEnded?.TrySetResult("the run's director is gone");
+        });
         Receive<NodeAgent.StopWorkers>(_ => StopAll());
         Receive<NodeAgent.RunEnded>(HandleRunEnded);
+        Receive<NodeAgent.HandOver>(handOver =>
+        {
+            if (handOver.RunId != _runId || _workers.Count == 0 || _director is null)
+            {
+                StopAll();
+                return;
+            }
+
+            Hold(_director);
+        });
         Receive<NodeAgent.Leave>(HandleLeave);
         Receive<Terminated>(HandleTerminated);
     }
@@ -70,8 +108,8 @@ public sealed class NodeAgentActor : ReceiveActor
     {
         bool admitted = message switch
         {
-            NodeAgent.StartWorkers => Sender.Equals(_askedBy) || Sender.Equals(_director),
-            NodeAgent.StopWorkers or NodeAgent.RunEnded => Sender.Equals(_director),
+            NodeAgent.StartWorkers or NodeAgent.AdoptWorkers => Sender.Equals(_askedBy) || Sender.Equals(_director),
+            NodeAgent.StopWorkers or NodeAgent.RunEnded or NodeAgent.HandOver => Sender.Equals(_director),
             _ => true,
         };
         if (!admitted)
@@ -87,6 +125,15 @@ public sealed class NodeAgentActor : ReceiveActor
     {
         string node = Cluster.Get(Context.System).SelfAddress.ToString();
         var director = Sender;
+        if (_holding)
+        {
+            // a director that did not take the held workers over: they are no replicas of its run any more
+            _log.Info("Node agent: run {0}'s director starts new workers here; the {1} held worker(s) stop", start.RunId, _workers.Count);
+            _holding = false;
+            StopAll();
+        }
+
+        _runId = start.RunId;
         if (!director.Equals(_director))
         {
             _director = director;
@@ -156,10 +203,46 @@ public sealed class NodeAgentActor : ReceiveActor
         }
     }
 
+    /// <summary>
+    /// A director takes over the workers this node held since their director was lost: each learns its new director
+    /// and rank and answers it with its cursor (<see cref="Worker.Adopted"/>).
+    /// </summary>
+    private void HandleAdoptWorkers(NodeAgent.AdoptWorkers adopt)
+    {
+        string node = Cluster.Get(Context.System).SelfAddress.ToString();
+        if (!_holding || adopt.RunId != _runId || adopt.Ranks.Count != _workers.Count)
+        {
+            var holds = _holding ? $"holds {_workers.Count} worker(s) of run {_runId}" : "holds no workers for a director to take over";
+            Sender.Tell(new NodeAgent.StartFailed(node, $"asked to hand over {adopt.Ranks.Count} worker(s) of run {adopt.RunId}, but this node {holds}"));
+            return;
+        }
+
+        _holding = false;
+        Timers.Cancel(TakeoverTimeout.Instance);
+        _director = Sender;
+        Context.Watch(Sender);
+        for (int i = 0; i < _workers.Count; i++)
+        {
+            _workers[i].Tell(new Worker.Adopt(Sender, adopt.Ranks[i]));
+        }
+
+        _log.Info("Node {0}: run {1} taken over by {2}; held worker(s) now rank(s) {3}", node, adopt.RunId, Sender.Path, string.Join(", ", adopt.Ranks));
+    }
+
     private void HandleTerminated(Terminated terminated)
     {
         if (terminated.ActorRef.Equals(_director))
         {
+            if (_holding || (terminated.AddressTerminated && _workers.Count > 0 && StandbyUp(terminated.ActorRef.Path.Address)))
+            {
+                // the director's process is gone, and another trainer-role member may take the run over: the workers'
+                // state is the run's (every replica holds it), so they wait for that director rather than stop
+                Hold(terminated.ActorRef);
+                return;
+            }
+
+            _director = null;
+
             _log.Warning("The run's director ({0}) is gone", terminated.ActorRef.Path);
             StopAll();
             _runEnded?.TrySetResult("the run's director is gone");
@@ -168,6 +251,40 @@ public sealed class NodeAgentActor : ReceiveActor
 
         _workers.Remove(terminated.ActorRef);
         AckLeaveWhenStopped();
+    }
+
+    /// <summary>Keeps the workers for the director that takes the run over from <paramref name="lost"/>, for at most <see cref="NodeAgentSettings.TakeoverWait"/>.</summary>
+    private void Hold(IActorRef lost)
+    {
+        _director = null;
+        if (_holding)
+        {
+            return;
+        }
+
+        _holding = true;
+        Context.Unwatch(lost);
+        Timers.StartSingleTimer(TakeoverTimeout.Instance, TakeoverTimeout.Instance, _settings.TakeoverWait);
+        _log.Warning("The run's director ({0}) is gone; holding {1} worker(s) of run {2} for the director that takes over (at most {3} s)",
+            lost.Path, _workers.Count, _runId, _settings.TakeoverWait.TotalSeconds);
+    }
+
+    /// <summary>Whether the member at <paramref name="address"/> is no longer an Up, reachable member of the cluster.</summary>
+    private bool MemberGone(Address address)
+    {
+        var state = Cluster.Get(Context.System).State;
+        var member = state.Members.FirstOrDefault(m => m.Address.Equals(address));
+        return member is null || member.Status != MemberStatus.Up || state.Unreachable.Contains(member);
+    }
+
+    /// <summary>Whether a trainer-role member other than <paramref name="lost"/> is Up: a standby that takes the director over.</summary>
+    private bool StandbyUp(Address lost) =>
+        Cluster.Get(Context.System).State.Members.Any(m => m.HasRole(TrainingDirectorActor.TrainerRole) && !m.Address.Equals(lost) && m.Status == MemberStatus.Up);
+
+    /// <summary>The time for a director to take the held workers over is up.</summary>
+    private sealed record TakeoverTimeout
+    {
+        public static readonly TakeoverTimeout Instance = new();
     }
 
     private void AckLeaveWhenStopped()

@@ -27,6 +27,12 @@ public sealed record NodeAgentSettings(int Devices, int Threads, int LoaderThrea
     /// <summary>Whether the node's workers run the numerical self-check before their first step (MoCo.Model.Diagnostics.NumericsGate).</summary>
     public bool NumericsCheck { get; init; } = true;
 
+    /// <summary>
+    /// How long the node keeps its workers alive after their director's process was lost while another trainer-role
+    /// member (a standby) is Up, for the director that takes the run over; then they stop.
+    /// </summary>
+    public TimeSpan TakeoverWait { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Bytes of decoded images an image folder may cache (MoCo.Model.Data.DataSourceOptions.CacheBudgetBytes); null: half the available memory.</summary>
     public long? ImageCacheBytes { get; init; }
 }

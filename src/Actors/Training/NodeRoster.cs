@@ -20,6 +20,9 @@ internal sealed class RosterNode(string address, IActorRef agent)
     /// <summary>The data plane its devices use.</summary>
     public DataPlaneKind DataPlane { get; set; }
 
+    /// <summary>Workers of this run the node kept alive after the run's previous director was lost, for this one to take over.</summary>
+    public int Held { get; set; }
+
     /// <summary>Its workers are part of the current or forming generation.</summary>
     public bool InRun { get; set; }
 
@@ -45,7 +48,7 @@ internal sealed class NodeRoster
     public IEnumerable<RosterNode> Nodes => _nodes.Values;
 
     /// <summary>Records a proven offer of <paramref name="devices"/> devices from <paramref name="agent"/>.</summary>
-    public RosterNode Offer(string address, IActorRef agent, int devices, DataPlaneKind dataPlane)
+    public RosterNode Offer(string address, IActorRef agent, int devices, DataPlaneKind dataPlane, int held = 0)
     {
         if (!_nodes.TryGetValue(address, out var node))
         {
@@ -56,6 +59,7 @@ internal sealed class NodeRoster
         node.Agent = agent;
         node.Devices = devices;
         node.DataPlane = dataPlane;
+        node.Held = held;
         return node;
     }
 
@@ -97,12 +101,36 @@ internal sealed class NodeRoster
         return plan;
     }
 
+    /// <summary>
+    /// The nodes on <paramref name="dataPlane"/> that hold workers of the run (replicas that outlived its previous
+    /// director), not in the run yet, in address order, as many as fit beside <paramref name="taken"/> ranks up to
+    /// <paramref name="maxRanks"/>.
+    /// </summary>
+    public List<RosterNode> Holding(int taken, int maxRanks, DataPlaneKind dataPlane)
+    {
+        var holding = new List<RosterNode>();
+        int next = taken;
+        foreach (var node in _nodes.Values.Where(n => !n.InRun && n.Held > 0 && n.DataPlane == dataPlane).OrderBy(n => n.Address, StringComparer.Ordinal))
+        {
+            if (next + node.Held > maxRanks)
+            {
+                continue; // a node hands over all its workers or none
+            }
+
+            holding.Add(node);
+            next += node.Held;
+        }
+
+        return holding;
+    }
+
     /// <summary>The node is lost (unreachable, removed, disconnected, leaving): it offers nothing until it offers again.</summary>
     public void Lost(string address)
     {
         if (_nodes.TryGetValue(address, out var known))
         {
             known.Devices = 0;
+            known.Held = 0;
         }
     }
 

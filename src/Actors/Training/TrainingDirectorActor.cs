@@ -33,7 +33,7 @@ namespace MoCo.Actors.Training;
 /// <c>RunFailed</c> and the cause. The coordinator (unless one is given) and the checkpointer run under
 /// <c>Backoff.OnStop</c>.
 /// </remarks>
-public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
+public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
@@ -61,6 +61,16 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private readonly NodeRoster _roster = new();
     private readonly HashSet<string> _disconnected = []; // nodes of the run whose remoting connection closed (until it is made again)
     private readonly Dictionary<int, Worker.Prepared> _prepared = [];
+
+    // the replicas this director took over from its lost predecessor, by rank (their cursors and unjournaled losses)
+    private readonly Dictionary<int, Worker.Adopted> _adopted = [];
+    private bool _tookOver;
+
+    // this director ends interrupted while a standby trainer is Up: the nodes keep their workers for the standby's director
+    private bool _handOver;
+
+    // the journal's last checkpoint, when this director resumes from it (it was given none, and no replica outlived its predecessor)
+    private string? _journalCheckpoint;
     private List<Slot> _slots = [];
     private WorkerGroup? _group;
     private int _incarnation;
@@ -108,6 +118,9 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     /// <summary>The cluster role of nodes that offer workers to the run (<c>moco node</c>).</summary>
     public const string WorkerRole = "worker";
 
+    /// <summary>The cluster role of the processes that may run the director and the coordinator (<c>moco train</c>, also as a standby).</summary>
+    public const string TrainerRole = "trainer";
+
     /// <summary>Creates the director; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
     /// <param name="subscriber">Receives the progress and the final message.</param>
@@ -123,6 +136,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         Receive<JournalTimeout>(HandleJournalTimeout);
         Receive<Worker.Ready>(HandleReady);
         Receive<Worker.Joined>(HandleJoined);
+        Receive<Worker.Adopted>(HandleAdopted);
         Receive<Worker.KnnEvaluated>(knn => _subscriber.Tell(knn));
         Receive<Worker.StepCompleted>(step =>
         {
@@ -162,6 +176,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             }
         });
         Receive<ProofDeadline>(HandleProofDeadline);
+        Receive<RetryStart>(_ => TryStartElastic());
         Receive<ClusterEvent.CurrentClusterState>(HandleClusterState);
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.UnreachableMember>(u => HandleNodeLost(u.Member.Address.ToString(), "unreachable"));
@@ -308,13 +323,20 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     private void StartWorkers()
     {
+        var holding = _state.Generation > 0 ? _roster.Holding(_settings.Devices, _settings.Config.BnSplits, _settings.Backend) : [];
+        if (holding.Count > 0)
+        {
+            TakeOver(holding);
+            return;
+        }
+
         int generation = _state.Generation + 1;
         _group = _settings.Elastic ? null : new WorkerGroup(_settings.Devices, _settings.CollectiveTimeout, generation);
         var local = Enumerable.Range(0, _settings.Devices).ToList();
         var remote = _settings.Elastic ? PlanRemote(_settings.Devices) : [];
         int world = local.Count + remote.Sum(r => r.Ranks.Count);
         _slots = [];
-        CreateLocalWorkers(local, WorkerStart.Fresh.Instance, world);
+        CreateLocalWorkers(local, _journalCheckpoint is { } journaled ? new WorkerStart.FromCheckpoint(journaled) : WorkerStart.Fresh.Instance, world);
         foreach (var (node, ranks) in remote)
         {
             StartRemoteWorkers(node, ranks, world);
@@ -558,12 +580,12 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         if (!_started)
         {
             _started = true;
-            if (_settings.ResumeFrom is not null)
+            if (_settings.ResumeFrom is not null || _journalCheckpoint is not null)
             {
                 _checkpointedStep = _globalStep;
             }
 
-            var starting = new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null, _slots.Count, _state.Generation,
+            var starting = new TrainingDirector.RunStarting(_settings.RunId, _settings.ResumeFrom is not null || _tookOver || _journalCheckpoint is not null, _slots.Count, _state.Generation,
                 _globalStep, first.Epoch, first.StepInEpoch, _stepsPerEpoch);
             _subscriber.Tell(starting);
             _tensorBoard.Tell(starting);
@@ -623,7 +645,9 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
                 AfterStopsAndWrites(() =>
                 {
                     _finishing = true;
-                    StopWorkers();
+                    // an interrupted run goes on under a standby trainer, if one is Up: the nodes keep their workers for it
+                    _handOver = _settings.Elastic && StandbyUp();
+                    StopWorkers(remoteToo: !_handOver);
                     Finish(new TrainingDirector.Interrupted(_settings.RunId, _globalStep, _lastCheckpoint));
                 });
                 return;
@@ -1094,6 +1118,7 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private bool Admits(IWireMessage message) => message switch
     {
         Worker.Ready m => FromRank(m.Rank),
+        Worker.Adopted m => FromRank(m.Rank),
         Worker.Prepared m => FromRank(m.Rank),
         Worker.Joined m => FromRank(m.Rank),
         Worker.StepsDone m => FromRank(m.Rank),
@@ -1180,8 +1205,9 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         _proven.Add(offer.Node);
-        _roster.Offer(offer.Node, Sender, offer.Devices, offer.DataPlane);
-        _log.Info("Run {0}: node {1} offers {2} device(s)", _settings.RunId, offer.Node, offer.Devices);
+        _roster.Offer(offer.Node, Sender, offer.Devices, offer.DataPlane, _started ? 0 : offer.Held);
+        _log.Info("Run {0}: node {1} offers {2} device(s){3}", _settings.RunId, offer.Node, offer.Devices,
+            offer.Held > 0 ? $" and holds {offer.Held} worker(s) of the run that outlived its previous director" : "");
         if (offer.DataPlane != _settings.Backend)
         {
             // one generation has one data plane: NCCL ranks and TCP ring ranks cannot reach each other
@@ -1208,6 +1234,11 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (_state.Generation > 0 && !ResumedRunMayStart())
+        {
+            return;
+        }
+
         _awaitingMinimum = false;
         StartWorkers();
     }
@@ -1226,6 +1257,10 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
     private void HandleNodeLost(string node, string how)
     {
         _roster.Lost(node); // until it offers again
+        if (_awaitingMinimum)
+        {
+            Self.Tell(RetryStart.Instance); // once the cluster state no longer lists it
+        }
 
         for (int r = 0; r < _slots.Count; r++)
         {
@@ -1437,18 +1472,24 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
         _finishing = true;
         foreach (var node in _roster.Nodes)
         {
-            node.Agent.Tell(new NodeAgent.RunEnded(_settings.RunId, message.GetType().Name));
+            node.Agent.Tell(_handOver && node.InRun ? new NodeAgent.HandOver(_settings.RunId) : new NodeAgent.RunEnded(_settings.RunId, message.GetType().Name));
+        }
+
+        if (_handOver)
+        {
+            _subscriber.Tell(new TrainingDirector.Notice("a standby trainer is up: it takes the run over with the workers of the other nodes"));
         }
 
         _subscriber.Tell(message);
         Context.Stop(Self);
     }
 
-    private void StopWorkers()
+    private void StopWorkers(bool remoteToo = true)
     {
         // a worker already stopping (a recovery's) stays watched: its Terminated is what the recovery's or the end's
-        // continuation waits for, and unwatching it would leave that wait without end
-        foreach (var slot in _slots.Where(s => !s.Ref.IsNobody() && !_stopping.Contains(s.Ref)))
+        // continuation waits for, and unwatching it would leave that wait without end; the workers of other nodes stay
+        // when a standby takes the run over
+        foreach (var slot in _slots.Where(s => !s.Ref.IsNobody() && !_stopping.Contains(s.Ref) && (remoteToo || s.Agent is null)))
         {
             Context.Unwatch(slot.Ref);
             Context.Stop(slot.Ref);
@@ -1506,6 +1547,12 @@ public sealed class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     /// <summary>Ask a node for its offer again (its quarantine ended).</summary>
     private sealed record AskForOffer(string Node, bool Retry = false);
+
+    /// <summary>Look again whether a waiting elastic run may start (a member it waited for is gone).</summary>
+    private sealed record RetryStart
+    {
+        public static readonly RetryStart Instance = new();
+    }
 
     /// <summary>The time a member had to prove it holds the cluster's secret is up.</summary>
     private sealed record ProofDeadline(string Node);

@@ -79,6 +79,50 @@ public static class Worker
     /// <param name="Device">Where the worker computes: <c>cpu</c> or <c>cuda:N</c> (journaled with its generation).</param>
     public sealed record Ready(int Rank, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, string Device = "cpu") : IWireMessage;
 
+    /// <summary>
+    /// A new director takes this worker over (local: sent by the node agent that holds it, after the worker's director
+    /// was lost with its process). The worker answers the new director with <see cref="Adopted"/>; from then on it
+    /// accepts commands only from it. It holds an actor reference and implements no marker: no serializer sends it.
+    /// </summary>
+    /// <param name="Director">The director that takes the run over.</param>
+    /// <param name="Rank">The rank the worker takes in the coming generation.</param>
+    public sealed record Adopt(Akka.Actor.IActorRef Director, int Rank);
+
+    /// <summary>
+    /// The reply to <see cref="Adopt"/>, sent to the new director: the replica's cursor (as in <see cref="Ready"/>) and the
+    /// losses of its last steps, which the previous director may not have journaled before it was lost. Every rank
+    /// knows each step's loss: it is all-reduced with the gradients.
+    /// </summary>
+    /// <param name="Rank">The rank the worker was given.</param>
+    /// <param name="Name">The worker's actor name on its node (<c>worker-N-I</c>), which keeps its id in the journal.</param>
+    /// <param name="GlobalStep">Steps completed since the start of the run.</param>
+    /// <param name="Epoch">The epoch of the next step.</param>
+    /// <param name="StepInEpoch">The step within <paramref name="Epoch"/> of the next step.</param>
+    /// <param name="StepsPerEpoch">Global batches per epoch.</param>
+    /// <param name="Device">Where the worker computes.</param>
+    /// <param name="Generation">The last generation the worker joined.</param>
+    /// <param name="WorldSize">That generation's size.</param>
+    /// <param name="Threads">The worker's torch threads (recorded with the steps it carries).</param>
+    /// <param name="ConfigSha256">SHA-256 of the run configuration the worker trains with (<see cref="ConfigDigest"/>): the new director takes
+    /// over only replicas of its own configuration.</param>
+    /// <param name="FirstLossStep">The step of <paramref name="Losses"/>' first entry.</param>
+    /// <param name="EndedEpoch">When the replica's step is an epoch's end, that epoch's report (the same on every rank, but for the kNN
+    /// monitor, which only rank 0 runs), which the previous director may not have journaled.</param>
+    /// <param name="Losses">The losses of the steps from <paramref name="FirstLossStep"/> to <c>GlobalStep - 1</c>, at most <see cref="MaxCarriedLosses"/>.</param>
+    public sealed record Adopted(int Rank, string Name, long GlobalStep, int Epoch, int StepInEpoch, int StepsPerEpoch, string Device, int Generation, int WorldSize,
+        int Threads, string ConfigSha256, long FirstLossStep, double[] Losses, EpochDone? EndedEpoch = null) : IWireMessage;
+
+    /// <summary>The SHA-256 (lowercase hex) of <paramref name="config"/> as JSON, which a worker carries in <see cref="Adopted"/>.</summary>
+    /// <param name="config">A run configuration.</param>
+    public static string ConfigDigest(MoCo.Model.Training.RunConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+    }
+
+    /// <summary>How many of its last steps' losses a worker keeps for a director that takes it over.</summary>
+    public const int MaxCarriedLosses = 1024;
+
     /// <summary>Rank 0 finished one step (sent after every step, for progress displays).</summary>
     /// <param name="GlobalStep">The global step just completed (0-based).</param>
     /// <param name="Epoch">Its epoch.</param>

@@ -42,7 +42,7 @@ public sealed class WorkerActor : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
     private readonly WorkerGroup? _group;
-    private readonly IActorRef? _director;
+    private IActorRef? _director;
     private int _rank;
     private readonly int _localSlot;
     private TcpRingListener? _listener;
@@ -59,6 +59,14 @@ public sealed class WorkerActor : ReceiveActor
     private double _lossSum;
     private double _accSum;
     private int _epochSteps;
+    private int _worldSize = 1;
+
+    // the losses of this replica's last steps (contiguous, ending at its step), for a director that takes it over
+    private readonly Queue<double> _recentLosses = new();
+    private long _recentFirst;
+
+    // the report of the last epoch this replica ended
+    private Worker.EpochDone? _lastEpoch;
 
     /// <summary>Creates rank <paramref name="rank"/>'s worker; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
@@ -83,6 +91,7 @@ public sealed class WorkerActor : ReceiveActor
         Receive<Worker.JoinGeneration>(HandleJoinGeneration);
         Receive<Worker.RunSteps>(HandleRunSteps);
         Receive<Worker.TakeCheckpoint>(HandleTakeCheckpoint);
+        Receive<Worker.Adopt>(HandleAdopt);
     }
 
     /// <summary>Props for rank <paramref name="rank"/>'s worker, on the pinned <see cref="DispatcherId"/>.</summary>
@@ -277,10 +286,15 @@ public sealed class WorkerActor : ReceiveActor
             var config = _settings.Config;
             _trainer.Rebind(collective, new BatchLayout(config.BatchSize, config.BnSplits, collective.WorldSize));
             _generation = join.Generation;
+            _worldSize = join.WorldSize;
             if (join.SourceRank >= 0)
             {
                 _trainer.SyncFrom(join.SourceRank);
                 _log.Info("Rank {0} took the state of rank {1} in generation {2}: step {3}", _rank, join.SourceRank, join.Generation, _trainer.GlobalStep);
+                if (_recentFirst + _recentLosses.Count != _trainer.GlobalStep)
+                {
+                    _recentLosses.Clear(); // another replica's past: these losses no longer end where the state does
+                }
             }
 
             Sender.Tell(new Worker.Joined(_rank, join.Generation, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch));
@@ -325,6 +339,7 @@ public sealed class WorkerActor : ReceiveActor
                 _epochTrainSeconds += Stopwatch.GetElapsedTime(before).TotalSeconds;
                 loss = result.Loss;
                 lr = result.Lr;
+                KeepLoss(result.GlobalStep, result.Loss);
                 _lossSum += result.Loss;
                 _accSum += result.InstanceAcc;
                 _epochSteps++;
@@ -393,6 +408,62 @@ public sealed class WorkerActor : ReceiveActor
         }
     }
 
+    /// <summary>Keeps step <paramref name="step"/>'s loss at the end of the contiguous tail of the last <see cref="Worker.MaxCarriedLosses"/>.</summary>
+    private void KeepLoss(long step, double loss)
+    {
+        if (_recentLosses.Count > 0 && step != _recentFirst + _recentLosses.Count)
+        {
+            _recentLosses.Clear();
+        }
+
+        if (_recentLosses.Count == 0)
+        {
+            _recentFirst = step;
+        }
+
+        _recentLosses.Enqueue(loss);
+        if (_recentLosses.Count > Worker.MaxCarriedLosses)
+        {
+            _recentLosses.Dequeue();
+            _recentFirst++;
+        }
+    }
+
+    /// <summary>
+    /// A new director takes this replica over (its node agent sends this after the previous director was lost): from now
+    /// on only the new director may command it; it learns the replica's cursor and the losses of its last steps.
+    /// </summary>
+    private void HandleAdopt(Worker.Adopt adopt)
+    {
+        if (!Sender.Equals(Context.Parent))
+        {
+            _log.Warning("Rank {0}: dropped Adopt from {1}, which is not this worker's node agent", _rank, Sender.Path);
+            return;
+        }
+
+        _director = adopt.Director;
+        _rank = adopt.Rank;
+        if (_trainer is null)
+        {
+            Director.Tell(Failure("being taken over", "the worker failed to start and holds no model"));
+            return;
+        }
+
+        var losses = _recentLosses.ToArray();
+        long first = _recentFirst;
+        if (first + losses.Length != _trainer.GlobalStep)
+        {
+            losses = [];
+            first = _trainer.GlobalStep;
+        }
+
+        var device = _trainer.Device;
+        _log.Info("Rank {0}: taken over by {1} at step {2} (generation {3}), carrying the losses of {4} step(s)", _rank, adopt.Director.Path, _trainer.GlobalStep, _generation, losses.Length);
+        Director.Tell(new Worker.Adopted(_rank, Self.Path.Name, _trainer.GlobalStep, _trainer.Epoch, _trainer.StepInEpoch, _trainer.StepsPerEpoch,
+            device is null || device.type == DeviceType.CPU ? "cpu" : $"cuda:{device.index}", _generation, _worldSize, _settings.ThreadsPerWorker, Worker.ConfigDigest(_settings.Config), first, losses,
+            _lastEpoch is { } ended && ended.GlobalStep == _trainer.GlobalStep ? ended : null));
+    }
+
     /// <summary>Tells the queue keeper where this replica's queue stands (rank 0 also sends the keys).</summary>
     private void ReportQueue()
     {
@@ -428,30 +499,33 @@ public sealed class WorkerActor : ReceiveActor
         var trainer = _trainer!;
         var config = trainer.Config;
         _lastKnn = null;
+        double? knnSeconds = null;
+        if (_rank == 0 && config.KnnEvery > 0 && ((epoch + 1) % config.KnnEvery == 0 || trainer.Finished))
+        {
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            _lastKnn = trainer.EvaluateKnn(_settings.Threads);
+            knnSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+        }
+
+        // every rank holds the epoch's report (the losses and accuracies are all-reduced, so all agree); rank 0 sends
+        // it, the others keep it for a director that takes them over before the epoch was journaled
+        int steps = Math.Max(1, _epochSteps);
+        _lastEpoch = new Worker.EpochDone(
+            epoch,
+            trainer.GlobalStep,
+            _epochSteps,
+            _lossSum / steps,
+            _accSum / steps,
+            lr,
+            _lastKnn?.Top1,
+            _lastKnn?.Top5,
+            _epochClock?.Elapsed.TotalSeconds ?? 0,
+            _epochSteps * config.BatchSize / Math.Max(1e-9, _epochTrainSeconds),
+            trainer.LoaderWaitSeconds,
+            knnSeconds);
         if (_rank == 0)
         {
-            double? knnSeconds = null;
-            if (config.KnnEvery > 0 && ((epoch + 1) % config.KnnEvery == 0 || trainer.Finished))
-            {
-                long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                _lastKnn = trainer.EvaluateKnn(_settings.Threads);
-                knnSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
-            }
-
-            int steps = Math.Max(1, _epochSteps);
-            replyTo.Tell(new Worker.EpochDone(
-                epoch,
-                trainer.GlobalStep,
-                _epochSteps,
-                _lossSum / steps,
-                _accSum / steps,
-                lr,
-                _lastKnn?.Top1,
-                _lastKnn?.Top5,
-                _epochClock?.Elapsed.TotalSeconds ?? 0,
-                _epochSteps * config.BatchSize / Math.Max(1e-9, _epochTrainSeconds),
-                trainer.LoaderWaitSeconds,
-                knnSeconds));
+            replyTo.Tell(_lastEpoch);
         }
 
         _epochClock = null;

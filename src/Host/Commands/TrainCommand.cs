@@ -39,6 +39,12 @@ public static class TrainCommand
                 + "when that run has already completed, say so and wait for SIGTERM (for a Kubernetes pod that restarts)",
         };
         var devices = new Option<int>("--devices") { Description = "In-process workers, one per device slot (at most --bn-splits; default 1)", DefaultValueFactory = _ => 1 };
+        var runIdOption = new Option<string?>("--run-id") { Description = "The run's id (default: a new one, or the resumed checkpoint's); every trainer of a run, the standby too, names the same" };
+        var standby = new Option<bool>("--standby")
+        {
+            Description = "Join the cluster of a running trainer (--seed-nodes) and stand by: when the process running the run's director is lost, "
+                + "this one takes the run over from the journal (PostgreSQL) and the workers that outlived it. Needs --run-id",
+        };
         command.Options.Add(preset);
         command.Options.Add(config);
         command.Options.Add(runDir);
@@ -47,6 +53,8 @@ public static class TrainCommand
         command.Options.Add(augPlus);
         command.Options.Add(printEvery);
         command.Options.Add(devices);
+        command.Options.Add(runIdOption);
+        command.Options.Add(standby);
         var runOptions = AddSectionOptions<RunConfig>(command, "moco.run");
         var hostOptions = AddSectionOptions<HostSettings>(command, "moco.host", exclude: ["runs-root"]);
         var clusterOptions = AddSectionOptions<ClusterSettings>(command, "moco.cluster", exclude: ["secret"]); // a secret on the command line shows in ps: MOCO_CLUSTER_SECRET only
@@ -80,7 +88,8 @@ public static class TrainCommand
                 resumeFrom = ContinueFrom(parse.GetValue(runDir), resumeFrom);
             }
 
-            return Train(run, host, cluster, journal, metricsSettings, dataPlane, tuning, runValues, parse.GetValue(runDir), resumeFrom, parse.GetValue(printEvery), parse.GetValue(devices), continuing);
+            var role = new TrainerRole(parse.GetValue(runIdOption), parse.GetValue(standby));
+            return Train(run, host, cluster, journal, metricsSettings, dataPlane, tuning, runValues, parse.GetValue(runDir), resumeFrom, parse.GetValue(printEvery), parse.GetValue(devices), continuing, role);
         });
         return command;
     }
@@ -92,9 +101,11 @@ public static class TrainCommand
     /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
     private static int Train(RunConfig run, HostSettings host, ClusterSettings cluster, JournalSettings journal, Metrics.MetricsSettings metricsSettings, DataPlaneSettings dataPlane, Config tuning,
-        IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices, bool continuing = false)
+        IReadOnlyDictionary<string, string> flags, string? runDir, string? resume, int printEvery, int devices, bool continuing = false, TrainerRole? role = null)
     {
         var console = AnsiConsole.Console;
+        role ??= new TrainerRole(null, false);
+        role.Check(cluster, journal, resume);
         string runId;
         string? resumeFrom = null;
         if (resume is not null)
@@ -102,6 +113,11 @@ public static class TrainCommand
             CheckpointInfo checkpoint;
             (checkpoint, runDir) = OpenResume(resume, console);
             runId = checkpoint.Header.RunId;
+            if (role.RunId is { } named && named != runId)
+            {
+                throw new ConfigurationError($"--run-id {named}, but the checkpoint {checkpoint.Path} belongs to run {runId}");
+            }
+
             resumeFrom = checkpoint.Path;
             // --continue is declarative (a pod's configuration is the run it wants): every key of its configuration
             // counts as given, so a changed key is applied where a resumed run allows it and refused by name where
@@ -117,13 +133,13 @@ public static class TrainCommand
         }
         else
         {
-            runId = $"run-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
+            runId = role.RunId ?? $"run-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
             runDir ??= Path.Combine(host.RunsRoot, runId);
             run = WithInit(run, console);
         }
         run.Validate();
         // other processes may join when this node listens on a known port or waits for more workers
-        bool elastic = cluster.Port != 0 || cluster.MinWorkers > 1;
+        bool elastic = cluster.Port != 0 || cluster.MinWorkers > 1 || role.Standby;
         cluster.RequireCredentials(elastic);
         console.MarkupLine(Markup.Escape(RemotingLine(cluster)));
         var (device, deviceLine) = DeviceChoice.Choose(host.Device, Math.Max(1, devices));
@@ -176,20 +192,40 @@ public static class TrainCommand
         var system = akkaHost.Services.GetRequiredService<ActorSystem>();
         endpoint?.UseHealthChecks(akkaHost.Services);
         TrainingHost.AwaitMemberUp(system, TimeSpan.FromSeconds(60));
+        if (elastic && cluster.Port == 0 && Akka.Cluster.Cluster.Get(system).SelfAddress.Port is int bound)
+        {
+            // a standby on a free port: its workers' node is named by the port remoting bound
+            settings = settings with { Node = $"{cluster.PublicHostnameOrHostname()}:{bound}" };
+        }
         var coordinator = akkaHost.Services.GetRequiredService<ActorRegistry>().Get<TrainingHost.RunCoordinatorKey>();
         object final;
         var completion = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        IActorRef? director = null;
+        var director = system.ActorSelection(DirectorSingleton.Path);
         // never wait on a system that is gone (downed, shut down by a signal): the run's outcome is then unknown
         system.WhenTerminated.ContinueWith(_ => completion.TrySetResult("the actor system stopped before the run ended"), TaskScheduler.Default);
-        // Ctrl-C and SIGTERM (kubelet, systemd, kill) interrupt: stop at the end of the chunk, checkpoint, resumable
-        using var signals = new StopSignals { OnStop = _ => director?.Tell(TrainingDirector.Interrupt.Instance) };
+        // Ctrl-C and SIGTERM (kubelet, systemd, kill) interrupt: stop at the end of the chunk, checkpoint, resumable; a
+        // standby whose director never started has nothing to interrupt and just leaves
+        using var signals = new StopSignals { OnStop = _ => DirectorSingleton.Interrupt(director, role.Standby, () => completion.TrySetResult(new StandbyStopped())) };
         try
         {
             object Drive(ProgressContext? live)
             {
                 var progress = system.ActorOf(TrainingProgressActor.Props(console, run, printEvery, completion, live, metrics, runHealth), "progress");
-                director = system.ActorOf(TrainingDirectorActor.Props(settings, progress, coordinator), "training-director");
+                if (elastic)
+                {
+                    system.ActorOf(MoCo.Actors.Nodes.GoneProcessDowning.Props(), "gone-process-downing");
+                    // every member proves it holds the cluster's secret to the run's director, a trainer too (it offers no devices)
+                    system.ActorOf(MoCo.Actors.Nodes.NodeAgentActor.Props(new MoCo.Actors.Nodes.NodeAgentSettings(0, 1, 1, runDir!, settings.DataPlane)), MoCo.Actors.Nodes.NodeAgent.Name);
+                }
+
+                // the director runs as a cluster singleton on the trainer role: in this process, or (a standby) once the
+                // process running it is lost
+                DirectorSingleton.Start(system, TrainingDirectorActor.Props(settings, progress, coordinator));
+                if (role.Standby)
+                {
+                    console.MarkupLine($"standing by for run [cyan]{Markup.Escape(runId)}[/]: this trainer takes the run over when the process running its director is lost");
+                }
+
                 return completion.Task.GetAwaiter().GetResult();
             }
 
@@ -217,6 +253,12 @@ public static class TrainCommand
                 console.MarkupLine($"[yellow]interrupted[/] at step {interrupted.GlobalStep}: continue with [bold]moco train --resume {Markup.Escape(runDir!)}[/]"
                     + (interrupted.LastCheckpoint is null ? " (no checkpoint yet: it starts over)" : ""));
                 return ExitCodes.Interrupted;
+            case StandbyStopped:
+                console.MarkupLine("standby stopped before it took the run over");
+                return ExitCodes.Success;
+            case TrainingDirector.AlreadyFinished done when role.Standby:
+                console.MarkupLine($"run {Markup.Escape(done.RunId)} ended under another trainer ({(done.Completed ? "completed" : "failed")}); the standby has nothing to take over");
+                return done.Completed ? ExitCodes.Success : ExitCodes.RunFailed;
             case TrainingDirector.AlreadyFinished { Completed: true } done when continuing && !host.IdleWhenComplete:
                 // a Job's pod (k8s/job): the run is done, so is the pod; an idle pod would hold the Job open forever
                 console.MarkupLine($"[bold green]run {Markup.Escape(done.RunId)} is complete[/] (its journal says so); nothing to train (idle-when-complete = false: exiting)");
@@ -239,6 +281,9 @@ public static class TrainCommand
                 return ExitCodes.RunFailed;
         }
     }
+
+    /// <summary>A standby that was stopped (a signal) before it took a run over.</summary>
+    private sealed record StandbyStopped;
 
     /// <summary>What remoting does in this process, for the first lines of <c>moco train</c> and <c>moco node</c>.</summary>
     internal static string RemotingLine(ClusterSettings cluster)
@@ -446,5 +491,41 @@ public static class TrainCommand
             }
         }
         return values;
+    }
+}
+
+/// <summary>Which run a <c>moco train</c> process serves and whether it stands by (<c>--run-id</c>, <c>--standby</c>).</summary>
+/// <param name="RunId">The run's id when given.</param>
+/// <param name="Standby">Whether the process joins a running trainer's cluster and waits to take its run over.</param>
+internal sealed record TrainerRole(string? RunId, bool Standby)
+{
+    /// <summary>Refuses a role the settings cannot serve, by name.</summary>
+    public void Check(ClusterSettings cluster, JournalSettings journal, string? resume)
+    {
+        if (RunId is { } id && (id.Length is 0 or > 128 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+        {
+            throw new ConfigurationError($"--run-id '{id}': use 1 to 128 letters, digits, '-', '_' or '.'");
+        }
+
+        if (!Standby)
+        {
+            return;
+        }
+
+        if (RunId is null && resume is null)
+        {
+            throw new ConfigurationError("--standby needs --run-id: the run this trainer takes over when the trainer running it is lost");
+        }
+
+        if (cluster.SeedAddresses().Count == 0)
+        {
+            throw new ConfigurationError("--standby needs the running trainer's cluster to join: --seed-nodes HOST:PORT (or moco.cluster.seed-nodes)");
+        }
+
+        if (string.IsNullOrWhiteSpace(journal.ConnectionString))
+        {
+            throw new ConfigurationError("--standby needs the run's journal in PostgreSQL (moco.journal.connection-string, or MOCO_JOURNAL_CONNECTION_STRING): "
+                + "a SQLite journal is a file in one trainer's run directory, where a standby would start a second history of the run");
+        }
     }
 }

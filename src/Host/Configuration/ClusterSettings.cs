@@ -9,7 +9,7 @@ public sealed record ClusterSettings
     public const string SystemName = "moco";
 
     /// <summary>The cluster role of processes that host workers (and the run coordinator singleton).</summary>
-    public const string TrainerRole = "trainer";
+    public const string TrainerRole = MoCo.Actors.Training.TrainingDirectorActor.TrainerRole;
 
     /// <summary>The address remoting binds to.</summary>
     public string Hostname { get; init; } = "127.0.0.1";

@@ -45,6 +45,27 @@ public sealed class NodeRosterSpec : TestKit
     }
 
     [Fact]
+    public void Nodes_holding_workers_of_a_lost_director_hand_all_of_them_over_or_none_in_address_order()
+    {
+        var roster = new NodeRoster();
+        roster.Offer("akka://c", CreateTestProbe().Ref, 2, DataPlaneKind.Tcp, held: 2);
+        roster.Offer("akka://a", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp, held: 1);
+        roster.Offer("akka://b", CreateTestProbe().Ref, 3, DataPlaneKind.Tcp, held: 3);
+        roster.Offer("akka://fresh", CreateTestProbe().Ref, 1, DataPlaneKind.Tcp);
+        roster.Offer("akka://nccl", CreateTestProbe().Ref, 1, DataPlaneKind.Nccl, held: 1);
+
+        // beside 1 rank of the director's own, up to 5 ranks: a (1 held) fits, b (3) fits, c (2) would pass 5 and is left out
+        Assert.Equal(["akka://a", "akka://b"], roster.Holding(taken: 1, maxRanks: 5, DataPlaneKind.Tcp).Select(n => n.Address));
+        Assert.Equal(["akka://a", "akka://b", "akka://c"], roster.Holding(taken: 1, maxRanks: 8, DataPlaneKind.Tcp).Select(n => n.Address));
+        Assert.Equal(["akka://nccl"], roster.Holding(taken: 0, maxRanks: 8, DataPlaneKind.Nccl).Select(n => n.Address));
+
+        // a lost node holds nothing any more; a node already in the run is not taken over twice
+        roster.Lost("akka://a");
+        roster.Offer("akka://b", CreateTestProbe().Ref, 3, DataPlaneKind.Tcp, held: 3).InRun = true;
+        Assert.Equal(["akka://c"], roster.Holding(taken: 1, maxRanks: 8, DataPlaneKind.Tcp).Select(n => n.Address));
+    }
+
+    [Fact]
     public void A_quarantine_doubles_with_each_failure_of_the_node_up_to_five_minutes()
     {
         var roster = new NodeRoster();

@@ -27,6 +27,25 @@ internal static partial class HistoryChecks
         }
     }
 
+    /// <summary>The steps journaled tile 0 to <paramref name="steps"/> - 1, each recorded once: none lost, none redone.</summary>
+    public static void EveryStepRecordedOnce(JsonElement history, long steps)
+    {
+        var ranges = history.GetProperty("events").EnumerateArray()
+            .Select(e => StepsRecorded().Match(e.GetProperty("description").GetString() ?? ""))
+            .Where(m => m.Success)
+            .Select(m => (First: long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), Last: long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)))
+            .OrderBy(r => r.First)
+            .ToList();
+        long next = 0;
+        foreach (var (first, last) in ranges)
+        {
+            Assert.True(first == next, first < next ? $"steps {first}-{Math.Min(last, next - 1)} are recorded twice" : $"steps {next}-{first - 1} are not recorded");
+            next = last + 1;
+        }
+
+        Assert.True(next == steps, $"the steps recorded end at {next}, not {steps}");
+    }
+
     [GeneratedRegex(@"^steps (\d+)-(\d+) recorded")]
     private static partial Regex StepsRecorded();
 }

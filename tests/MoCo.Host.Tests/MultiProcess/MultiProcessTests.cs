@@ -44,7 +44,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
 
         // Tolerance 0: two workers sum their two shares in the same order whether the ring is in one process or two
         // (a + b is exact-commutative), each with one torch thread; the node's replica took rank 0's state by broadcast.
-        var (worst, name) = LargestDifference(LastCheckpoint("single"), LastCheckpoint("multi"));
+        var (worst, name) = CheckpointComparison.LargestDifference(LastCheckpoint("single"), LastCheckpoint("multi"));
         output.WriteLine($"2 processes vs 1 process with 2 workers after 8 steps: largest absolute difference {worst:E2} ({name})");
         Assert.True(worst == 0, $"{name} differs by {worst:E2}");
         var history = History("multi");
@@ -135,7 +135,7 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
         var replay = Start("replay", ["train", .. Tiny(4, threads: 2, checkpointEvery: 1), "--devices", "2", "--resume", copy]);
         Assert.Equal(0, await replay.WaitForExitAsync(Bound));
         Assert.Equal(32, CheckpointFile.Verify(LastCheckpoint("replay")).Header.Step);
-        var (worst, name) = LargestDifference(LastCheckpoint("kill"), LastCheckpoint("replay"));
+        var (worst, name) = CheckpointComparison.LargestDifference(LastCheckpoint("kill"), LastCheckpoint("replay"));
         output.WriteLine($"killed run vs resumed from step {regroupStep} with 2 workers: largest absolute difference {worst:E2} ({name})");
         Assert.True(worst == 0, $"{name} differs by {worst:E2}");
 
@@ -272,26 +272,6 @@ public sealed class MultiProcessTests(ITestOutputHelper output) : IDisposable
             var xd = x[name].to(TorchSharp.torch.ScalarType.Float64);
             var yd = y[name].to(TorchSharp.torch.ScalarType.Float64);
             double diff = xd.sub(yd).norm().item<double>() / Math.Max(1e-12, xd.norm().item<double>());
-            if (diff > worst)
-            {
-                worst = diff;
-                where = name;
-            }
-        }
-
-        return (worst, where);
-    }
-
-    private static (double Worst, string Name) LargestDifference(string a, string b)
-    {
-        using var x = CheckpointFile.Read(a);
-        using var y = CheckpointFile.Read(b);
-        Assert.Equal(x.Names.Order(), y.Names.Order());
-        double worst = 0;
-        string where = "";
-        foreach (var name in x.Names)
-        {
-            double diff = x[name].to(TorchSharp.torch.ScalarType.Float64).sub(y[name].to(TorchSharp.torch.ScalarType.Float64)).abs().max().item<double>();
             if (diff > worst)
             {
                 worst = diff;

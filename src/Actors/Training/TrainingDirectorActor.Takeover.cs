@@ -1,0 +1,218 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using MoCo.Actors.Collectives;
+using MoCo.Actors.Nodes;
+using MoCo.Actors.Run;
+using MoCo.Actors.Workers;
+
+namespace MoCo.Actors.Training;
+
+/// <summary>
+/// The take-over of a run whose director was lost (its process killed, or stopped while a standby trainer is Up): the
+/// director of a standby trainer adopts the workers that outlived its predecessor on other nodes, journals what they
+/// carry that the lost director had not, and forms the next generation at their step (docs/architecture.md, section 4).
+/// </summary>
+public sealed partial class TrainingDirectorActor
+{
+    /// <summary>
+    /// The run's previous director was lost with its process, and nodes kept their workers alive for this one: every
+    /// replica holds the run's state at the step it last completed, which is at least as far as the journal. This
+    /// director's own workers (ranks 0..) start empty, the held workers are taken over as the next ranks, any other
+    /// offered node gets new workers, and the generation forms at the furthest replica's step, whose state every rank
+    /// takes. Nothing trained is lost but the step the loss interrupted.
+    /// </summary>
+    private void TakeOver(IReadOnlyList<RosterNode> holding)
+    {
+        _tookOver = true;
+        _adopted.Clear();
+        int next = _settings.Devices;
+        var plans = new List<(RosterNode Node, List<int> Ranks)>();
+        foreach (var node in holding)
+        {
+            plans.Add((node, Enumerable.Range(next, node.Held).ToList()));
+            next += node.Held;
+            node.InRun = true;
+        }
+
+        var fresh = PlanRemote(next);
+        int world = next + fresh.Sum(r => r.Ranks.Count);
+        _slots = [];
+        var local = Enumerable.Range(0, _settings.Devices).ToList();
+        CreateLocalWorkers(local, WorkerStart.FromPeer.Instance, world);
+        foreach (var (node, ranks) in plans)
+        {
+            node.Agent.Tell(new NodeAgent.AdoptWorkers(_settings.RunId, ranks));
+            node.Held = 0;
+            foreach (int r in ranks)
+            {
+                // the slot's id and reference arrive with the worker's Adopted
+                PutSlot(r, new Slot(ActorRefs.Nobody, $"{node.Address}/?", node.Address, node.Agent));
+            }
+        }
+
+        foreach (var (node, ranks) in fresh)
+        {
+            StartRemoteWorkers(node, ranks, world);
+        }
+
+        var created = local.Concat(fresh.SelectMany(f => f.Ranks)).ToList();
+        _log.Info("Run {0}: taking the run over from {1} held worker(s) on {2}", _settings.RunId, plans.Sum(p => p.Ranks.Count), string.Join(", ", plans.Select(p => p.Node.Address)));
+        AwaitReplies(typeof(Worker.Ready), Enumerable.Range(0, world), () => TakenOver(created));
+    }
+
+    private void HandleAdopted(Worker.Adopted adopted)
+    {
+        if (!_tookOver || _started || adopted.Rank >= _slots.Count || _slots[adopted.Rank].Agent is null)
+        {
+            return;
+        }
+
+        var slot = _slots[adopted.Rank];
+        string? problem = null;
+        if (adopted.Name.Length > 64 || !System.Text.RegularExpressions.Regex.IsMatch(adopted.Name, @"^worker-\d{1,9}-\d{1,4}$"))
+        {
+            problem = $"it names itself '{adopted.Name[..Math.Min(64, adopted.Name.Length)]}', not worker-N-I";
+        }
+        else if (adopted.ConfigSha256 != Worker.ConfigDigest(_settings.Config))
+        {
+            problem = "it trains with another configuration than this trainer's: start every trainer of a run (the standby too) with the same configuration";
+        }
+        else if (adopted.Losses.Length > Worker.MaxCarriedLosses || adopted.FirstLossStep + adopted.Losses.Length != adopted.GlobalStep || adopted.GlobalStep < 0
+            || adopted.StepsPerEpoch < 1 || adopted.Epoch < 0 || adopted.StepInEpoch < 0 || adopted.StepInEpoch >= adopted.StepsPerEpoch)
+        {
+            problem = $"its cursor does not add up (step {adopted.GlobalStep}, epoch {adopted.Epoch}, step {adopted.StepInEpoch} of {adopted.StepsPerEpoch}, "
+                + $"{adopted.Losses.Length} losses from step {adopted.FirstLossStep})";
+        }
+
+        if (problem is not null)
+        {
+            HandleWorkerFailed(new Worker.WorkerFailed(adopted.Rank, "being taken over", -1, -1, -1, $"the worker held by node {slot.Node} cannot be taken over: {problem}", FirstFailure: true));
+            return;
+        }
+
+        _adopted[adopted.Rank] = adopted;
+        _ready[adopted.Rank] = new Worker.Ready(adopted.Rank, adopted.GlobalStep, adopted.Epoch, adopted.StepInEpoch, adopted.StepsPerEpoch, adopted.Device);
+        _slots[adopted.Rank] = slot with { Ref = Context.Watch(Sender), Id = $"{slot.Node}/{adopted.Name}", Device = adopted.Device };
+        Arrive(adopted.Rank, typeof(Worker.Ready));
+    }
+
+    /// <summary>
+    /// Every worker of the take-over answered: the furthest replica is the source, the steps its predecessor ran but did
+    /// not journal are journaled with the losses the replica carried, and the generation forms at its step.
+    /// </summary>
+    private void TakenOver(IReadOnlyList<int> created)
+    {
+        var source = _adopted.Values.OrderByDescending(a => a.GlobalStep).ThenBy(a => a.Rank).FirstOrDefault();
+        if (source is null)
+        {
+            FinishUnrecorded("no held worker answered the take-over");
+            return;
+        }
+
+        long recorded = _state.LastStep;
+        if (source.GlobalStep < recorded)
+        {
+            FinishUnrecorded($"the workers held for the take-over are at step {source.GlobalStep}, behind the journal's step {recorded}: they are no replicas of this run's latest state");
+            return;
+        }
+
+        _stepsPerEpoch = source.StepsPerEpoch;
+        _globalStep = source.GlobalStep;
+        _epoch = source.Epoch;
+        foreach (var member in _state.Members.Values.Where(m => !_slots.Any(s => s.Id == m.WorkerId && s.Node == m.Node)))
+        {
+            _leaveReasons[member.WorkerId] = $"lost with the process of the run's previous director; {_settings.Node} took the run over";
+        }
+
+        var commands = new List<RunCoordinator.ICommand>();
+        long first = Math.Max(recorded, source.FirstLossStep);
+        string carried = "no step to journal";
+        if (first < source.GlobalStep)
+        {
+            var losses = source.Losses.Skip((int)(first - source.FirstLossStep)).ToList();
+            string plane = _settings.Backend == DataPlaneKind.Nccl ? StepsRecordedPlanes.Nccl : StepsRecordedPlanes.TcpRing;
+            commands.Add(new RunCoordinator.RecordSteps(first, losses, null, null, Math.Max(1, source.Threads), Math.Max(1, source.WorldSize), plane));
+            carried = $"steps {first}-{source.GlobalStep - 1} journaled from the losses it carried";
+        }
+
+        if (recorded < source.FirstLossStep)
+        {
+            _subscriber.Tell(new TrainingDirector.Notice($"the losses of steps {recorded}-{source.FirstLossStep - 1} were neither journaled by the previous director nor kept by a replica"));
+        }
+
+        var notice = $"took run {_settings.RunId} over at step {source.GlobalStep} from {_adopted.Count} worker(s) that outlived its previous director "
+            + $"(rank {source.Rank}, {_slots[source.Rank].Id}, is the source; {carried})";
+        _log.Warning("Run {0}: {1}", _settings.RunId, notice);
+        _subscriber.Tell(new TrainingDirector.Notice(notice));
+        if (source.EndedEpoch is { } ended && ended.GlobalStep == source.GlobalStep && ended.Epoch == source.Epoch - 1 && (_state.LastEpoch?.Epoch ?? -1) < ended.Epoch)
+        {
+            // the replicas ended an epoch the previous director did not journal: it is recorded once the generation has
+            // formed at its end (its kNN monitor ran, if at all, on the lost rank 0)
+            _epochDone = ended;
+            _subscriber.Tell(ended);
+        }
+
+        int sourceRank = source.Rank;
+        RecordAll(commands, () => FormGeneration(created, sourceRank, $"rank {sourceRank} (a replica that outlived the previous director)"));
+    }
+
+    /// <summary>
+    /// A run resumed from its journal starts once every member has answered (so that the workers that outlived a lost
+    /// director are found and taken over), and never from less than the journal holds: when the journal names a
+    /// checkpoint and this trainer was given none (a standby, or a trainer on a new disk) and no worker outlived the
+    /// previous director, it starts from the journal's checkpoint where that file is readable here, unchanged, or
+    /// refuses without recording anything.
+    /// </summary>
+    private bool ResumedRunMayStart()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        bool unanswered = cluster.State.Members.Any(m => m.Status == MemberStatus.Up && !m.Address.Equals(cluster.SelfAddress)
+            && !cluster.State.Unreachable.Contains(m) && !_proven.Contains(m.Address.ToString()));
+        if (unanswered)
+        {
+            return false; // each offer, and each member's loss, asks again
+        }
+
+        if (_roster.Holding(_settings.Devices, _settings.Config.BnSplits, _settings.Backend).Count > 0
+            || _settings.ResumeFrom is not null || _state.LastCheckpoint is not { } last)
+        {
+            return true;
+        }
+
+        string? problem = null;
+        try
+        {
+            using var stream = File.OpenRead(last.Path);
+            var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+            if (!sha.Equals(last.Sha256, StringComparison.OrdinalIgnoreCase))
+            {
+                problem = $"its SHA-256 is {sha}, the journal recorded {last.Sha256}";
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            problem = $"{e.GetType().Name}: {e.Message}";
+        }
+
+        if (problem is not null)
+        {
+            FinishUnrecorded($"run {_settings.RunId} is at step {_state.LastStep} in its journal, and no worker outlived its previous director; "
+                + $"this trainer was given no checkpoint, and the journal's last one, {last.Path} (step {last.Step}), cannot be used here ({problem}). "
+                + "Continue the run where its run directory is (moco train --continue), or give every trainer the same run directory");
+            return false;
+        }
+
+        _journalCheckpoint = last.Path;
+        _subscriber.Tell(new TrainingDirector.Notice($"no worker outlived the run's previous director: resuming from the journal's checkpoint {last.Path} (step {last.Step})"));
+        return true;
+    }
+
+    /// <summary>Whether another trainer-role member is Up: a standby, which takes the run over when this director ends unfinished.</summary>
+    private bool StandbyUp()
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        return cluster.State.Members.Any(m => m.HasRole(TrainerRole) && !m.Address.Equals(cluster.SelfAddress) && m.Status == MemberStatus.Up
+            && !cluster.State.Unreachable.Contains(m));
+    }
+}

@@ -68,12 +68,13 @@ for k in $(seq 1 "$rounds"); do
   sleep 2 # into the middle of a chunk
   t0=$(now)
   kill -KILL "${pids[$active]}"
+  wait "${pids[$active]}" 2>/dev/null || true
   wait_for "$standby" 'took run \S+ over at step' 120 "${incarnation[$standby]}"
   to_over=$(since "$t0")
   wait_for "$standby" 'worker\(s\), generation [0-9]+' 120 "${incarnation[$standby]}"
   to_generation=$(since "$t0")
   resumed=$(grep -oE 'took run \S+ over at step [0-9]+' "$out/trainer-$standby-${incarnation[$standby]}.log" | tail -1 | grep -oE '[0-9]+$')
-  while [ "$(global_step "$standby" || echo 0)" -le "$resumed" ]; do sleep 0.02; done
+  while [ "$(global_step "$standby" || true)" -le "$resumed" ] 2>/dev/null || [ -z "$(global_step "$standby" || true)" ]; do sleep 0.02; done
   to_step=$(since "$t0")
   echo "| $k | $to_over | $to_generation | $to_step | $resumed |"
   over_times+=("$to_over")

@@ -6,11 +6,13 @@ namespace MoCo.Actors.Nodes;
 
 /// <summary>
 /// Downs a member whose process is gone as soon as that is certain, rather than after the split-brain resolver's
-/// <c>stable-after</c> (20 s in hocon/cluster.conf): a member that the failure detector marks unreachable <i>and</i>
-/// whose remoting connection closed is a process that ended (SIGKILL, an OOM kill, a lost pod), since a partition or a
-/// paused process keeps its connection open until Akka.Remote's own transport failure detector gives up (minutes
-/// later). The sooner it is downed, the sooner it is removed and a cluster singleton it held (the run's director and
-/// coordinator) moves to a standby. Runs in every trainer process; downing a member twice is harmless.
+/// <c>stable-after</c> (20 s in hocon/cluster.conf). Two signs are certain: its remoting port refuses a connection
+/// right after its connection closed (nothing listens there: the process ended; a paused process's port still
+/// accepts, a partition's connect times out), or the failure detector marks it unreachable <i>and</i> its connection
+/// closed (a partition or a paused process keeps its connection open until Akka.Remote's own transport failure
+/// detector gives up, minutes later). The sooner it is downed, the sooner it is removed and a cluster singleton it held
+/// (the run's director and coordinator) moves to a standby. Runs in every trainer process; downing a member twice is
+/// harmless.
 /// </summary>
 public sealed class GoneProcessDowning : ReceiveActor
 {
@@ -43,6 +45,14 @@ public sealed class GoneProcessDowning : ReceiveActor
         {
             _disconnected.Add(d.RemoteAddress);
             DownIfGone(d.RemoteAddress);
+            Probe(d.RemoteAddress);
+        });
+        Receive<Refused>(r =>
+        {
+            if (_disconnected.Contains(r.Address))
+            {
+                Down(r.Address, "its connection closed and its port refuses connections");
+            }
         });
         Receive<Akka.Remote.AssociatedEvent>(a => _disconnected.Remove(a.RemoteAddress));
     }
@@ -68,11 +78,44 @@ public sealed class GoneProcessDowning : ReceiveActor
 
     private void DownIfGone(Address address)
     {
-        if (!_unreachable.Contains(address) || !_disconnected.Contains(address))
+        if (_unreachable.Contains(address) && _disconnected.Contains(address))
+        {
+            Down(address, "it is unreachable and its connection closed");
+        }
+    }
+
+    /// <summary>Tries a TCP connection to the member's remoting port (at most 2 s); a refusal comes back as <see cref="Refused"/>.</summary>
+    private void Probe(Address address)
+    {
+        var cluster = Cluster.Get(Context.System);
+        if (address.Host is not { } host || address.Port is not int port || address.Equals(cluster.SelfAddress)
+            || !cluster.State.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up))
         {
             return;
         }
 
+        var self = Self;
+        _ = Task.Run(async () =>
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused)
+            {
+                self.Tell(new Refused(address));
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                // unreachable or slow: not certain, the failure detector decides
+            }
+        });
+    }
+
+    private void Down(Address address, string why)
+    {
         var cluster = Cluster.Get(Context.System);
         var member = cluster.State.Members.FirstOrDefault(m => m.Address.Equals(address));
         if (member is null || member.Status is MemberStatus.Down or MemberStatus.Removed)
@@ -80,7 +123,10 @@ public sealed class GoneProcessDowning : ReceiveActor
             return;
         }
 
-        _log.Warning("Member {0} (roles {1}) is unreachable and its connection closed: its process is gone; downed now", address, string.Join(",", member.Roles));
+        _log.Warning("Member {0} (roles {1}): {2}; its process is gone: downed now", address, string.Join(",", member.Roles), why);
         cluster.Down(address);
     }
+
+    /// <summary>A member's remoting port refused a connection after its connection closed.</summary>
+    private sealed record Refused(Address Address);
 }

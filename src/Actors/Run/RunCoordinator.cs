@@ -78,7 +78,9 @@ public static class RunCoordinator
     /// <summary>The command's event was persisted and applied.</summary>
     /// <param name="Event">The event persisted.</param>
     /// <param name="SequenceNr">Its journal sequence number.</param>
-    public sealed record Ack(IRunEvent Event, long SequenceNr) : IMocoMessage;
+    /// <param name="State">The run's state after the event: the coordinator is the one place that folds the run's events,
+    /// and the director takes the state from here.</param>
+    public sealed record Ack(IRunEvent Event, long SequenceNr, RunState State) : IMocoMessage;
 
     /// <summary>The command was refused by <see cref="RunState.Apply"/>; nothing was persisted.</summary>
     /// <param name="Command">The command refused.</param>

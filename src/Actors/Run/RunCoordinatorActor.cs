@@ -165,9 +165,10 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     /// <summary>Persists <paramref name="e"/> if the state accepts it, then applies it and acknowledges.</summary>
     private void PersistChecked(RunCoordinator.ICommand command, IRunEvent e)
     {
+        RunState next;
         try
         {
-            _state.Apply(e);
+            next = _state.Apply(e);
         }
         catch (InvalidOperationException refused)
         {
@@ -175,10 +176,12 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
             return;
         }
 
+        // Persist (not PersistAsync) holds every later command until this one is written, so the state cannot move
+        // between the check and the callback
         Persist(e, persisted =>
         {
-            _state = _state.Apply(persisted);
-            Sender.Tell(new RunCoordinator.Ack(persisted, LastSequenceNr));
+            _state = next;
+            Sender.Tell(new RunCoordinator.Ack(persisted, LastSequenceNr, next));
             if (LastSequenceNr % _settings.SnapshotEvery == 0)
             {
                 SaveSnapshot(_state);

@@ -1329,7 +1329,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     private void HandleAck(RunCoordinator.Ack ack)
     {
         _recordsAnswered++;
-        _state = _state.Apply(ack.Event);
+        _state = ack.State; // folded once, by the coordinator
         if (_afterAck.Count > 0)
         {
             _afterAck.Dequeue()();

@@ -9,7 +9,7 @@ namespace MoCo.Bench;
 /// <c>moco-bench allreduce</c>: the TCP ring's float32 all-reduce between local processes, sealed (aes-gcm) and
 /// unsealed (none), against PyTorch's Gloo backend measured in the same run, as bus bandwidth (nccl-tests: algbw =
 /// bytes / time, busbw = algbw · 2(n − 1)/n). For each process count it starts one <c>allreduce-rank</c> child per
-/// rank (this executable again), acts as their coordinator (collects the listeners' endpoints, hands out each ring,
+/// rank (this executable again), acts as their recorder (collects the listeners' endpoints, hands out each ring,
 /// one per protection and chunk size, with a fresh secret), then runs bench/gloo_allreduce.py with the same sizes,
 /// warm-up and call counts.
 /// </summary>

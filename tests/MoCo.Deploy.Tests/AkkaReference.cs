@@ -15,7 +15,7 @@ public static class AkkaReference
     /// <summary>Akka.Remote's reference.conf.</summary>
     public static Config Remote => ConfigurationFactory.FromResource<Akka.Remote.RemoteSettings>("Akka.Remote.Configuration.Remote.conf");
 
-    /// <summary>Akka.Cluster.Tools' (the singleton manager and proxy, where the run coordinator lives).</summary>
+    /// <summary>Akka.Cluster.Tools' (the singleton manager and proxy, where the run recorder lives).</summary>
     public static Config ClusterTools => Akka.Cluster.Tools.Singleton.ClusterSingleton.DefaultConfig();
 
     /// <summary>Everything above over Akka's own defaults.</summary>

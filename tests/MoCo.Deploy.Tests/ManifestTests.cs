@@ -572,7 +572,7 @@ public sealed partial class ManifestTests
     public void Trainer_journals_to_postgres_where_the_component_is_included_and_to_its_volume_otherwise(string kustomization)
     {
         var manifests = Manifests.Render(kustomization);
-        // only the trainer's run coordinator writes the journal
+        // only the trainer's run recorder writes the journal
         Assert.DoesNotContain(manifests.WorkerContainer.Env ?? [], e => e.Name.StartsWith("MOCO_JOURNAL_", StringComparison.Ordinal));
         var journal = SettingsReader.Read<JournalSettings>(manifests.HostConfigOf(manifests.Trainer), "moco.journal", manifests.ConfigPath);
         var env = (manifests.TrainerContainer.Env ?? []).ToList();

@@ -7,7 +7,7 @@ using MoCo.Model.Training;
 
 namespace MoCo.Host.Tests;
 
-/// <summary><c>moco runs</c>, <c>history</c> and <c>replay</c> against a journal written by the coordinator.</summary>
+/// <summary><c>moco runs</c>, <c>history</c> and <c>replay</c> against a journal written by the recorder.</summary>
 public sealed class HistoryCommandsTests : IDisposable
 {
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];

@@ -7,7 +7,7 @@ using MoCo.Actors.Run;
 namespace MoCo.Host.Tests;
 
 /// <summary>
-/// A run directory whose <see cref="RunJournal.DatabaseFileName"/> holds runs written through the real coordinator,
+/// A run directory whose <see cref="RunJournal.DatabaseFileName"/> holds runs written through the real recorder,
 /// then closed, as a finished training process leaves it.
 /// </summary>
 public sealed class JournalFixture : IDisposable
@@ -36,26 +36,26 @@ public sealed class JournalFixture : IDisposable
 
     /// <summary>A short, valid run: two workers, an epoch, a checkpoint, one leaves, a second epoch, done.</summary>
     /// <param name="runId">The run.</param>
-    public static IReadOnlyList<RunCoordinator.ICommand> Script(string runId)
+    public static IReadOnlyList<RunRecorder.ICommand> Script(string runId)
     {
         return
         [
-            new RunCoordinator.StartRun(runId, "{\"epochs\":2,\"batch\":256}"),
-            new RunCoordinator.JoinWorker(W0),
-            new RunCoordinator.JoinWorker(W1),
-            new RunCoordinator.StartGeneration([W0, W1], 0),
-            new RunCoordinator.RecordEpoch(0, 100, Epoch0),
-            new RunCoordinator.RecordCheckpoint($"/runs/{runId}/ckpt-0.pt", new string('e', 64), 0, 100),
-            new RunCoordinator.LeaveWorker("w1", "node-b unreachable"),
-            new RunCoordinator.StartGeneration([W0], 100),
-            new RunCoordinator.RecordEpoch(1, 250, Epoch1),
-            new RunCoordinator.CompleteRun(250),
+            new RunRecorder.StartRun(runId, "{\"epochs\":2,\"batch\":256}"),
+            new RunRecorder.JoinWorker(W0),
+            new RunRecorder.JoinWorker(W1),
+            new RunRecorder.StartGeneration([W0, W1], 0),
+            new RunRecorder.RecordEpoch(0, 100, Epoch0),
+            new RunRecorder.RecordCheckpoint($"/runs/{runId}/ckpt-0.pt", new string('e', 64), 0, 100),
+            new RunRecorder.LeaveWorker("w1", "node-b unreachable"),
+            new RunRecorder.StartGeneration([W0], 100),
+            new RunRecorder.RecordEpoch(1, 250, Epoch1),
+            new RunRecorder.CompleteRun(250),
         ];
     }
 
-    /// <summary>Writes each run's commands through its coordinator on the SQLite journal, then stops the system.</summary>
+    /// <summary>Writes each run's commands through its recorder on the SQLite journal, then stops the system.</summary>
     /// <param name="runs">Run id → commands.</param>
-    public async Task WriteAsync(params (string RunId, IReadOnlyList<RunCoordinator.ICommand> Commands)[] runs)
+    public async Task WriteAsync(params (string RunId, IReadOnlyList<RunRecorder.ICommand> Commands)[] runs)
     {
         var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING")
             .WithFallback(RunJournal.Sqlite(Path.Combine(Directory, RunJournal.DatabaseFileName)));
@@ -64,11 +64,11 @@ public sealed class JournalFixture : IDisposable
         {
             foreach (var (runId, commands) in runs)
             {
-                var coordinator = system.ActorOf(RunCoordinatorActor.Props(runId), "run-coordinator-" + runId);
+                var recorder = system.ActorOf(RunRecorderActor.Props(runId), "run-recorder-" + runId);
                 foreach (var command in commands)
                 {
-                    var reply = await coordinator.Ask<object>(command, TimeSpan.FromSeconds(10));
-                    Assert.IsType<RunCoordinator.Ack>(reply);
+                    var reply = await recorder.Ask<object>(command, TimeSpan.FromSeconds(10));
+                    Assert.IsType<RunRecorder.Ack>(reply);
                 }
             }
         }

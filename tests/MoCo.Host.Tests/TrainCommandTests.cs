@@ -5,7 +5,7 @@ namespace MoCo.Host.Tests;
 
 /// <summary>
 /// <c>moco train</c> as a user runs it: the built host in a process of its own, through Akka.Hosting (a one-node
-/// cluster, the coordinator singleton, the journal in the run directory), then <c>moco history --json</c> on its journal.
+/// cluster, the recorder singleton, the journal in the run directory), then <c>moco history --json</c> on its journal.
 /// </summary>
 public sealed class TrainCommandTests : IDisposable
 {

@@ -7,7 +7,7 @@ namespace MoCo.Actors.Collectives;
 
 /// <summary>
 /// The first half of a rank's rendezvous: a TCP listener bound before the ring is known, so that its actual port
-/// (port 0 picks a free one) can be published to the coordinator, which then hands every rank the endpoints of all
+/// (port 0 picks a free one) can be published to the recorder, which then hands every rank the endpoints of all
 /// ranks. <see cref="TcpRingCollective.Connect"/> takes the listener over, accepts the predecessor on it and closes it.
 /// Anyone who reaches the port may connect, so what a connection can cost is bounded: at most
 /// <see cref="MaxPendingHandshakes"/> connections handshake at once (one thread each, for at most the handshake

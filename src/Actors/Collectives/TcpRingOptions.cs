@@ -7,7 +7,7 @@ namespace MoCo.Actors.Collectives;
 /// <summary>
 /// Everything one rank needs to join a TCP ring of one generation: who it is, where every rank listens, which run
 /// and generation the ring belongs to, the cluster's shared secret, and the time limits. Immutable; built by the
-/// coordinator's rendezvous once every rank has published the endpoint of its <see cref="TcpRingListener"/>.
+/// recorder's rendezvous once every rank has published the endpoint of its <see cref="TcpRingListener"/>.
 /// </summary>
 /// <param name="Rank">This rank, 0 ≤ rank &lt; <c>Endpoints.Count</c>.</param>
 /// <param name="Endpoints">Where each rank listens, in rank order (an <see cref="IPEndPoint"/> or a <see cref="DnsEndPoint"/>).</param>

@@ -11,7 +11,7 @@ namespace MoCo.Actors.Nodes;
 /// accepts, a partition's connect times out), or the failure detector marks it unreachable <i>and</i> its connection
 /// closed (a partition or a paused process keeps its connection open until Akka.Remote's own transport failure
 /// detector gives up, minutes later). The sooner it is downed, the sooner it is removed and a cluster singleton it held
-/// (the run's director and coordinator) moves to a standby. Runs in every trainer process; downing a member twice is
+/// (the run's director and recorder) moves to a standby. Runs in every trainer process; downing a member twice is
 /// harmless.
 /// </summary>
 public sealed class GoneProcessDowning : ReceiveActor

@@ -89,7 +89,7 @@ public sealed class RunHistory : IAsyncDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(runId);
         var envelopes = await _readJournal
-            .CurrentEventsByPersistenceId(RunCoordinatorActor.PersistenceIdFor(runId), 0L, long.MaxValue)
+            .CurrentEventsByPersistenceId(RunRecorderActor.PersistenceIdFor(runId), 0L, long.MaxValue)
             .RunWith(Sink.Seq<EventEnvelope>(), _materializer)
             .WaitAsync(cancellationToken);
         return envelopes.Select(envelope => envelope.Event).OfType<IRunEvent>().ToList();

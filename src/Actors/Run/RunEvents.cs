@@ -3,7 +3,7 @@ using System.Collections.Immutable;
 namespace MoCo.Actors.Run;
 
 /// <summary>
-/// A fact about a run, persisted by the run coordinator and folded by <see cref="RunState.Apply"/>.
+/// A fact about a run, persisted by the run recorder and folded by <see cref="RunState.Apply"/>.
 /// Events are past tense and immutable; replaying them in order rebuilds the run.
 /// </summary>
 public interface IRunEvent : IJournalMessage

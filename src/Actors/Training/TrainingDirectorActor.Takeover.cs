@@ -125,14 +125,14 @@ public sealed partial class TrainingDirectorActor
             _leaveReasons[member.WorkerId] = $"lost with the process of the run's previous director; {_settings.Node} took the run over";
         }
 
-        var commands = new List<RunCoordinator.ICommand>();
+        var commands = new List<RunRecorder.ICommand>();
         long first = Math.Max(recorded, source.FirstLossStep);
         string carried = "no step to journal";
         if (first < source.GlobalStep)
         {
             var losses = source.Losses.Skip((int)(first - source.FirstLossStep)).ToList();
             string plane = _settings.Backend == DataPlaneKind.Nccl ? StepsRecordedPlanes.Nccl : StepsRecordedPlanes.TcpRing;
-            commands.Add(new RunCoordinator.RecordSteps(first, losses, null, null, Math.Max(1, source.Threads), Math.Max(1, source.WorldSize), plane));
+            commands.Add(new RunRecorder.RecordSteps(first, losses, null, null, Math.Max(1, source.Threads), Math.Max(1, source.WorldSize), plane));
             carried = $"steps {first}-{source.GlobalStep - 1} journaled from the losses it carried";
         }
 

@@ -19,7 +19,7 @@ namespace MoCo.Actors.Training;
 
 /// <summary>
 /// Runs one run on this process (protocol: <see cref="TrainingDirector"/>): the active half of the run's coordination,
-/// beside the event-sourced <see cref="RunCoordinatorActor"/> that records what it decides. It creates one
+/// beside the event-sourced <see cref="RunRecorderActor"/> that records what it decides. It creates one
 /// <see cref="WorkerActor"/> per device slot, the <c>checkpointer</c> and the <c>queue-keeper</c>, records the run,
 /// the membership and each generation, then drives the workers chunk by chunk: every worker runs the same steps; at
 /// each epoch end rank 0's report becomes <c>EpochCompleted</c>, and rank 0 copies its state for the checkpointer,
@@ -30,7 +30,7 @@ namespace MoCo.Actors.Training;
 /// re-created after a backoff; a new generation starts and every replica takes the state of a surviving worker by
 /// broadcast (or, when none survives, of the latest valid checkpoint). Steps are atomic, so the interrupted step left
 /// no trace and is redone. After <see cref="TrainingSettings.MaxWorkerRestarts"/> failures in a row the run ends with
-/// <c>RunFailed</c> and the cause. The coordinator (unless one is given) and the checkpointer run under
+/// <c>RunFailed</c> and the cause. The recorder (unless one is given) and the checkpointer run under
 /// <c>Backoff.OnStop</c>.
 /// </remarks>
 public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
@@ -38,7 +38,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TrainingSettings _settings;
     private readonly IActorRef _subscriber;
-    private readonly IActorRef? _givenCoordinator;
+    private readonly IActorRef? _givenRecorder;
     private readonly Queue<Action> _afterAck = new();
     private readonly HashSet<int> _outstanding = [];
 
@@ -52,7 +52,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     private readonly Dictionary<int, Worker.Joined> _joined = [];
     private readonly Dictionary<int, Worker.StepsDone> _done = [];
     private readonly HashSet<IActorRef> _stopping = [];
-    private IActorRef _coordinator = ActorRefs.Nobody;
+    private IActorRef _recorder = ActorRefs.Nobody;
     private IActorRef _checkpointer = ActorRefs.Nobody;
     private IActorRef _queueKeeper = ActorRefs.Nobody;
 
@@ -118,21 +118,21 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     /// <summary>The cluster role of nodes that offer workers to the run (<c>moco node</c>).</summary>
     public const string WorkerRole = "worker";
 
-    /// <summary>The cluster role of the processes that may run the director and the coordinator (<c>moco train</c>, also as a standby).</summary>
+    /// <summary>The cluster role of the processes that may run the director and the recorder (<c>moco train</c>, also as a standby).</summary>
     public const string TrainerRole = "trainer";
 
     /// <summary>Creates the director; use <see cref="Props"/>.</summary>
     /// <param name="settings">The run and how to split the machine.</param>
     /// <param name="subscriber">Receives the progress and the final message.</param>
-    /// <param name="coordinator">The run coordinator to use (a cluster singleton's proxy), or null to create one as a child.</param>
-    public TrainingDirectorActor(TrainingSettings settings, IActorRef subscriber, IActorRef? coordinator)
+    /// <param name="recorder">The run recorder to use (a cluster singleton's proxy), or null to create one as a child.</param>
+    public TrainingDirectorActor(TrainingSettings settings, IActorRef subscriber, IActorRef? recorder)
     {
         _settings = settings;
         _subscriber = subscriber;
-        _givenCoordinator = coordinator;
+        _givenRecorder = recorder;
         Receive<RunState>(HandleRunState);
-        Receive<RunCoordinator.Ack>(HandleAck);
-        Receive<RunCoordinator.Rejected>(HandleRejected);
+        Receive<RunRecorder.Ack>(HandleAck);
+        Receive<RunRecorder.Rejected>(HandleRejected);
         Receive<JournalTimeout>(HandleJournalTimeout);
         Receive<Worker.Ready>(HandleReady);
         Receive<Worker.Joined>(HandleJoined);
@@ -194,13 +194,13 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     /// <summary>Props for the director of one run.</summary>
     /// <param name="settings">The run and how to split the machine; validated here.</param>
     /// <param name="subscriber">Receives the progress and the final message; none when null.</param>
-    /// <param name="coordinator">The run coordinator (e.g. a cluster singleton proxy); null creates one as a child under Backoff.OnStop.</param>
-    public static Props Props(TrainingSettings settings, IActorRef? subscriber, IActorRef? coordinator = null)
+    /// <param name="recorder">The run recorder (e.g. a cluster singleton proxy); null creates one as a child under Backoff.OnStop.</param>
+    public static Props Props(TrainingSettings settings, IActorRef? subscriber, IActorRef? recorder = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
         var target = subscriber ?? ActorRefs.Nobody;
-        return Akka.Actor.Props.Create(() => new TrainingDirectorActor(settings, target, coordinator));
+        return Akka.Actor.Props.Create(() => new TrainingDirectorActor(settings, target, recorder));
     }
 
     /// <summary>The actor name of rank <paramref name="rank"/>'s worker: <c>worker-{rank}</c>, also its worker id in the journal.</summary>
@@ -238,9 +238,9 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     {
         torch.set_num_threads(_settings.ThreadsPerWorker);
         Directory.CreateDirectory(_settings.RunDirectory);
-        _coordinator = _givenCoordinator
-            ?? Context.ActorOf(UnderBackoff(RunCoordinatorActor.Props(_settings.RunId), "run-coordinator"), "run-coordinator");
-        Context.Watch(_coordinator);
+        _recorder = _givenRecorder
+            ?? Context.ActorOf(UnderBackoff(RunRecorderActor.Props(_settings.RunId), "run-recorder"), "run-recorder");
+        Context.Watch(_recorder);
         _checkpointer = Context.Watch(Context.ActorOf(
             UnderBackoff(CheckpointerActor.Props(_settings.RunDirectory, _settings.Config.KeepCheckpoints), "checkpointer"), "checkpointer"));
         var config = _settings.Config;
@@ -262,7 +262,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
             Context.System.EventStream.Subscribe(Self, typeof(Akka.Remote.AssociatedEvent));
         }
 
-        _coordinator.Tell(RunCoordinator.GetState.Instance);
+        _recorder.Tell(RunRecorder.GetState.Instance);
     }
 
     /// <inheritdoc />
@@ -299,7 +299,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
 
         if (state.Status == RunStatus.NotStarted)
         {
-            Record(new RunCoordinator.StartRun(_settings.RunId, _settings.Config.ToJson()), JoinWorkers);
+            Record(new RunRecorder.StartRun(_settings.RunId, _settings.Config.ToJson()), JoinWorkers);
         }
         else
         {
@@ -516,10 +516,10 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     {
         var ranks = Ranks();
         var ids = ranks.Select(w => w.WorkerId).ToHashSet(StringComparer.Ordinal);
-        var commands = new List<RunCoordinator.ICommand>();
+        var commands = new List<RunRecorder.ICommand>();
         foreach (var member in _state.Members.Keys.Where(id => !ids.Contains(id)))
         {
-            commands.Add(new RunCoordinator.LeaveWorker(member, _leaveReasons.GetValueOrDefault(member) ?? $"not part of the world of {ranks.Count} worker(s)"));
+            commands.Add(new RunRecorder.LeaveWorker(member, _leaveReasons.GetValueOrDefault(member) ?? $"not part of the world of {ranks.Count} worker(s)"));
         }
 
         foreach (var worker in ranks)
@@ -527,16 +527,16 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
             if (_state.Members.ContainsKey(worker.WorkerId) && _leaveReasons.TryGetValue(worker.WorkerId, out var reason))
             {
                 // a re-created worker keeps its id: the history shows it leaving and joining again
-                commands.Add(new RunCoordinator.LeaveWorker(worker.WorkerId, reason));
-                commands.Add(new RunCoordinator.JoinWorker(worker));
+                commands.Add(new RunRecorder.LeaveWorker(worker.WorkerId, reason));
+                commands.Add(new RunRecorder.JoinWorker(worker));
             }
             else if (!_state.Members.ContainsKey(worker.WorkerId))
             {
-                commands.Add(new RunCoordinator.JoinWorker(worker));
+                commands.Add(new RunRecorder.JoinWorker(worker));
             }
         }
 
-        commands.Add(new RunCoordinator.StartGeneration(ranks, _globalStep));
+        commands.Add(new RunRecorder.StartGeneration(ranks, _globalStep));
         _leaveReasons.Clear();
         RecordAll(commands, () =>
         {
@@ -653,7 +653,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
                 return;
             case NextAction.Complete:
                 // the last checkpoint must be on disk and in the journal before the run is complete
-                AfterStopsAndWrites(() => Record(new RunCoordinator.CompleteRun(_globalStep), () =>
+                AfterStopsAndWrites(() => Record(new RunRecorder.CompleteRun(_globalStep), () =>
                 {
                     StopWorkers();
                     Finish(new TrainingDirector.RunCompleted(_settings.RunId, _globalStep));
@@ -732,7 +732,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
 
         var losses = _losses.OrderBy(l => l.Step).ToList();
         _losses.Clear();
-        var commands = new List<RunCoordinator.ICommand>();
+        var commands = new List<RunRecorder.ICommand>();
         int start = 0;
         for (int i = 1; i <= losses.Count; i++)
         {
@@ -744,7 +744,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
 
             var run = losses.GetRange(start, i - start);
             bool atChunkEnd = chunkEnd is not null && i == losses.Count && run[^1].Step + 1 == chunkEnd.GlobalStep && chunkEnd.Digest is not null;
-            commands.Add(new RunCoordinator.RecordSteps(run[0].Step, run.Select(l => l.Loss).ToList(),
+            commands.Add(new RunRecorder.RecordSteps(run[0].Step, run.Select(l => l.Loss).ToList(),
                 atChunkEnd ? chunkEnd!.Digest : null, atChunkEnd ? chunkEnd!.Checksums : null,
                 chunkEnd?.Threads ?? _settings.ThreadsPerWorker, Math.Max(1, _slots.Count), _dataPlane));
             start = i;
@@ -766,7 +766,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         var metrics = new EpochMetrics(e.Loss, e.InstanceAccuracy, e.LearningRate, e.KnnTop1Percent / 100, e.KnnTop5Percent / 100, e.Seconds, e.ImagesPerSecond);
-        Record(new RunCoordinator.RecordEpoch(e.Epoch, e.GlobalStep, metrics), () => TakeCheckpoint(e.KnnTop1Percent));
+        Record(new RunRecorder.RecordEpoch(e.Epoch, e.GlobalStep, metrics), () => TakeCheckpoint(e.KnnTop1Percent));
     }
 
     /// <summary>Rank 0 copies its state into memory and hands it to the checkpointer; training goes on at once.</summary>
@@ -809,7 +809,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
             return;
         }
 
-        Record(new RunCoordinator.RecordCheckpoint(written.Path, written.Sha256, written.Epoch, written.GlobalStep), CheckStopsAndWrites);
+        Record(new RunRecorder.RecordCheckpoint(written.Path, written.Sha256, written.Epoch, written.GlobalStep), CheckStopsAndWrites);
     }
 
     private void HandleCheckpointWriteFailed(Checkpointer.WriteFailed failed)
@@ -884,12 +884,12 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
 
         var cause = _lastChildFailure is { } e ? $": {e.GetType().Name}: {e.Message}" : string.Empty;
-        if (terminated.ActorRef.Equals(_coordinator))
+        if (terminated.ActorRef.Equals(_recorder))
         {
             _finishing = true;
             _group?.Abort();
             StopWorkers();
-            FinishUnrecorded($"the run coordinator stopped{cause}; check that the run journal in {_settings.RunDirectory} is readable and writable");
+            FinishUnrecorded($"the run recorder stopped{cause}; check that the run journal in {_settings.RunDirectory} is readable and writable");
             return;
         }
 
@@ -1326,17 +1326,17 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node), wait);
     }
 
-    private void HandleAck(RunCoordinator.Ack ack)
+    private void HandleAck(RunRecorder.Ack ack)
     {
         _recordsAnswered++;
-        _state = ack.State; // folded once, by the coordinator
+        _state = ack.State; // folded once, by the recorder
         if (_afterAck.Count > 0)
         {
             _afterAck.Dequeue()();
         }
     }
 
-    private void HandleRejected(RunCoordinator.Rejected rejected)
+    private void HandleRejected(RunRecorder.Rejected rejected)
     {
         _recordsAnswered++;
         if (_afterAck.Count > 0)
@@ -1344,7 +1344,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
             _afterAck.Dequeue();
         }
 
-        if (rejected.Command is RunCoordinator.FailRun failRun)
+        if (rejected.Command is RunRecorder.FailRun failRun)
         {
             Finish(new TrainingDirector.RunFailed(_settings.RunId, $"{failRun.Reason} (the journal refused to record the failure: {rejected.Reason})", Recorded: false));
             return;
@@ -1452,7 +1452,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
         _log.Error("Run {0} failed: {1}", _settings.RunId, reason);
         _group?.Abort();
         StopWorkers();
-        Record(new RunCoordinator.FailRun(reason), () => Finish(new TrainingDirector.RunFailed(_settings.RunId, reason, Recorded: true)));
+        Record(new RunRecorder.FailRun(reason), () => Finish(new TrainingDirector.RunFailed(_settings.RunId, reason, Recorded: true)));
     }
 
     private void FinishUnrecorded(string reason)
@@ -1496,17 +1496,17 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>Sends <paramref name="command"/> to the coordinator; <paramref name="then"/> runs once it is acknowledged.</summary>
-    private void Record(RunCoordinator.ICommand command, Action then)
+    /// <summary>Sends <paramref name="command"/> to the recorder; <paramref name="then"/> runs once it is acknowledged.</summary>
+    private void Record(RunRecorder.ICommand command, Action then)
     {
         _afterAck.Enqueue(then);
-        _coordinator.Tell(command);
+        _recorder.Tell(command);
         _recordsSent++;
         Timers.StartSingleTimer(_timerKeys++, new JournalTimeout(_recordsSent, command.GetType().Name), _settings.JournalTimeout);
     }
 
     /// <summary>Records <paramref name="commands"/> in order; <paramref name="then"/> runs after the last acknowledgement (at once when there are none).</summary>
-    private void RecordAll(IReadOnlyList<RunCoordinator.ICommand> commands, Action then)
+    private void RecordAll(IReadOnlyList<RunRecorder.ICommand> commands, Action then)
     {
         if (commands.Count == 0)
         {

@@ -12,7 +12,7 @@ namespace MoCo.Actors.Training;
 /// the open data set), never sent as a message.
 /// </summary>
 /// <param name="Config">The run's configuration.</param>
-/// <param name="RunId">The run's identity (the coordinator's persistence id is <c>run-{RunId}</c>).</param>
+/// <param name="RunId">The run's identity (the recorder's persistence id is <c>run-{RunId}</c>).</param>
 /// <param name="RunDirectory">The run directory: checkpoints, metrics.csv (the journal is configured on the actor system).</param>
 /// <param name="Data">The opened data set, shared read-only by the workers.</param>
 /// <param name="Devices">The number of in-process workers (world size).</param>

@@ -54,7 +54,7 @@ public static class Worker
     /// <paramref name="SourceRank"/> is not negative make the state equal to that rank's by broadcast (a collective call
     /// on every rank). Answered by <see cref="Joined"/> or <see cref="WorkerFailed"/>.
     /// </summary>
-    /// <param name="Generation">The generation, as recorded by the run coordinator.</param>
+    /// <param name="Generation">The generation, as recorded by the run recorder.</param>
     /// <param name="SourceRank">The rank whose state every replica takes, or -1 when the replicas are already equal.</param>
     /// <param name="Rank">This worker's rank in the generation.</param>
     /// <param name="WorldSize">The generation's number of workers.</param>

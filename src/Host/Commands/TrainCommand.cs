@@ -96,7 +96,7 @@ public static class TrainCommand
 
     /// <summary>
     /// Trains through the actor system, hosted by Akka.Hosting (<see cref="TrainingHost"/>): a one-node cluster by
-    /// default, the run coordinator as a cluster singleton journaling to the run directory's <c>journal.db</c> (or
+    /// default, the run recorder as a cluster singleton journaling to the run directory's <c>journal.db</c> (or
     /// PostgreSQL), a <see cref="TrainingDirectorActor"/> with <paramref name="devices"/> workers, and progress printed by
     /// a <see cref="TrainingProgressActor"/>.
     /// </summary>
@@ -197,7 +197,7 @@ public static class TrainCommand
             // a standby on a free port: its workers' node is named by the port remoting bound
             settings = settings with { Node = $"{cluster.PublicHostnameOrHostname()}:{bound}" };
         }
-        var coordinator = akkaHost.Services.GetRequiredService<ActorRegistry>().Get<TrainingHost.RunCoordinatorKey>();
+        var recorder = akkaHost.Services.GetRequiredService<ActorRegistry>().Get<TrainingHost.RunRecorderKey>();
         object final;
         var completion = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         var director = system.ActorSelection(DirectorSingleton.Path);
@@ -220,7 +220,7 @@ public static class TrainCommand
 
                 // the director runs as a cluster singleton on the trainer role: in this process, or (a standby) once the
                 // process running it is lost
-                DirectorSingleton.Start(system, TrainingDirectorActor.Props(settings, progress, coordinator));
+                DirectorSingleton.Start(system, TrainingDirectorActor.Props(settings, progress, recorder));
                 if (role.Standby)
                 {
                     console.MarkupLine($"standing by for run [cyan]{Markup.Escape(runId)}[/]: this trainer takes the run over when the process running its director is lost");

@@ -8,7 +8,7 @@ public sealed record ClusterSettings
     /// <summary>The actor system's name; every node of a cluster must use the same.</summary>
     public const string SystemName = "moco";
 
-    /// <summary>The cluster role of processes that host workers (and the run coordinator singleton).</summary>
+    /// <summary>The cluster role of processes that host workers (and the run recorder singleton).</summary>
     public const string TrainerRole = MoCo.Actors.Training.TrainingDirectorActor.TrainerRole;
 
     /// <summary>The address remoting binds to.</summary>

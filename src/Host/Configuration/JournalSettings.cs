@@ -1,6 +1,6 @@
 namespace MoCo.Host.Configuration;
 
-/// <summary>The <c>moco.journal</c> section: where the run coordinator's events go.</summary>
+/// <summary>The <c>moco.journal</c> section: where the run recorder's events go.</summary>
 public sealed record JournalSettings
 {
     /// <summary>
@@ -9,7 +9,7 @@ public sealed record JournalSettings
     /// </summary>
     public string ConnectionString { get; init; } = "";
 
-    /// <summary>The coordinator saves a snapshot of the run's state every this many events.</summary>
+    /// <summary>The recorder saves a snapshot of the run's state every this many events.</summary>
     public int SnapshotEvery { get; init; } = 100;
 
     /// <summary>Throws <see cref="ConfigurationError"/> naming the first unusable key.</summary>

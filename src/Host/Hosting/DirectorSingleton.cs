@@ -20,7 +20,7 @@ public static class DirectorSingleton
 
     /// <summary>Registers the singleton with <paramref name="director"/>'s props (this process's director, should it run here).</summary>
     /// <param name="system">The actor system of a trainer-role member.</param>
-    /// <param name="director">The director of the run, with this process's subscriber and coordinator.</param>
+    /// <param name="director">The director of the run, with this process's subscriber and recorder.</param>
     public static IActorRef Start(ActorSystem system, Props director)
     {
         ArgumentNullException.ThrowIfNull(system);

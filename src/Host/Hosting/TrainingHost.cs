@@ -19,7 +19,7 @@ namespace MoCo.Host.Hosting;
 
 /// <summary>
 /// The Akka.Hosting wiring of a process that trains: remoting, clustering, the run journal (Akka.Persistence.Sql) and the
-/// run coordinator as a cluster singleton under <c>Backoff.OnStop</c>, as typed code; tuning (dispatchers,
+/// run recorder as a cluster singleton under <c>Backoff.OnStop</c>, as typed code; tuning (dispatchers,
 /// serialization, split-brain resolver) comes from HOCON. Without seed nodes the process joins itself and forms a
 /// one-node cluster, which is what <c>moco train</c> does by default.
 /// </summary>
@@ -28,7 +28,7 @@ public static class TrainingHost
     /// <summary>Builds (does not start) the host of a run.</summary>
     /// <param name="cluster">Remoting and seed nodes.</param>
     /// <param name="journal">Where events go; <paramref name="runDirectory"/>'s SQLite file when no connection string is set.</param>
-    /// <param name="runId">The run whose coordinator the singleton hosts.</param>
+    /// <param name="runId">The run whose recorder the singleton hosts.</param>
     /// <param name="runDirectory">The run directory.</param>
     /// <param name="tuning">HOCON that takes precedence over the defaults (log levels, the akka.cluster section of the preset).</param>
     /// <param name="run">The run's state for the readiness probe (null: none).</param>
@@ -51,13 +51,13 @@ public static class TrainingHost
                 .WithProcessLogging()
                 .WithActors((system, registry) =>
                 {
-                    // the run coordinator as a cluster singleton on the trainer role, and its proxy
-                    var coordinator = TrainingDirectorActor.UnderBackoff(RunCoordinatorActor.Props(runId, new RunCoordinatorSettings(journal.SnapshotEvery)), "run-coordinator");
-                    system.ActorOf(ClusterSingletonManager.Props(coordinator, PoisonPill.Instance,
-                        ClusterSingletonManagerSettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-coordinator")), "run-coordinator");
-                    var proxy = system.ActorOf(ClusterSingletonProxy.Props("/user/run-coordinator",
-                        ClusterSingletonProxySettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-coordinator")), "run-coordinator-proxy");
-                    registry.Register<RunCoordinatorKey>(proxy);
+                    // the run recorder as a cluster singleton on the trainer role, and its proxy
+                    var recorder = TrainingDirectorActor.UnderBackoff(RunRecorderActor.Props(runId, new RunRecorderSettings(journal.SnapshotEvery)), "run-recorder");
+                    system.ActorOf(ClusterSingletonManager.Props(recorder, PoisonPill.Instance,
+                        ClusterSingletonManagerSettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-recorder")), "run-recorder");
+                    var proxy = system.ActorOf(ClusterSingletonProxy.Props("/user/run-recorder",
+                        ClusterSingletonProxySettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-recorder")), "run-recorder-proxy");
+                    registry.Register<RunRecorderKey>(proxy);
                 })
                 .AddStartup((system, _) =>
                 {
@@ -73,7 +73,7 @@ public static class TrainingHost
 
     /// <summary>
     /// Builds (does not start) the host of a worker node (<c>moco node</c>): remoting and clustering with role
-    /// <c>worker</c>, joining <paramref name="cluster"/>'s seed nodes; no journal and no coordinator (they live on the
+    /// <c>worker</c>, joining <paramref name="cluster"/>'s seed nodes; no journal and no recorder (they live on the
     /// node that runs <c>moco train</c>).
     /// </summary>
     /// <param name="cluster">Remoting and the seed nodes to join (at least one).</param>
@@ -130,7 +130,7 @@ public static class TrainingHost
 
     /// <summary>
     /// Akka.NET 1.5.74 (net6.0 and later) takes SIGTERM itself when <c>run-by-clr-shutdown-hook</c> is on: it starts
-    /// coordinated shutdown at once, under a run that is finishing its chunk (the run coordinator stops first and the
+    /// coordinated shutdown at once, under a run that is finishing its chunk (the run recorder stops first and the
     /// run ends as failed). The commands own SIGTERM: <c>moco train</c> stops at the end of the chunk, checkpoints and
     /// then stops the actor system; <c>moco node</c> leaves the cluster. So the hook is off whatever the HOCON says.
     /// </summary>
@@ -292,8 +292,8 @@ public static class TrainingHost
         }
     }
 
-    /// <summary>The registry key of the run coordinator singleton's proxy.</summary>
-    public sealed class RunCoordinatorKey
+    /// <summary>The registry key of the run recorder singleton's proxy.</summary>
+    public sealed class RunRecorderKey
     {
     }
 }

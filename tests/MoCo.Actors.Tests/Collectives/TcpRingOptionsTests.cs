@@ -4,7 +4,7 @@ using static MoCo.Actors.Tests.Collectives.Messages;
 
 namespace MoCo.Actors.Tests.Collectives;
 
-/// <summary>The ring's options: endpoints as the coordinator publishes them, validation, and a secret that never prints.</summary>
+/// <summary>The ring's options: endpoints as the recorder publishes them, validation, and a secret that never prints.</summary>
 public sealed class TcpRingOptionsTests
 {
     [Fact]

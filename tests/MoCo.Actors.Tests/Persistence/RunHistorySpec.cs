@@ -54,16 +54,16 @@ public sealed class RunHistorySpec : SqliteJournalSpec
         Assert.Throws<FileNotFoundException>(() => RunHistory.OpenSqlite(Path.Combine(Directory, "missing.db")));
     }
 
-    private async Task<RunState> RunToEndAsync(string runId, IEnumerable<RunCoordinator.ICommand> commands)
+    private async Task<RunState> RunToEndAsync(string runId, IEnumerable<RunRecorder.ICommand> commands)
     {
-        var coordinator = Sys.ActorOf(RunCoordinatorActor.Props(runId), "run-coordinator-" + runId);
+        var recorder = Sys.ActorOf(RunRecorderActor.Props(runId), "run-recorder-" + runId);
         foreach (var command in commands)
         {
-            coordinator.Tell(command, TestActor);
-            await ExpectMsgAsync<RunCoordinator.Ack>(Wait);
+            recorder.Tell(command, TestActor);
+            await ExpectMsgAsync<RunRecorder.Ack>(Wait);
         }
 
-        coordinator.Tell(RunCoordinator.GetState.Instance, TestActor);
+        recorder.Tell(RunRecorder.GetState.Instance, TestActor);
         return await ExpectMsgAsync<RunState>(Wait);
     }
 }

@@ -23,8 +23,8 @@ public sealed class RunJournalSpec : SqliteJournalSpec
     {
         Assert.IsAssignableFrom<HyperionSerializer>(Sys.Serialization.FindSerializerForType(typeof(RunStarted)));
         Assert.IsAssignableFrom<HyperionSerializer>(Sys.Serialization.FindSerializerForType(typeof(RunState)));
-        // the coordinator's commands come from the director on the same node: no serializer would send them anywhere
-        Assert.ThrowsAny<Exception>(() => Sys.Serialization.FindSerializerForType(typeof(RunCoordinator.StartRun)));
+        // the recorder's commands come from the director on the same node: no serializer would send them anywhere
+        Assert.ThrowsAny<Exception>(() => Sys.Serialization.FindSerializerForType(typeof(RunRecorder.StartRun)));
     }
 
     [Fact]
@@ -49,11 +49,11 @@ public sealed class RunJournalSpec : SqliteJournalSpec
     [Fact]
     public async Task Events_and_snapshots_must_land_in_the_sqlite_file_as_Hyperion()
     {
-        var coordinator = Sys.ActorOf(RunCoordinatorActor.Props("r1", new RunCoordinatorSettings(SnapshotEvery: 2)));
+        var recorder = Sys.ActorOf(RunRecorderActor.Props("r1", new RunRecorderSettings(SnapshotEvery: 2)));
         foreach (var command in RunScript.Commands("r1").Take(4))
         {
-            coordinator.Tell(command, TestActor);
-            await ExpectMsgAsync<RunCoordinator.Ack>(Wait);
+            recorder.Tell(command, TestActor);
+            await ExpectMsgAsync<RunRecorder.Ack>(Wait);
         }
 
         var hyperionId = Sys.Serialization.FindSerializerForType(typeof(RunStarted)).Identifier;

@@ -65,8 +65,8 @@ public sealed class HyperionAllowListSpec : SqliteJournalSpec
         Assert.Contains(typeof(ImmutableList<WorkerInfo>), HyperionAllowList.Journal);
         Assert.Contains(typeof(ImmutableSortedDictionary<string, WorkerInfo>), HyperionAllowList.Journal);
         Assert.DoesNotContain(typeof(FileInfo), HyperionAllowList.Journal);
-        // commands from the command line and the coordinator's commands stay in their process: on neither list
-        foreach (var local in new[] { typeof(MoCo.Actors.Training.TrainingDirector.Interrupt), typeof(RunCoordinator.CompleteRun), typeof(RunCoordinator.FailRun), typeof(MoCo.Actors.Nodes.NodeAgent.Leave) })
+        // commands from the command line and the recorder's commands stay in their process: on neither list
+        foreach (var local in new[] { typeof(MoCo.Actors.Training.TrainingDirector.Interrupt), typeof(RunRecorder.CompleteRun), typeof(RunRecorder.FailRun), typeof(MoCo.Actors.Nodes.NodeAgent.Leave) })
         {
             Assert.DoesNotContain(local, HyperionAllowList.Journal);
             Assert.DoesNotContain(local, HyperionAllowList.Wire);

@@ -83,7 +83,7 @@ public sealed class WireSerializerSpec : SqliteJournalSpec
     [Fact]
     public void Commands_that_belong_to_a_process_must_have_no_serializer_and_JSON_must_be_refused()
     {
-        foreach (var local in new object[] { TrainingDirector.Interrupt.Instance, new RunCoordinator.CompleteRun(long.MaxValue), new RunCoordinator.FailRun("x"), new NodeAgent.Leave("x") })
+        foreach (var local in new object[] { TrainingDirector.Interrupt.Instance, new RunRecorder.CompleteRun(long.MaxValue), new RunRecorder.FailRun("x"), new NodeAgent.Leave("x") })
         {
             Assert.ThrowsAny<Exception>(() => Sys.Serialization.FindSerializerForType(local.GetType()));
         }

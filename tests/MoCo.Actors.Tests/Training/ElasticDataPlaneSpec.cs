@@ -112,10 +112,10 @@ public sealed class ElasticDataPlaneSpec : TestKit
     private async Task<string> FinalCheckpointAsync(string runId)
     {
         var probe = CreateTestProbe();
-        var coordinator = Sys.ActorOf(RunCoordinatorActor.Props(runId), "check-" + runId);
-        coordinator.Tell(RunCoordinator.GetState.Instance, probe.Ref);
+        var recorder = Sys.ActorOf(RunRecorderActor.Props(runId), "check-" + runId);
+        recorder.Tell(RunRecorder.GetState.Instance, probe.Ref);
         var state = await probe.ExpectMsgAsync<RunState>(TimeSpan.FromSeconds(10));
-        await coordinator.GracefulStop(TimeSpan.FromSeconds(10));
+        await recorder.GracefulStop(TimeSpan.FromSeconds(10));
         return state.Checkpoints[^1].Path;
     }
 

@@ -95,14 +95,14 @@ public sealed class TrainingDirectorSpec : TestKit
         return final;
     }
 
-    /// <summary>The run's state as a fresh coordinator recovers it from the journal.</summary>
+    /// <summary>The run's state as a fresh recorder recovers it from the journal.</summary>
     private async Task<RunState> JournalStateAsync(string runId)
     {
         var probe = CreateTestProbe();
-        var coordinator = Sys.ActorOf(RunCoordinatorActor.Props(runId), "check-" + runId + "-" + Guid.NewGuid().ToString("N")[..6]);
-        coordinator.Tell(RunCoordinator.GetState.Instance, probe.Ref);
+        var recorder = Sys.ActorOf(RunRecorderActor.Props(runId), "check-" + runId + "-" + Guid.NewGuid().ToString("N")[..6]);
+        recorder.Tell(RunRecorder.GetState.Instance, probe.Ref);
         var state = await probe.ExpectMsgAsync<RunState>(Wait);
-        await coordinator.GracefulStop(Wait);
+        await recorder.GracefulStop(Wait);
         return state;
     }
 

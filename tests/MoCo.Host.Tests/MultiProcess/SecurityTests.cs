@@ -84,7 +84,7 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
 
     /// <summary>
     /// Sends each message three ways to every user actor of the trainer (wildcard selections: the director, its workers,
-    /// the checkpointer, the coordinator singleton and its proxy): as Akka's JSON, through an unrestricted Hyperion (the
+    /// the checkpointer, the recorder singleton and its proxy): as Akka's JSON, through an unrestricted Hyperion (the
     /// journal serializer's id) and through the wire serializer under a key that is not the cluster's.
     /// </summary>
     private async Task SendEverything(ActorSystem[] systems, string trainer, IReadOnlyList<object> messages)

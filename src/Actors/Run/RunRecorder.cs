@@ -1,12 +1,12 @@
 namespace MoCo.Actors.Run;
 
 /// <summary>
-/// The run coordinator's protocol. Every command is answered with <see cref="Ack"/> once its event is persisted
+/// The run recorder's protocol. Every command is answered with <see cref="Ack"/> once its event is persisted
 /// and applied, or with <see cref="Rejected"/> when <see cref="RunState.Apply"/> refuses it (nothing is then
 /// persisted). <see cref="GetState"/> is answered with the current <see cref="RunState"/>.
-/// The actor itself is <see cref="RunCoordinatorActor"/>.
+/// The actor itself is <see cref="RunRecorderActor"/>.
 /// </summary>
-public static class RunCoordinator
+public static class RunRecorder
 {
     /// <summary>Marks the commands that persist an event.</summary>
     public interface ICommand : IMocoMessage
@@ -14,7 +14,7 @@ public static class RunCoordinator
     }
 
     /// <summary>Start the run; persists <see cref="RunStarted"/>.</summary>
-    /// <param name="RunId">Must equal the coordinator's run id.</param>
+    /// <param name="RunId">Must equal the recorder's run id.</param>
     /// <param name="ConfigJson">The run's configuration, as JSON.</param>
     public sealed record StartRun(string RunId, string ConfigJson) : ICommand;
 
@@ -78,7 +78,7 @@ public static class RunCoordinator
     /// <summary>The command's event was persisted and applied.</summary>
     /// <param name="Event">The event persisted.</param>
     /// <param name="SequenceNr">Its journal sequence number.</param>
-    /// <param name="State">The run's state after the event: the coordinator is the one place that folds the run's events,
+    /// <param name="State">The run's state after the event: the recorder is the one place that folds the run's events,
     /// and the director takes the state from here.</param>
     public sealed record Ack(IRunEvent Event, long SequenceNr, RunState State) : IMocoMessage;
 

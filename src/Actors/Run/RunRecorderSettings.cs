@@ -1,9 +1,9 @@
 namespace MoCo.Actors.Run;
 
-/// <summary>Tuning of the run coordinator.</summary>
+/// <summary>Tuning of the run recorder.</summary>
 /// <param name="SnapshotEvery">Save a snapshot of the state after every this many events (at least 1).</param>
-public sealed record RunCoordinatorSettings(int SnapshotEvery = 50)
+public sealed record RunRecorderSettings(int SnapshotEvery = 50)
 {
     /// <summary>The defaults: a snapshot every 50 events.</summary>
-    public static RunCoordinatorSettings Default { get; } = new();
+    public static RunRecorderSettings Default { get; } = new();
 }

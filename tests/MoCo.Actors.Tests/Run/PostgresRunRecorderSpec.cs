@@ -8,49 +8,49 @@ using Xunit.Abstractions;
 
 namespace MoCo.Actors.Tests.Run;
 
-/// <summary>The run coordinator on a real PostgreSQL journal (<see cref="RunJournal.PostgreSql"/>), in a schema of its own.</summary>
-public sealed class PostgresRunCoordinatorSpec : TestKit
+/// <summary>The run recorder on a real PostgreSQL journal (<see cref="RunJournal.PostgreSql"/>), in a schema of its own.</summary>
+public sealed class PostgresRunRecorderSpec : TestKit
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
     private readonly PostgresSchema? _schema;
     private readonly List<ActorSystem> _extraSystems = [];
 
-    public PostgresRunCoordinatorSpec(ITestOutputHelper output)
+    public PostgresRunRecorderSpec(ITestOutputHelper output)
         : this(PostgresSchema.TryCreate(), output)
     {
     }
 
-    private PostgresRunCoordinatorSpec(PostgresSchema? schema, ITestOutputHelper output)
+    private PostgresRunRecorderSpec(PostgresSchema? schema, ITestOutputHelper output)
         : base(SystemConfig(schema), "moco-pg-test", output)
     {
         _schema = schema;
     }
 
     [PostgresFact]
-    public async Task Coordinator_must_recover_same_state_after_restart_on_postgres()
+    public async Task Recorder_must_recover_same_state_after_restart_on_postgres()
     {
         if (_schema is null)
         {
             Assert.Fail(PostgresFactAttribute.HowToProvide);
         }
 
-        var coordinator = Sys.ActorOf(RunCoordinatorActor.Props("r1"), "run-coordinator");
+        var recorder = Sys.ActorOf(RunRecorderActor.Props("r1"), "run-recorder");
         foreach (var command in RunScript.Commands("r1"))
         {
-            coordinator.Tell(command, TestActor);
-            await ExpectMsgAsync<RunCoordinator.Ack>(Wait);
+            recorder.Tell(command, TestActor);
+            await ExpectMsgAsync<RunRecorder.Ack>(Wait);
         }
 
-        coordinator.Tell(RunCoordinator.GetState.Instance, TestActor);
+        recorder.Tell(RunRecorder.GetState.Instance, TestActor);
         var before = await ExpectMsgAsync<RunState>(Wait);
 
         await Sys.Terminate().WaitAsync(Wait);
         var restarted = ActorSystem.Create("moco-pg-restarted", SystemConfig(_schema).WithFallback(DefaultConfig));
         _extraSystems.Add(restarted);
         var probe = CreateTestProbe(restarted);
-        var recovered = restarted.ActorOf(RunCoordinatorActor.Props("r1"), "run-coordinator");
-        recovered.Tell(RunCoordinator.GetState.Instance, probe);
+        var recovered = restarted.ActorOf(RunRecorderActor.Props("r1"), "run-recorder");
+        recovered.Tell(RunRecorder.GetState.Instance, probe);
         var after = await probe.ExpectMsgAsync<RunState>(Wait);
 
         Assert.Equal(before, after);

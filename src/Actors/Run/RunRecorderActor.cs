@@ -6,23 +6,23 @@ using Akka.Persistence;
 namespace MoCo.Actors.Run;
 
 /// <summary>
-/// Event-sourced keeper of one run's state (protocol: <see cref="RunCoordinator"/>). It only persists,
+/// Event-sourced keeper of one run's state (protocol: <see cref="RunRecorder"/>). It only persists,
 /// recovers and snapshots: every decision is <see cref="RunState.Apply"/>'s. A command is turned into its event,
 /// checked against the state, persisted, then applied; a refused command is answered and nothing is persisted.
 /// </summary>
-public sealed class RunCoordinatorActor : ReceivePersistentActor
+public sealed class RunRecorderActor : ReceivePersistentActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _runId;
-    private readonly RunCoordinatorSettings _settings;
+    private readonly RunRecorderSettings _settings;
     private readonly TimeProvider _clock;
     private RunState _state = RunState.Empty;
 
-    /// <summary>Creates the coordinator of run <paramref name="runId"/>; use <see cref="Props"/>.</summary>
+    /// <summary>Creates the recorder of run <paramref name="runId"/>; use <see cref="Props"/>.</summary>
     /// <param name="runId">The run's identity.</param>
     /// <param name="settings">Tuning.</param>
     /// <param name="clock">The source of event timestamps.</param>
-    public RunCoordinatorActor(string runId, RunCoordinatorSettings settings, TimeProvider clock)
+    public RunRecorderActor(string runId, RunRecorderSettings settings, TimeProvider clock)
     {
         _runId = runId;
         _settings = settings;
@@ -32,17 +32,17 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Recover<IRunEvent>(HandleRecoveredEvent);
         Recover<RecoveryCompleted>(HandleRecoveryCompleted);
 
-        Command<RunCoordinator.StartRun>(HandleStartRun);
-        Command<RunCoordinator.StartGeneration>(HandleStartGeneration);
-        Command<RunCoordinator.JoinWorker>(HandleJoinWorker);
-        Command<RunCoordinator.LeaveWorker>(HandleLeaveWorker);
-        Command<RunCoordinator.RecordEpoch>(HandleRecordEpoch);
-        Command<RunCoordinator.RecordCheckpoint>(HandleRecordCheckpoint);
-        Command<RunCoordinator.CompleteRun>(HandleCompleteRun);
-        Command<RunCoordinator.RecordSteps>(recorded => PersistChecked(recorded, new StepsRecorded(recorded.FirstStep, recorded.Losses.ToImmutableList(),
+        Command<RunRecorder.StartRun>(HandleStartRun);
+        Command<RunRecorder.StartGeneration>(HandleStartGeneration);
+        Command<RunRecorder.JoinWorker>(HandleJoinWorker);
+        Command<RunRecorder.LeaveWorker>(HandleLeaveWorker);
+        Command<RunRecorder.RecordEpoch>(HandleRecordEpoch);
+        Command<RunRecorder.RecordCheckpoint>(HandleRecordCheckpoint);
+        Command<RunRecorder.CompleteRun>(HandleCompleteRun);
+        Command<RunRecorder.RecordSteps>(recorded => PersistChecked(recorded, new StepsRecorded(recorded.FirstStep, recorded.Losses.ToImmutableList(),
             recorded.Digest, recorded.Checksums?.ToImmutableList(), recorded.Threads, recorded.WorldSize, recorded.DataPlane)));
-        Command<RunCoordinator.FailRun>(HandleFailRun);
-        Command<RunCoordinator.GetState>(HandleGetState);
+        Command<RunRecorder.FailRun>(HandleFailRun);
+        Command<RunRecorder.GetState>(HandleGetState);
         Command<SaveSnapshotSuccess>(HandleSaveSnapshotSuccess);
         Command<SaveSnapshotFailure>(HandleSaveSnapshotFailure);
         Command<DeleteSnapshotsSuccess>(HandleDeleteSnapshotsSuccess);
@@ -52,24 +52,24 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     /// <inheritdoc />
     public override string PersistenceId => PersistenceIdFor(_runId);
 
-    /// <summary>The persistence id of run <paramref name="runId"/>'s coordinator: <c>run-{runId}</c>.</summary>
+    /// <summary>The persistence id of run <paramref name="runId"/>'s recorder: <c>run-{runId}</c>.</summary>
     /// <param name="runId">The run's identity.</param>
     public static string PersistenceIdFor(string runId)
     {
         return "run-" + runId;
     }
 
-    /// <summary>Props for the coordinator of run <paramref name="runId"/>.</summary>
+    /// <summary>Props for the recorder of run <paramref name="runId"/>.</summary>
     /// <param name="runId">The run's identity; not empty.</param>
-    /// <param name="settings">Tuning; <see cref="RunCoordinatorSettings.Default"/> when null.</param>
+    /// <param name="settings">Tuning; <see cref="RunRecorderSettings.Default"/> when null.</param>
     /// <param name="clock">Timestamps for events; the system clock when null.</param>
-    public static Props Props(string runId, RunCoordinatorSettings? settings = null, TimeProvider? clock = null)
+    public static Props Props(string runId, RunRecorderSettings? settings = null, TimeProvider? clock = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(runId);
-        var resolved = settings ?? RunCoordinatorSettings.Default;
+        var resolved = settings ?? RunRecorderSettings.Default;
         ArgumentOutOfRangeException.ThrowIfLessThan(resolved.SnapshotEvery, 1, nameof(settings));
         var time = clock ?? TimeProvider.System;
-        return Akka.Actor.Props.Create(() => new RunCoordinatorActor(runId, resolved, time));
+        return Akka.Actor.Props.Create(() => new RunRecorderActor(runId, resolved, time));
     }
 
     private void HandleSnapshotOffer(SnapshotOffer offer)
@@ -88,54 +88,54 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         _log.Info("Run {0}: recovered {1} event(s), status {2}", _runId, LastSequenceNr, _state.Status);
     }
 
-    private void HandleStartRun(RunCoordinator.StartRun command)
+    private void HandleStartRun(RunRecorder.StartRun command)
     {
         if (command.RunId != _runId)
         {
-            Reject(command, $"this coordinator keeps run '{_runId}', not '{command.RunId}'");
+            Reject(command, $"this recorder keeps run '{_runId}', not '{command.RunId}'");
             return;
         }
 
         PersistChecked(command, new RunStarted(command.RunId, command.ConfigJson, _clock.GetUtcNow()));
     }
 
-    private void HandleStartGeneration(RunCoordinator.StartGeneration command)
+    private void HandleStartGeneration(RunRecorder.StartGeneration command)
     {
         var ranks = command.Ranks.ToImmutableList();
         PersistChecked(command, new GenerationStarted(_state.Generation + 1, ranks, command.Step));
     }
 
-    private void HandleJoinWorker(RunCoordinator.JoinWorker command)
+    private void HandleJoinWorker(RunRecorder.JoinWorker command)
     {
         PersistChecked(command, new WorkerJoined(command.Worker));
     }
 
-    private void HandleLeaveWorker(RunCoordinator.LeaveWorker command)
+    private void HandleLeaveWorker(RunRecorder.LeaveWorker command)
     {
         PersistChecked(command, new WorkerLeft(command.WorkerId, command.Reason));
     }
 
-    private void HandleRecordEpoch(RunCoordinator.RecordEpoch command)
+    private void HandleRecordEpoch(RunRecorder.RecordEpoch command)
     {
         PersistChecked(command, new EpochCompleted(command.Epoch, command.Step, command.Metrics));
     }
 
-    private void HandleRecordCheckpoint(RunCoordinator.RecordCheckpoint command)
+    private void HandleRecordCheckpoint(RunRecorder.RecordCheckpoint command)
     {
         PersistChecked(command, new CheckpointSaved(command.Path, command.Sha256, command.Epoch, command.Step));
     }
 
-    private void HandleCompleteRun(RunCoordinator.CompleteRun command)
+    private void HandleCompleteRun(RunRecorder.CompleteRun command)
     {
         PersistChecked(command, new RunCompleted(command.Step, _clock.GetUtcNow()));
     }
 
-    private void HandleFailRun(RunCoordinator.FailRun command)
+    private void HandleFailRun(RunRecorder.FailRun command)
     {
         PersistChecked(command, new RunFailed(command.Reason, _clock.GetUtcNow()));
     }
 
-    private void HandleGetState(RunCoordinator.GetState _)
+    private void HandleGetState(RunRecorder.GetState _)
     {
         Sender.Tell(_state);
     }
@@ -163,7 +163,7 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
     }
 
     /// <summary>Persists <paramref name="e"/> if the state accepts it, then applies it and acknowledges.</summary>
-    private void PersistChecked(RunCoordinator.ICommand command, IRunEvent e)
+    private void PersistChecked(RunRecorder.ICommand command, IRunEvent e)
     {
         RunState next;
         try
@@ -181,7 +181,7 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         Persist(e, persisted =>
         {
             _state = next;
-            Sender.Tell(new RunCoordinator.Ack(persisted, LastSequenceNr, next));
+            Sender.Tell(new RunRecorder.Ack(persisted, LastSequenceNr, next));
             if (LastSequenceNr % _settings.SnapshotEvery == 0)
             {
                 SaveSnapshot(_state);
@@ -189,9 +189,9 @@ public sealed class RunCoordinatorActor : ReceivePersistentActor
         });
     }
 
-    private void Reject(RunCoordinator.ICommand command, string reason)
+    private void Reject(RunRecorder.ICommand command, string reason)
     {
         _log.Warning("Run {0}: refused {1}: {2}", _runId, command.GetType().Name, reason);
-        Sender.Tell(new RunCoordinator.Rejected(command, reason));
+        Sender.Tell(new RunRecorder.Rejected(command, reason));
     }
 }

@@ -316,6 +316,36 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void A_trainer_that_joins_another_must_be_a_named_standby_of_a_run_journaled_in_postgresql()
+    {
+        // every refusal comes before anything is written or any cluster is joined (the seed is never contacted)
+        (string, string)[] secret = [("MOCO_CLUSTER_SECRET", "test-secret-0123456789abcdef")];
+        var (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "joins"), "--seed-nodes", "127.0.0.1:9"], secret);
+        Assert.Equal(2, code);
+        Assert.Contains("that makes this process a standby", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "unnamed"), "--standby", "--seed-nodes", "127.0.0.1:9"], secret);
+        Assert.Equal(2, code);
+        Assert.Contains("--standby needs --run-id", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "alone"), "--standby", "--run-id", "r1"], secret);
+        Assert.Equal(2, code);
+        Assert.Contains("--standby needs the running trainer's cluster to join", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "sqlite"), "--standby", "--run-id", "r1", "--seed-nodes", "127.0.0.1:9"], secret);
+        Assert.Equal(2, code);
+        Assert.Contains("--standby needs the run's journal in PostgreSQL", output, StringComparison.Ordinal);
+
+        (code, output) = Run(["train", .. Tiny, "--run-dir", Path.Combine(_dir, "badid"), "--run-id", "../escape"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--run-id '../escape': use 1 to 128 letters", output, StringComparison.Ordinal);
+        foreach (var dir in new[] { "joins", "unnamed", "alone", "sqlite", "badid" })
+        {
+            Assert.False(Directory.Exists(Path.Combine(_dir, dir)), $"a run directory was made for a trainer that cannot start ({dir})");
+        }
+    }
+
+    [Fact]
     public void A_node_must_say_which_data_plane_it_chose_and_refuse_forced_nccl_without_cuda_and_libnccl()
     {
         var (code, output) = Run(["node", "--join", "127.0.0.1:1"], ("MOCO_CLUSTER_SECRET", "0123456789abcdef0123456789abcdef"), ("MOCO_DATA_PLANE_BACKEND", "nccl"));

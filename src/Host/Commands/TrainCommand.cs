@@ -509,6 +509,13 @@ internal sealed record TrainerRole(string? RunId, bool Standby)
 
         if (!Standby)
         {
+            if (cluster.SeedAddresses().Count > 0)
+            {
+                throw new ConfigurationError("moco train --seed-nodes joins the cluster of another trainer, where the run's director already runs: "
+                    + "that makes this process a standby, which takes the run over when that trainer is lost; say so with --standby (with --run-id "
+                    + "and the journal in PostgreSQL), or leave out --seed-nodes to start a run of its own");
+            }
+
             return;
         }
 

@@ -6,14 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-2}; images=${2:-5120}
-moco="dotnet src/Host/bin/Release/net10.0/moco.dll"
-out=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
-export MOCO_CLUSTER_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+. bench/cluster-lib.sh
 common=(--preset cifar-small --data "synthetic:$images" --epochs "$epochs" --knn-every 0 --knn-at-start false)
 cores=$(nproc)
-$moco cert --out "$out/cluster.pem" > /dev/null # remoting between processes runs over TLS with the cluster's certificate
-export MOCO_CLUSTER_CERTIFICATE="$out/cluster.pem"
 
 echo "== 1 process, 1 worker, $cores torch threads"
 $moco train "${common[@]}" --threads "$cores" --run-dir "$out/one" | grep -E "^epoch"

@@ -14,17 +14,9 @@ cd "$(dirname "$0")/.."
 kills=${1:-5}
 signal=${2:-KILL}
 case "$signal" in KILL|TERM) ;; *) echo "signal must be KILL or TERM, not $signal" >&2; exit 2 ;; esac
-moco="dotnet src/Host/bin/Release/net10.0/moco.dll"
-out=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
-export MOCO_CLUSTER_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-$moco cert --out "$out/cluster.pem" > /dev/null
-export MOCO_CLUSTER_CERTIFICATE="$out/cluster.pem"
+. bench/cluster-lib.sh
 port=$(free_port)
 metrics=$(free_port)
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 global_step() { curl -s "http://127.0.0.1:$metrics/metrics" | awk '/^moco_global_step(\{[^}]*\})? / { print int($2) }'; }
 # waits (at most $2 s) until the trainer's log has $1 lines matching the generation line
 wait_generations() {
@@ -70,7 +62,6 @@ for k in $(seq 1 "$kills"); do
   wait_generations $((generations + 2)) 120
 done
 
-summary() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "min %.2f, median %.2f, max %.2f s over %d rounds", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR], NR }'; }
 echo
 echo "SIG$signal to the next generation: $(summary "${gen_times[@]}")"
 echo "SIG$signal to the next step done:  $(summary "${step_times[@]}")"

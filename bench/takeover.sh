@@ -15,18 +15,10 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 export MOCO_JOURNAL_CONNECTION_STRING=${MOCO_JOURNAL_CONNECTION_STRING:-${MOCO_TEST_POSTGRES:-}}
 [ -n "$MOCO_JOURNAL_CONNECTION_STRING" ] || { echo "set MOCO_JOURNAL_CONNECTION_STRING to a PostgreSQL database (a standby needs the journal there)" >&2; exit 2; }
-moco="dotnet src/Host/bin/Release/net10.0/moco.dll"
-out=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
-export MOCO_CLUSTER_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-$moco cert --out "$out/cluster.pem" > /dev/null
-export MOCO_CLUSTER_CERTIFICATE="$out/cluster.pem"
+. bench/cluster-lib.sh
 run_id="takeover-bench-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 ports=("$(free_port)" "$(free_port)")
 metrics=("$(free_port)" "$(free_port)")
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 global_step() { curl -s "http://127.0.0.1:${metrics[$1]}/metrics" | awk '/^moco_global_step(\{[^}]*\})? / { print int($2) }'; }
 # waits (at most $3 s) until trainer $1's log (of its incarnation $4) matches $2
 wait_for() {
@@ -86,7 +78,6 @@ for k in $(seq 1 "$rounds"); do
   active=$standby
 done
 
-summary() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "min %.2f, median %.2f, max %.2f s over %d rounds", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR], NR }'; }
 echo
 echo "SIGKILL to the take-over:        $(summary "${over_times[@]}")"
 echo "SIGKILL to the next generation:  $(summary "${gen_times[@]}")"

@@ -1,19 +1,6 @@
-using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
-using Akka.Pattern;
-using Akka.Cluster;
-using MoCo.Actors.Checkpoints;
-using MoCo.Actors.Collectives;
-using MoCo.Actors.Collectives.Nccl;
-using MoCo.Actors.Nodes;
-using MoCo.Actors.Queue;
 using MoCo.Actors.Run;
-using MoCo.Actors.Workers;
-using MoCo.Model.Checkpoints;
-using MoCo.Model.Data;
-using MoCo.Model.Training;
-using TorchSharp;
 
 namespace MoCo.Actors.Training;
 

@@ -1,19 +1,9 @@
-using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
-using Akka.Pattern;
 using Akka.Cluster;
-using MoCo.Actors.Checkpoints;
 using MoCo.Actors.Collectives;
-using MoCo.Actors.Collectives.Nccl;
 using MoCo.Actors.Nodes;
-using MoCo.Actors.Queue;
-using MoCo.Actors.Run;
 using MoCo.Actors.Workers;
-using MoCo.Model.Checkpoints;
-using MoCo.Model.Data;
-using MoCo.Model.Training;
-using TorchSharp;
 
 namespace MoCo.Actors.Training;
 
@@ -150,10 +140,11 @@ public sealed partial class TrainingDirectorActor
     private void HandleStartFailed(NodeAgent.StartFailed failed)
     {
         Quarantine(failed.Node, failed.Error);
-        int rank = _slots.FindIndex(s => s.Node == failed.Node && s.Ref.IsNobody());
-        if (rank >= 0)
+        // every rank the node was to start (or hand over) fails: one failure would leave the others' replies awaited
+        var ranks = Enumerable.Range(0, _slots.Count).Where(r => _slots[r].Node == failed.Node && _slots[r].Agent is not null && _slots[r].Ref.IsNobody()).ToList();
+        foreach (int rank in ranks)
         {
-            HandleWorkerFailed(new Worker.WorkerFailed(rank, "starting", -1, -1, -1, $"node {failed.Node} could not start its workers: {failed.Error}", FirstFailure: true));
+            HandleWorkerFailed(new Worker.WorkerFailed(rank, "starting", -1, -1, -1, $"node {failed.Node} could not start its workers: {failed.Error}", FirstFailure: rank == ranks[0]));
         }
     }
 

@@ -16,9 +16,11 @@ public sealed partial class TrainingDirectorActor
     /// <summary>Sends every worker the next chunk of steps, or completes the run when the schedule is done.</summary>
     private void NextChunk()
     {
-        if (_finishing || _pendingRecovery is not null || _outstanding.Count > 0)
+        if (_finishing || _pendingRecovery is not null || _outstanding.Count > 0 || _forming)
         {
-            // a recovery is under way (a failure arrived between chunks): the new generation starts the next chunk
+            // a recovery is under way (a failure arrived between chunks), or a generation is forming (a journal
+            // acknowledgement of the old generation's chunk came while the new one waits for the journal): the new
+            // generation starts the next chunk
             return;
         }
 
@@ -161,7 +163,7 @@ public sealed partial class TrainingDirectorActor
     /// <summary>Rank 0 copies its state into memory and hands it to the checkpointer; training goes on at once.</summary>
     private void TakeCheckpoint(double? knnTop1Percent)
     {
-        if (_outstanding.Count > 0 || _pendingRecovery is not null)
+        if (_outstanding.Count > 0 || _pendingRecovery is not null || _forming)
         {
             // a journal acknowledgement arrived after a membership change began a new generation: the survivors keep
             // this step's state, so the checkpoint is taken when the generation has formed

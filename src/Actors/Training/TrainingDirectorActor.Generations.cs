@@ -108,6 +108,7 @@ public sealed partial class TrainingDirectorActor
     /// </summary>
     private void FormGeneration(IReadOnlyList<int> newRanks, int sourceRank, string source)
     {
+        _forming = true;
         if (sourceRank < 0)
         {
             var reference = _ready[newRanks[0]];
@@ -262,6 +263,7 @@ public sealed partial class TrainingDirectorActor
 
     private void GenerationJoined(IReadOnlyList<int> newRanks, int sourceRank, string source)
     {
+        _forming = false;
         var first = _joined[0];
         var disagreeing = _joined.Values.FirstOrDefault(j => j.GlobalStep != first.GlobalStep || j.Epoch != first.Epoch);
         if (disagreeing is not null)

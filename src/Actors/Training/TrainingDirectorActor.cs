@@ -65,6 +65,10 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
     // this director ends interrupted while a standby trainer is Up: the nodes keep their workers for the standby's director
     private bool _handOver;
 
+    // a generation is forming (from FormGeneration until every rank joined): no chunk and no checkpoint is sent meanwhile,
+    // even when an acknowledgement of the old generation's journal writes comes in between two of its exchanges
+    private bool _forming;
+
     // the journal's last checkpoint, when this director resumes from it (it was given none, and no replica outlived its predecessor)
     private string? _journalCheckpoint;
     private List<Slot> _slots = [];

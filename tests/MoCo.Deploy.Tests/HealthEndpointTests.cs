@@ -44,6 +44,14 @@ public sealed class HealthEndpointTests
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         cluster.Join(cluster.SelfAddress);
         await up.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // the Up callback comes from the cluster's daemon; SelfMember is read from the cluster's read view, which an
+        // event updates a moment later (on a loaded machine the probe asked in between and heard the view's initial
+        // "Removed"): the probe answers from the read view, so the test waits for it
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); cluster.SelfMember.Status != MemberStatus.Up && clock.Elapsed < TimeSpan.FromSeconds(30);)
+        {
+            await Task.Delay(20);
+        }
+
         await Expect(http, MetricsEndpoint.ReadyPath, HttpStatusCode.OK, "ok: member Up; run run-1: starting\n");
         run.Training(generation: 2, worldSize: 3, epoch: 4, globalStep: 50);
         await Expect(http, MetricsEndpoint.ReadyPath, HttpStatusCode.OK, "ok: member Up; run run-1: epoch 4, step 50, generation 2 of 3 worker(s)\n");

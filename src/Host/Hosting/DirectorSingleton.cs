@@ -15,6 +15,15 @@ public static class DirectorSingleton
     /// <summary>The singleton manager's name (top level).</summary>
     public const string Name = "training-director";
 
+    /// <summary>
+    /// How long after a member's removal the run's director and recorder start on the next trainer (a standby), set on
+    /// the two singletons rather than as <c>akka.cluster.down-removal-margin</c> (which Akka would otherwise take from the
+    /// split-brain resolver's 20 s <c>stable-after</c>; set globally, it also made a lone self-joined member of a loaded
+    /// machine report itself Removed). It covers the other side of a partition downing itself; a process that is gone is
+    /// downed at once (GoneProcessDowning), and two directors never both write: the journal refuses a second writer's events.
+    /// </summary>
+    public static readonly TimeSpan RemovalMargin = TimeSpan.FromSeconds(3);
+
     /// <summary>Where the director runs in the process that hosts it.</summary>
     public const string Path = "/user/" + Name + "/" + Name;
 
@@ -25,7 +34,7 @@ public static class DirectorSingleton
     {
         ArgumentNullException.ThrowIfNull(system);
         return system.ActorOf(ClusterSingletonManager.Props(director, PoisonPill.Instance,
-            ClusterSingletonManagerSettings.Create(system).WithRole(TrainingDirectorActor.TrainerRole).WithSingletonName(Name)), Name);
+            ClusterSingletonManagerSettings.Create(system).WithRole(TrainingDirectorActor.TrainerRole).WithSingletonName(Name).WithRemovalMargin(RemovalMargin)), Name);
     }
 
     /// <summary>

@@ -54,7 +54,8 @@ public static class TrainingHost
                     // the run recorder as a cluster singleton on the trainer role, and its proxy
                     var recorder = TrainingDirectorActor.UnderBackoff(RunRecorderActor.Props(runId, new RunRecorderSettings(journal.SnapshotEvery)), "run-recorder");
                     system.ActorOf(ClusterSingletonManager.Props(recorder, PoisonPill.Instance,
-                        ClusterSingletonManagerSettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-recorder")), "run-recorder");
+                        ClusterSingletonManagerSettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-recorder")
+                            .WithRemovalMargin(DirectorSingleton.RemovalMargin)), "run-recorder");
                     var proxy = system.ActorOf(ClusterSingletonProxy.Props("/user/run-recorder",
                         ClusterSingletonProxySettings.Create(system).WithRole(ClusterSettings.TrainerRole).WithSingletonName("run-recorder")), "run-recorder-proxy");
                     registry.Register<RunRecorderKey>(proxy);

@@ -35,4 +35,30 @@ public sealed class HostSettingsTests
         var e = Assert.Throws<ArgumentException>(() => host.Validate());
         Assert.Contains("bucket-mib", e.Message);
     }
+
+    [Theory]
+    [InlineData(null, 60)] // quickstart.conf
+    [InlineData("5", 5)]
+    public void Takeover_wait_must_come_from_the_preset_and_yield_to_an_override(string? value, int seconds)
+    {
+        var (config, source) = Presets.Load("quickstart", null);
+        if (value is not null)
+        {
+            config = Presets.WithOverrides(config, "moco.host", new Dictionary<string, string> { ["takeover-wait-seconds"] = value });
+        }
+        var host = SettingsReader.Read<HostSettings>(config, "moco.host", source).Validate();
+        Assert.Equal(TimeSpan.FromSeconds(seconds), host.TakeoverWait);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    public void Takeover_wait_must_refuse_less_than_a_second(string value)
+    {
+        var (config, source) = Presets.Load("quickstart", null);
+        config = Presets.WithOverrides(config, "moco.host", new Dictionary<string, string> { ["takeover-wait-seconds"] = value });
+        var host = SettingsReader.Read<HostSettings>(config, "moco.host", source);
+        var e = Assert.Throws<ArgumentException>(() => host.Validate());
+        Assert.Contains("takeover-wait-seconds", e.Message);
+    }
 }

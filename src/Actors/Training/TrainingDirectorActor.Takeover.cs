@@ -69,22 +69,7 @@ public sealed partial class TrainingDirectorActor
         }
 
         var slot = _slots[adopted.Rank];
-        string? problem = null;
-        if (adopted.Name.Length > 64 || !System.Text.RegularExpressions.Regex.IsMatch(adopted.Name, @"^worker-\d{1,9}-\d{1,4}$"))
-        {
-            problem = $"it names itself '{adopted.Name[..Math.Min(64, adopted.Name.Length)]}', not worker-N-I";
-        }
-        else if (adopted.ConfigSha256 != Worker.ConfigDigest(_settings.Config))
-        {
-            problem = "it trains with another configuration than this trainer's: start every trainer of a run (the standby too) with the same configuration";
-        }
-        else if (adopted.Losses.Length > Worker.MaxCarriedLosses || adopted.FirstLossStep + adopted.Losses.Length != adopted.GlobalStep || adopted.GlobalStep < 0
-            || adopted.StepsPerEpoch < 1 || adopted.Epoch < 0 || adopted.StepInEpoch < 0 || adopted.StepInEpoch >= adopted.StepsPerEpoch)
-        {
-            problem = $"its cursor does not add up (step {adopted.GlobalStep}, epoch {adopted.Epoch}, step {adopted.StepInEpoch} of {adopted.StepsPerEpoch}, "
-                + $"{adopted.Losses.Length} losses from step {adopted.FirstLossStep})";
-        }
-
+        string? problem = TakeoverPlan.Refusal(adopted, Worker.ConfigDigest(_settings.Config));
         if (problem is not null)
         {
             HandleWorkerFailed(new Worker.WorkerFailed(adopted.Rank, "being taken over", -1, -1, -1, $"the worker held by node {slot.Node} cannot be taken over: {problem}", FirstFailure: true));
@@ -103,17 +88,10 @@ public sealed partial class TrainingDirectorActor
     /// </summary>
     private void TakenOver(IReadOnlyList<int> created)
     {
-        var source = _adopted.Values.OrderByDescending(a => a.GlobalStep).ThenBy(a => a.Rank).FirstOrDefault();
-        if (source is null)
+        var decision = TakeoverPlan.Decide(_adopted.Values, _state.LastStep);
+        if (decision.Source is not { } source)
         {
-            FinishUnrecorded("no held worker answered the take-over");
-            return;
-        }
-
-        long recorded = _state.LastStep;
-        if (source.GlobalStep < recorded)
-        {
-            FinishUnrecorded($"the workers held for the take-over are at step {source.GlobalStep}, behind the journal's step {recorded}: they are no replicas of this run's latest state");
+            FinishUnrecorded(decision.Refusal ?? "the take-over found no source");
             return;
         }
 
@@ -126,26 +104,24 @@ public sealed partial class TrainingDirectorActor
         }
 
         var commands = new List<RunRecorder.ICommand>();
-        long first = Math.Max(recorded, source.FirstLossStep);
         string carried = "no step to journal";
-        if (first < source.GlobalStep)
+        if (decision.LossesToJournal.Count > 0)
         {
-            var losses = source.Losses.Skip((int)(first - source.FirstLossStep)).ToList();
             string plane = _settings.Backend == DataPlaneKind.Nccl ? StepsRecordedPlanes.Nccl : StepsRecordedPlanes.TcpRing;
-            commands.Add(new RunRecorder.RecordSteps(first, losses, null, null, Math.Max(1, source.Threads), Math.Max(1, source.WorldSize), plane));
-            carried = $"steps {first}-{source.GlobalStep - 1} journaled from the losses it carried";
+            commands.Add(new RunRecorder.RecordSteps(decision.FirstToJournal, decision.LossesToJournal.ToList(), null, null, Math.Max(1, source.Threads), Math.Max(1, source.WorldSize), plane));
+            carried = $"steps {decision.FirstToJournal}-{source.GlobalStep - 1} journaled from the losses it carried";
         }
 
-        if (recorded < source.FirstLossStep)
+        if (decision.Unrecorded is { } gap)
         {
-            _subscriber.Tell(new TrainingDirector.Notice($"the losses of steps {recorded}-{source.FirstLossStep - 1} were neither journaled by the previous director nor kept by a replica"));
+            _subscriber.Tell(new TrainingDirector.Notice($"the losses of steps {gap.From}-{gap.To} were neither journaled by the previous director nor kept by a replica"));
         }
 
         var notice = $"took run {_settings.RunId} over at step {source.GlobalStep} from {_adopted.Count} worker(s) that outlived its previous director "
             + $"(rank {source.Rank}, {_slots[source.Rank].Id}, is the source; {carried})";
         _log.Warning("Run {0}: {1}", _settings.RunId, notice);
         _subscriber.Tell(new TrainingDirector.Notice(notice));
-        if (source.EndedEpoch is { } ended && ended.GlobalStep == source.GlobalStep && ended.Epoch == source.Epoch - 1 && (_state.LastEpoch?.Epoch ?? -1) < ended.Epoch)
+        if (TakeoverPlan.EndedAnUnjournaledEpoch(source, _state.LastEpoch?.Epoch) && source.EndedEpoch is { } ended)
         {
             // the replicas ended an epoch the previous director did not journal: it is recorded once the generation has
             // formed at its end (its kNN monitor ran, if at all, on the lost rank 0)

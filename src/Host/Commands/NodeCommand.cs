@@ -99,6 +99,7 @@ public static class NodeCommand
             Path.Combine(host.RunsRoot, "node"), dataPlane)
         {
             CollectiveTimeout = TimeSpan.FromSeconds(host.CollectiveTimeoutSeconds),
+            TakeoverWait = host.TakeoverWait,
             Device = device,
             Backend = backend,
             Bucketing = host.Bucketing,

@@ -28,6 +28,15 @@ public sealed record HostSettings
     public int CollectiveTimeoutSeconds { get; init; } = 300;
 
     /// <summary>
+    /// Seconds a node keeps its workers, after the process running their director was lost while a standby trainer is Up,
+    /// for the director that takes the run over (<c>moco.host.takeover-wait-seconds</c>); then they stop. At least 1.
+    /// </summary>
+    public int TakeoverWaitSeconds { get; init; } = 60;
+
+    /// <summary><see cref="TakeoverWaitSeconds"/> as a time span.</summary>
+    public TimeSpan TakeoverWait => TimeSpan.FromSeconds(TakeoverWaitSeconds);
+
+    /// <summary>
     /// Where the workers compute: <c>auto</c> (CUDA when libtorch sees enough CUDA devices for the local workers, else the
     /// CPU), <c>cpu</c> or <c>cuda</c> (local worker i on <c>cuda:i</c>; an error naming what is missing without them).
     /// A property of this process, not of the run (checkpoints do not record it).
@@ -75,6 +84,10 @@ public sealed record HostSettings
         if (ImageCacheMib < -1)
         {
             throw new ArgumentException($"moco.host.image-cache-mib must be -1 (automatic), 0 (decode on demand) or a size in MiB, not {ImageCacheMib}");
+        }
+        if (TakeoverWaitSeconds < 1)
+        {
+            throw new ArgumentException($"moco.host.takeover-wait-seconds must be at least 1 (a node keeps its workers that long for a standby to take them over), not {TakeoverWaitSeconds}");
         }
         return this;
     }

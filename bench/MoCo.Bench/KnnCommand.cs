@@ -12,8 +12,10 @@ using static TorchSharp.torch;
 namespace MoCo.Bench;
 
 /// <summary>
-/// moco-bench knn: the kNN monitor's cost, as it was (the encoder's own eval forward, unfolded, float32) against the
-/// monitor now (BatchNorm folded into the convolutions, float32 and bfloat16), in the same rounds: the seconds of the
+/// moco-bench knn: the kNN monitor's cost, as it was (the encoder's own eval forward, unfolded, float32, a new similarity
+/// product per batch of queries) against BatchNorm folded into the convolutions in float32 and bfloat16 with contiguous
+/// activations (the monitor of 2026-12-03 morning) and the monitor now (folded, channels-last where safe, one similarity
+/// buffer), in the same rounds: the seconds of the
 /// bank's and the queries' features, of the vote, their sum, the ratio to the first configuration, and each one's
 /// top-1 and its difference from the first's. A trained encoder (<c>--checkpoint</c>, a run directory or checkpoint
 /// of ours) shows accuracy differences a random one hides.
@@ -57,7 +59,8 @@ internal static class KnnCommand
             + $"{(checkpoint.Length > 0 ? "trained: " + checkpoint : "random init")}), k {config.KnnK}, t {config.KnnT}; {note}, {data.Test.Count} test images; "
             + $"{threads} threads, {rounds} round(s); CPU ISA {Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA") ?? "default"}"));
 
-        string[] names = ["before: unfolded fp32, batches in turn", "monitor fp32 (folded)", "monitor bf16 (folded)"];
+        string[] names = ["before: unfolded fp32, batches in turn", "folded fp32, contiguous", "folded bf16, contiguous", "monitor fp32: folded, channels-last",
+            "monitor bf16: folded, channels-last"];
         var seconds = names.ToDictionary(n => n, _ => new List<(double Features, double Vote)>());
         var top1 = new Dictionary<string, double>();
         for (int round = 0; round < rounds; round++)
@@ -73,14 +76,16 @@ internal static class KnnCommand
                 }
                 else
                 {
-                    using var folded = new FoldedEncoder(encoder, name.EndsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32);
+                    using var folded = new FoldedEncoder(encoder, name.Contains("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32,
+                        channelsLast: name.StartsWith("monitor", StringComparison.Ordinal));
                     var device = encoder.parameters().First().device;
                     (bank, bankLabels) = FeatureExtractor.Extract(x => folded.Forward(x, source), device, data.Train, transform, normalise: true, threads: threads);
                     (queries, labels) = FeatureExtractor.Extract(x => folded.Forward(x, source), device, data.Test, transform, normalise: true, threads: threads);
                 }
                 double features = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 long t1 = Stopwatch.GetTimestamp();
-                var accuracy = monitor.Predict(queries, labels, bank, bankLabels, classes);
+                // the vote as it was (a new similarity product per batch) for the baseline and the contiguous rows, as it is for the monitor's
+                var accuracy = monitor.Predict(queries, labels, bank, bankLabels, classes, reuseSimilarity: name.StartsWith("monitor", StringComparison.Ordinal));
                 double vote = Stopwatch.GetElapsedTime(t1).TotalSeconds;
                 foreach (var t in new[] { bank, bankLabels, queries, labels })
                 {

@@ -46,9 +46,9 @@ internal static class StepOneCommand
             case StepWorkload.BareLoop:
                 return new BareLoopBench(config, options.Batch);
             case StepWorkload.MocoFp32:
-                return new MocoStepBench(config, options.Batch, Precision.Fp32);
+                return new MocoStepBench(config, options.Batch, Precision.Fp32, flat: true); // as Pretrainer runs it
             case StepWorkload.MocoBf16:
-                return new MocoStepBench(config, options.Batch, Precision.Bf16Mixed);
+                return new MocoStepBench(config, options.Batch, Precision.Bf16Mixed, flat: true);
             case StepWorkload.Loader:
             {
                 var (data, note) = BenchData.Open(options.Data, options.Batch, options.Threads);

@@ -18,6 +18,7 @@ public sealed class FoldedEncoderTests
     [InlineData("resnet18", Stem.Cifar, false, 16)]
     [InlineData("resnet18", Stem.ImageNet, true, 16)]
     [InlineData("resnet50", Stem.Cifar, true, 8)]
+    [InlineData("resnet18", Stem.Cifar, false, 64)]
     public void Folded_forward_equals_the_eval_mode_encoder(string arch, Stem stem, bool mlp, int width)
     {
         torch.random.manual_seed(7);
@@ -55,5 +56,21 @@ public sealed class FoldedEncoderTests
             Assert.True(error <= 3e-2 * scale, $"{arch} {stem} {source}: bfloat16 folded differs by {error:G3} (scale {scale:G3})");
         }
         Assert.False(encoder.training); // untouched
+    }
+
+    [Theory]
+    [InlineData(16, true)]
+    [InlineData(32, true)]
+    [InlineData(64, false)] // 512 channels in layer4: oneDNN's channels-last 1x1 kernels are wrong there on these CPUs
+    public void Channels_last_is_used_up_to_256_channels(int width, bool expected)
+    {
+        torch.random.manual_seed(3);
+        using var encoder = new ResNet(new EncoderSpec("resnet18", width, Stem.Cifar, 32, false, 1));
+        encoder.eval();
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            using var folded = new FoldedEncoder(encoder, dtype);
+            Assert.Equal(expected, folded.UsesChannelsLast);
+        }
     }
 }

@@ -156,21 +156,22 @@ public sealed partial class TrainingDirectorActor
             return true;
         }
 
-        string? problem = null;
-        try
+        if (_checkpointVerdict?.Path != last.Path)
         {
-            using var stream = File.OpenRead(last.Path);
-            var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
-            if (!sha.Equals(last.Sha256, StringComparison.OrdinalIgnoreCase))
-            {
-                problem = $"its SHA-256 is {sha}, the journal recorded {last.Sha256}";
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            problem = $"{e.GetType().Name}: {e.Message}";
+            // hashed off the actor's thread (a large checkpoint takes seconds); the verdict asks again
+            _checkpointVerdict = new CheckpointVerified(last.Path, Pending: true, null);
+            string path = last.Path, sha256 = last.Sha256;
+            string runId = _settings.RunId;
+            Task.Run(() => new CheckpointVerified(path, Pending: false, CheckpointProblem(path, sha256, runId))).PipeTo(Self);
+            return false;
         }
 
+        if (_checkpointVerdict.Pending)
+        {
+            return false;
+        }
+
+        string? problem = _checkpointVerdict.Problem;
         if (problem is not null)
         {
             FinishUnrecorded($"run {_settings.RunId} is at step {_state.LastStep} in its journal, and no worker outlived its previous director; "
@@ -191,4 +192,34 @@ public sealed partial class TrainingDirectorActor
         return cluster.State.Members.Any(m => m.HasRole(TrainerRole) && !m.Address.Equals(cluster.SelfAddress) && m.Status == MemberStatus.Up
             && !cluster.State.Unreachable.Contains(m));
     }
+
+    /// <summary>
+    /// Why the checkpoint at <paramref name="path"/> cannot be resumed from, or null: it must pass the checkpoint reader's
+    /// checks (its SHA-256 trailer over the whole file, its header, run <paramref name="runId"/>) and carry the SHA-256 the
+    /// journal recorded (the trailer's, not a hash of the file with its trailer).
+    /// </summary>
+    private static string? CheckpointProblem(string path, string sha256, string runId)
+    {
+        try
+        {
+            var info = MoCo.Model.Checkpoints.CheckpointFile.Verify(path, runId);
+            return info.Sha256.Equals(sha256, StringComparison.OrdinalIgnoreCase) ? null : $"its SHA-256 is {info.Sha256}, the journal recorded {sha256}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or MoCo.Model.Checkpoints.CheckpointRejectedException)
+        {
+            return $"{e.GetType().Name}: {e.Message}";
+        }
+    }
+
+    private void HandleCheckpointVerified(CheckpointVerified verified)
+    {
+        if (_checkpointVerdict is { Pending: true } pending && pending.Path == verified.Path)
+        {
+            _checkpointVerdict = verified;
+            TryStartElastic();
+        }
+    }
+
+    /// <summary>The journal's last checkpoint was hashed (sent to self): <paramref name="Problem"/> is null when it is the recorded file; pending while it is hashed.</summary>
+    private sealed record CheckpointVerified(string Path, bool Pending, string? Problem);
 }

@@ -71,6 +71,9 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
 
     // the journal's last checkpoint, when this director resumes from it (it was given none, and no replica outlived its predecessor)
     private string? _journalCheckpoint;
+
+    // that checkpoint's verification (hashed off the actor's thread): null before it began
+    private CheckpointVerified? _checkpointVerdict;
     private List<Slot> _slots = [];
     private WorkerGroup? _group;
     private int _incarnation;
@@ -177,6 +180,7 @@ public sealed partial class TrainingDirectorActor : ReceiveActor, IWithTimers
         });
         Receive<ProofDeadline>(HandleProofDeadline);
         Receive<RetryStart>(_ => TryStartElastic());
+        Receive<CheckpointVerified>(HandleCheckpointVerified);
         Receive<ClusterEvent.CurrentClusterState>(HandleClusterState);
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.UnreachableMember>(u => HandleNodeLost(u.Member.Address.ToString(), "unreachable"));

@@ -65,6 +65,60 @@ public sealed class ElasticDataPlaneSpec : TestKit
         }
     }
 
+    /// <summary>
+    /// A run resumed from its journal with no checkpoint given and no worker that outlived its previous director (a standby
+    /// whose nodes kept nothing): it starts from the journal's last checkpoint once that file, hashed off the director's
+    /// thread, passes the checkpoint reader's checks and has the SHA-256 the journal recorded, and ends as the uninterrupted
+    /// run does; a corrupted file, or another run's, is refused by name and nothing is journaled. (Before this test the
+    /// director hashed the whole file, trailer included, which never equals the recorded trailer: every such resume was
+    /// refused.)
+    /// </summary>
+    [Fact]
+    public async Task A_resumed_run_with_no_worker_to_adopt_must_start_from_the_journals_checkpoint_only_when_its_hash_matches()
+    {
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("steady")));
+        var interrupted = Assert.IsType<TrainingDirector.Interrupted>(await RunAsync(Settings("lost") with { ChunkSteps = 2 },
+            react: (message, director) =>
+            {
+                if (message is TrainingDirector.RunStarting)
+                {
+                    director.Tell(TrainingDirector.Interrupt.Instance);
+                }
+            }));
+        string checkpoint = interrupted.LastCheckpoint!;
+        Assert.InRange(interrupted.GlobalStep, 1, 3); // mid-epoch: 4 steps per epoch
+
+        // the file changed after the journal recorded it, or replaced by another run's: refused by name, nothing journaled
+        var before = await JournalStateAsync("lost");
+        byte[] original = await File.ReadAllBytesAsync(checkpoint);
+        byte[] changed = (byte[])original.Clone();
+        changed[changed.Length / 2] ^= 0x5A;
+        foreach (var (bytes, why) in new[] { (changed, "checksum mismatch"), (await File.ReadAllBytesAsync(await FinalCheckpointAsync("steady")), "belongs to run steady") })
+        {
+            await File.WriteAllBytesAsync(checkpoint, bytes);
+            var refused = Assert.IsType<TrainingDirector.RunFailed>(await RunAsync(Settings("lost")));
+            Assert.False(refused.Recorded);
+            Assert.Contains("cannot be used here", refused.Reason, StringComparison.Ordinal);
+            Assert.Contains(why, refused.Reason, StringComparison.Ordinal);
+            Assert.Equal(before.Timeline.Count, (await JournalStateAsync("lost")).Timeline.Count);
+        }
+
+        // the file as recorded: the run goes on from it and ends bit for bit as the uninterrupted one
+        await File.WriteAllBytesAsync(checkpoint, original);
+        var messages = new List<object>();
+        Assert.IsType<TrainingDirector.RunCompleted>(await RunAsync(Settings("lost"), messages));
+        Assert.Contains(messages, m => m is TrainingDirector.Notice n && n.Text.Contains("resuming from the journal's checkpoint", StringComparison.Ordinal));
+
+        // Tolerance 0: two ranks (every sum has two terms), the state restored from an exact copy, every draw a function
+        // of (seed, epoch, step)
+        using var steady = CheckpointFile.Read(await FinalCheckpointAsync("steady"), "steady");
+        using var resumed = CheckpointFile.Read(await FinalCheckpointAsync("lost"), "lost");
+        foreach (var name in steady.Names)
+        {
+            Assert.True(steady[name].IsSameAs(resumed[name]), $"{name} differs between the uninterrupted and the resumed run");
+        }
+    }
+
     private TrainingSettings Settings(string runId) =>
         new(new RunConfig
         {
@@ -92,15 +146,17 @@ public sealed class ElasticDataPlaneSpec : TestKit
             MinWorkers = 2,
         };
 
-    private async Task<object> RunAsync(TrainingSettings settings)
+    private async Task<object> RunAsync(TrainingSettings settings, List<object>? messages = null, Action<object, IActorRef>? react = null)
     {
         var probe = CreateTestProbe();
-        var director = Sys.ActorOf(TrainingDirectorActor.Props(settings, probe.Ref), "training-director-" + settings.RunId);
+        var director = Sys.ActorOf(TrainingDirectorActor.Props(settings, probe.Ref), "training-director-" + settings.RunId + "-" + Guid.NewGuid().ToString("N")[..6]);
         probe.Watch(director);
         while (true)
         {
             var message = await probe.ReceiveOneAsync(RunTimeout)
                 ?? throw new TimeoutException($"the director said nothing for {RunTimeout.TotalSeconds} s");
+            messages?.Add(message);
+            react?.Invoke(message, director);
             if (message is TrainingDirector.RunCompleted or TrainingDirector.RunFailed or TrainingDirector.Interrupted)
             {
                 await probe.ExpectTerminatedAsync(director, TimeSpan.FromSeconds(10));
@@ -112,11 +168,17 @@ public sealed class ElasticDataPlaneSpec : TestKit
     private async Task<string> FinalCheckpointAsync(string runId)
     {
         var probe = CreateTestProbe();
-        var recorder = Sys.ActorOf(RunRecorderActor.Props(runId), "check-" + runId);
+        return (await JournalStateAsync(runId)).Checkpoints[^1].Path;
+    }
+
+    private async Task<RunState> JournalStateAsync(string runId)
+    {
+        var probe = CreateTestProbe();
+        var recorder = Sys.ActorOf(RunRecorderActor.Props(runId), "check-" + runId + "-" + Guid.NewGuid().ToString("N")[..6]);
         recorder.Tell(RunRecorder.GetState.Instance, probe.Ref);
         var state = await probe.ExpectMsgAsync<RunState>(TimeSpan.FromSeconds(10));
         await recorder.GracefulStop(TimeSpan.FromSeconds(10));
-        return state.Checkpoints[^1].Path;
+        return state;
     }
 
     /// <inheritdoc />

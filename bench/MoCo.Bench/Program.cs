@@ -21,6 +21,7 @@ internal static class Program
         "  moco-bench knn [--data ../shared/data/cifar10-jpg.tar.gz] [--checkpoint RUN_DIR] [--rounds 2] [--threads T]   (the kNN monitor: unfolded fp32 vs folded fp32 vs folded bf16)\n" +
         "  moco-bench conv-sweep [--channels 1,3,4,7,8,12,16,17,24,32,48,64] [--dtypes fp32,bf16] [--threads T]   (libtorch's conv2d and AlignedConvolution against float64, shape by shape)\n" +
         "  moco-bench shards [--data ../shared/data/cifar10-jpg.tar.gz] [--steps 8] [--rounds 2] [--sizes 10000,100000,1281167] [--work DIR] [--keep true] [--skip throughput|memory] [--threads T]   (the shard loader: img/s against in-memory and on-demand images and the step; peak memory as the shard set grows)\n" +
+        "  moco-bench precision [--pairs 20] [--warmup 2] [--batch 256] [--width 16] [--threads T]   (the fp32 and the bf16-mixed step alternated pair by pair in one process: the speed-up)\n" +
         "  moco-bench flat [--rounds 3] [--updates 30] [--steps 4] [--batch 64] [--threads T]   (flat parameter buffers against the loop over parameters: the update alone and the whole step)\n" +
         "  moco-bench allreduce [--sizes 1,4,16,64] [--procs 2,3] [--warmup 5] [--chunks BYTES,...] [--protection aes-gcm,none] [--gloo on|off] [--python /usr/bin/python3] [--rounds 3] [--timeout 120]";
 
@@ -54,6 +55,7 @@ internal static class Program
                 "conv-sweep" => ConvSweepCommand.Run(options),
                 "shards" => ShardsBenchCommand.Run(options),
                 "flat" => FlatCommand.Run(options),
+                "precision" => PrecisionCommand.Run(options),
                 "shards-rss" => ShardsBenchCommand.RunChild(options),
                 "allreduce-rank" => AllReduceRankCommand.Run(options),
                 _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),

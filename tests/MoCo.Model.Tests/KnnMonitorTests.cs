@@ -27,6 +27,26 @@ public class KnnMonitorTests
         Assert.Throws<ArgumentException>(() => KnnMonitor.ComputeFor("fp16", DeviceType.CPU, cpu));
     }
 
+    [Theory]
+    [InlineData("avx2 fma avx512f avx512_vnni avx512_bf16", null, false)]
+    [InlineData("avx2 fma avx512f avx512_vnni amx_bf16 amx_tile", null, false)]
+    [InlineData("avx2 fma avx512f avx512_vnni avx512_bf16", "AVX2", true)]   // held below bf16: emulated
+    [InlineData("avx2 fma avx512f avx512_vnni", null, true)]
+    [InlineData("avx2 fma", null, true)]
+    public void Training_in_bf16_mixed_on_a_cpu_that_emulates_bf16_is_warned_about(string flags, string? limit, bool warned)
+    {
+        var cpu = new CpuDescription("test CPU", flags.Split(' ', StringSplitOptions.RemoveEmptyEntries), limit);
+
+        var warning = cpu.EmulatedBf16Warning(MoCo.Model.Nn.Precision.Bf16Mixed);
+        Assert.Equal(warned, warning is not null);
+        if (warning is not null)
+        {
+            Assert.Contains("--precision fp32", warning, StringComparison.Ordinal);
+            Assert.Contains("test CPU", warning, StringComparison.Ordinal);
+        }
+        Assert.Null(cpu.EmulatedBf16Warning(MoCo.Model.Nn.Precision.Fp32));
+    }
+
     [Fact]
     public void Knn_precision_is_a_setting_a_resume_may_change_and_an_unknown_value_is_named()
     {

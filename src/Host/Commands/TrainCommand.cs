@@ -156,6 +156,12 @@ public static class TrainCommand
         }
 
         CheckNumerics(run, host, device, Math.Max(1, devices), console);
+        if (device == MoCo.Model.Training.ComputeDevice.Cpu
+            && MoCo.Model.Diagnostics.CpuDescription.Current().EmulatedBf16Warning(MoCo.Model.Nn.PrecisionNames.Parse(run.Precision)) is { } emulated)
+        {
+            console.MarkupLine($"[yellow]{Markup.Escape(emulated)}[/]");
+        }
+
         Directory.CreateDirectory(runDir!);
         File.WriteAllText(Path.Combine(runDir!, "config.json"), run.ToJson());
         console.MarkupLine($"run directory: [cyan]{Markup.Escape(Path.GetFullPath(runDir!))}[/]");

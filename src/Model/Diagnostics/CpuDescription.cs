@@ -55,6 +55,17 @@ public sealed record CpuDescription(string Model, IReadOnlyList<string> VectorEx
             || IsaLimit.Contains("BF16", StringComparison.OrdinalIgnoreCase) || IsaLimit.Contains("AMX", StringComparison.OrdinalIgnoreCase)
             || IsaLimit.Contains("FP16", StringComparison.OrdinalIgnoreCase));
 
+    /// <summary>
+    /// A warning for training in <paramref name="precision"/> on this CPU when it computes bf16 without native bf16
+    /// instructions (<see cref="NativeBf16"/>), else null: oneDNN then emulates bf16, which made the cifar-small step about
+    /// 16x slower than float32 (<c>moco-bench precision</c> under <c>DNNL_MAX_CPU_ISA=AVX2</c>, bench/README.md).
+    /// </summary>
+    /// <param name="precision">The run's precision.</param>
+    public string? EmulatedBf16Warning(MoCo.Model.Nn.Precision precision) => precision == MoCo.Model.Nn.Precision.Bf16Mixed && !NativeBf16
+        ? $"precision bf16-mixed on {this}: without native bf16 instructions (AVX512_BF16 or AMX) oneDNN emulates bf16, which made the "
+            + "cifar-small step about 16x slower than fp32 on such a CPU (bench/README.md, moco-bench precision); --precision fp32 is the fast choice here"
+        : null;
+
     public override string ToString() =>
         $"{Model} ({(VectorExtensions.Count == 0 ? "no AVX2" : string.Join(" ", VectorExtensions))}; oneDNN ISA {(IsaLimit is null ? "the best available" : "limited to " + IsaLimit)})";
 }

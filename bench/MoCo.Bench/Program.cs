@@ -18,7 +18,7 @@ internal static class Program
         "  moco-bench cifar [--epochs 10] [--data ../shared/data/cifar10-jpg.tar.gz] [--out bench/out] [--threads T]\n" +
         "  moco-bench actors [--batch 256] [--steps 30] [--warmup 5] [--checkpoint-every 5] [--rounds 2] [--threads T]   (actor path vs bare loop; checkpoint stall)\n" +
         "  moco-bench buckets [--batch 64] [--width 64] [--steps 8] [--warmup 2] [--rounds 2] [--bucket-mib 25] [--transport inproc,ring] [--threads T]   (flat vs bucketed vs overlapped gradient all-reduce, 2 workers)\n" +
-        "  moco-bench knn [--data ../shared/data/cifar10-jpg.tar.gz] [--checkpoint RUN_DIR] [--rounds 2] [--threads T]   (the kNN monitor: unfolded fp32 vs folded fp32 vs folded bf16)\n" +
+        "  moco-bench knn [--data ../shared/data/cifar10-jpg.tar.gz] [--checkpoint RUN_DIR] [--rounds 2] [--threads T]   (the kNN monitor: unfolded fp32, folded fp32 and bf16 contiguous, and the monitor now: folded, channels-last, fp32 and bf16)\n" +
         "  moco-bench conv-sweep [--channels 1,3,4,7,8,12,16,17,24,32,48,64] [--dtypes fp32,bf16] [--threads T]   (libtorch's conv2d and AlignedConvolution against float64, shape by shape)\n" +
         "  moco-bench shards [--data ../shared/data/cifar10-jpg.tar.gz] [--steps 8] [--rounds 2] [--sizes 10000,100000,1281167] [--work DIR] [--keep true] [--skip throughput|memory] [--threads T]   (the shard loader: img/s against in-memory and on-demand images and the step; peak memory as the shard set grows)\n" +
         "  moco-bench precision [--pairs 20] [--warmup 2] [--batch 256] [--width 16] [--threads T]   (the fp32 and the bf16-mixed step alternated pair by pair in one process: the speed-up)\n" +

@@ -405,6 +405,19 @@ public sealed class TrainCommandTests : IDisposable
         using var doc = JsonDocument.Parse(json);
         Assert.Equal("Completed", doc.RootElement.GetProperty("status").GetString());
         Assert.Equal(8, doc.RootElement.GetProperty("lastStep").GetInt64());
+
+        // the run re-executed and compared with its PostgreSQL journal: the checkpoints from the run directory, the
+        // journal named by --journal (here through env:, so that the password is on no command line)
+        var (verifyCode, verified) = Run(["replay", runDir, "--verify", "--journal", "env:MOCO_TEST_JOURNAL", "--run", runId], ("MOCO_TEST_JOURNAL", connection));
+        Assert.True(verifyCode == 0, verified);
+        Assert.Contains($"verifying run {runId}: the journal records steps 0 to 7", verified, StringComparison.Ordinal);
+        Assert.Contains("verdict: identical", verified, StringComparison.Ordinal);
+
+        // without --journal the run directory holds no journal to compare with: named, nothing written
+        var (missing, missingOutput) = Run(["replay", runDir, "--verify"]);
+        Assert.NotEqual(0, missing);
+        Assert.Contains("for a run journaled in PostgreSQL name it: --journal", missingOutput, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(runDir, "journal.db")), "replay --verify created a journal in the run directory");
     }
 
     [Fact]

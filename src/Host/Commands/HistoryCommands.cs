@@ -104,9 +104,14 @@ public static class HistoryCommands
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: the recorded ones; other counts may change the last bits)" };
         var world = new Option<int?>("--world-size") { Description = "Replicas replayed in this process (default: the recorded world size)" };
         var plane = new Option<string?>("--data-plane") { Description = "in-process | tcp-ring (over loopback): how the replicas sum (default: as recorded)" };
+        var verifyJournal = new Option<string?>("--journal")
+        {
+            Description = "With --verify: the journal to compare with when it is not the run directory's " + RunJournal.DatabaseFileName
+                + " (a run journaled in PostgreSQL: its connection string, or env:NAME to read it from the environment variable NAME)",
+        };
         plane.AcceptOnlyFromAmong(StepsRecordedPlanes.InProcess, StepsRecordedPlanes.TcpRing);
         command.Arguments.Add(journal);
-        foreach (var option in new Option[] { run, output, verify, from, to, tolerance, data, threads, world, plane })
+        foreach (var option in new Option[] { run, output, verify, from, to, tolerance, data, threads, world, plane, verifyJournal })
         {
             command.Options.Add(option);
         }
@@ -115,9 +120,15 @@ public static class HistoryCommands
         {
             var console = ConsoleFor(parse);
             string source = ResolveJournal(parse.GetValue(journal)!);
+            string? journalElsewhere = parse.GetValue(verifyJournal) is { } given ? ResolveJournal(given) : null;
+            if (journalElsewhere is not null && !parse.GetValue(verify))
+            {
+                throw new HistoryError("--journal goes with --verify (JOURNAL itself names the journal to rebuild metrics from)");
+            }
+
             if (parse.GetValue(verify))
             {
-                return await VerifyAsync(console, source, parse.GetValue(run),
+                return await VerifyAsync(console, source, journalElsewhere, parse.GetValue(run),
                     new ReplayOptions(parse.GetValue(from), parse.GetValue(to), parse.GetValue(tolerance), parse.GetValue(data),
                         parse.GetValue(threads), parse.GetValue(world), parse.GetValue(plane)), cancellation);
             }
@@ -135,12 +146,12 @@ public static class HistoryCommands
         return command;
     }
 
-    private static async Task<int> VerifyAsync(IAnsiConsole console, string runDir, string? runId, ReplayOptions options, CancellationToken cancellation)
+    private static async Task<int> VerifyAsync(IAnsiConsole console, string runDir, string? journal, string? runId, ReplayOptions options, CancellationToken cancellation)
     {
         if (RunJournal.IsPostgreSqlConnectionString(runDir) || !Directory.Exists(runDir))
         {
-            throw new HistoryError($"--verify needs the run directory (its journal and checkpoints/), not '{RunJournal.Redact(runDir)}'; " +
-                "copy the run directory from the machine that trained it");
+            throw new HistoryError($"--verify needs the run directory (its checkpoints/, and its journal unless --journal names another), not '{RunJournal.Redact(runDir)}'; " +
+                "copy the run directory from the machine that trained it, and give a run journaled in PostgreSQL with --journal CONNECTION_STRING (or --journal env:NAME)");
         }
 
         if (options.Tolerance is not (> 0 and < 1))
@@ -149,9 +160,16 @@ public static class HistoryCommands
         }
 
         RecordedSteps recorded;
-        await using (var history = RunHistory.Open(runDir))
+        if (journal is null && !File.Exists(Path.Combine(runDir, RunJournal.DatabaseFileName)))
         {
-            var id = SelectRun(runDir, await history.ListRunIdsAsync(cancellation), runId);
+            throw new HistoryError($"No run journal in '{runDir}' (expected the file {RunJournal.DatabaseFileName}); "
+                + "for a run journaled in PostgreSQL name it: --journal CONNECTION_STRING, or --journal env:NAME");
+        }
+
+        string source = journal ?? runDir;
+        await using (var history = RunHistory.Open(source))
+        {
+            var id = SelectRun(source, await history.ListRunIdsAsync(cancellation), runId);
             recorded = RecordedSteps.FromEvents(await history.ReadEventsAsync(id, cancellation));
         }
 

@@ -90,15 +90,16 @@ public sealed class MomentumContrast : nn.Module
     {
         using var _ = no_grad();
         double m = Settings.Momentum;
+        using Scalar keep = m, take = 1 - m; // held (HeldScalar)
         if (FlatQ is not null && FlatK is not null)
         {
             FlatK.CheckIntact();
-            FlatK.Data.mul_(m).add_(FlatQ.Data, alpha: 1 - m);
+            FlatK.Data.mul_(keep).add_(FlatQ.Data, alpha: take);
             return;
         }
         foreach (var (pq, pk) in encoder_q.parameters().Zip(encoder_k.parameters()))
         {
-            pk.mul_(m).add_(pq, alpha: 1 - m);
+            pk.mul_(keep).add_(pq, alpha: take);
         }
     }
 
@@ -125,7 +126,8 @@ public sealed class MomentumContrast : nn.Module
         {
             queue.narrow(1, 0, n - first).copy_(keysT.narrow(1, first, n - first));
         }
-        queue_ptr.fill_((ptr + n) % k);
+        using Scalar next = (ptr + n) % k; // held (HeldScalar)
+        queue_ptr.fill_(next);
     }
 
     /// <summary>
@@ -145,13 +147,14 @@ public sealed class MomentumContrast : nn.Module
         }
         var lPos = (q * kMine).sum(1, keepdim: true);  // positive logits: n x 1
         var lNeg = q.mm(queue);                         // negative logits: n x K
-        var logits = cat([lPos, lNeg], 1).div_(Settings.Temperature); // logits: n x (1+K)
+        using Scalar temperature = Settings.Temperature, globalBatch = ctx.Layout.GlobalBatch; // held (HeldScalar)
+        var logits = cat([lPos, lNeg], 1).div_(temperature); // logits: n x (1+K)
         var labels = zeros(logits.shape[0], dtype: ScalarType.Int64, device: logits.device); // positives are the 0-th
-        var loss = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).div(ctx.Layout.GlobalBatch);
+        var loss = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).div(globalBatch);
         Tensor correct;
         using (no_grad())
         {
-            correct = logits.argmax(1).eq(0).sum().to(ScalarType.Float32);
+            correct = logits.argmax(1).eq(HeldScalar.Zero).sum().to(ScalarType.Float32);
         }
         return (loss.MoveToOuterDisposeScope(), correct.MoveToOuterDisposeScope(), kGlobal.MoveToOuterDisposeScope());
     }

@@ -80,7 +80,7 @@ public sealed class InProcessGroup : IDisposable
                 var sum = group._slots[0]!.clone();
                 for (int r = 1; r < group.WorldSize; r++)
                 {
-                    sum.add_(group._slots[r]!);
+                    sum.add_(group._slots[r]!, HeldScalar.One);
                 }
                 group.Sync(rank, "all-reduce");  // everyone has read every slot before anyone writes
                 tensor.copy_(sum);

@@ -143,7 +143,7 @@ public sealed class FoldedEncoder : IDisposable
                     h = h.relu_();
                 }
             }
-            y = h.add_(identity).relu_();
+            y = h.add_(identity, HeldScalar.One).relu_();
         }
         var features = nn.functional.adaptive_avg_pool2d(y, [1, 1]).flatten(1);
         if (source == FeatureSource.Head)

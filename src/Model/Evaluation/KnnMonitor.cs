@@ -79,6 +79,7 @@ public sealed class KnnMonitor
         long top1 = 0, top5 = 0;
         long n = queries.shape[0];
         using var bankT = bank.t().contiguous(); // D x N
+        using Scalar temperature = Temperature; // held (HeldScalar)
         // One similarity buffer for every batch of queries: a new b x N product per batch (100 MB for CIFAR-10's bank) is
         // above glibc's mapping threshold, so it was mapped and faulted in afresh each time, which took 3 of the vote's 4 s.
         using var similarity = reuseSimilarity ? empty(Math.Min(batchSize, n), bank.shape[0], dtype: bank.dtype, device: bank.device) : null;
@@ -91,7 +92,7 @@ public sealed class KnnMonitor
             var sim = similarity is null ? f.mm(bankT) : similarity.narrow(0, 0, b).addmm_(f, bankT, beta: 0, alpha: 1); // b x N
             var (simWeight, simIndices) = sim.topk(k, dim: -1);     // b x k
             var simLabels = bankLabels.index_select(0, simIndices.flatten()).view(b, k);
-            var weight = simWeight.div(Temperature).exp_();
+            var weight = simWeight.div(temperature).exp_();
             // the official code sums one_hot(label) * weight over the k neighbours; scatter_add is the same sum
             var scores = zeros(b, classes, device: bank.device).scatter_add_(1, simLabels, weight); // b x C
             var ranked = scores.argsort(dim: -1, descending: true);

@@ -52,7 +52,7 @@ public static class AlignedConvolution
         if (input.dtype == ScalarType.Float64)
         {
             var reference = Reference(input, weight, stride, padding);
-            return bias is null ? reference : reference.add_(bias.view(1, -1, 1, 1));
+            return bias is null ? reference : reference.add_(bias.view(1, -1, 1, 1), HeldScalar.One);
         }
 
         LayerCallRecorder.Record("conv2d", input, weight, stride, padding, inputGradient);

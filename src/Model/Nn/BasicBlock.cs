@@ -35,7 +35,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         var identity = downsample is null ? x : downsample.forward(x);
         var y = nn.functional.relu(bn1.forward(conv1.forward(x)), inplace: true);
         y = bn2.forward(conv2.forward(y));
-        y = y.add_(identity);
+        y = y.add_(identity, HeldScalar.One);
         return nn.functional.relu(y, inplace: true).MoveToOuterDisposeScope();
     }
 }

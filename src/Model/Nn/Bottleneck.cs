@@ -40,7 +40,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         var y = nn.functional.relu(bn1.forward(conv1.forward(x)), inplace: true);
         y = nn.functional.relu(bn2.forward(conv2.forward(y)), inplace: true);
         y = bn3.forward(conv3.forward(y));
-        y = y.add_(identity);
+        y = y.add_(identity, HeldScalar.One);
         return nn.functional.relu(y, inplace: true).MoveToOuterDisposeScope();
     }
 }

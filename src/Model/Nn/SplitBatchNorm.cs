@@ -49,11 +49,11 @@ public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
     public void ResetParameters()
     {
         using var _ = no_grad();
-        weight.fill_(1);
-        bias.fill_(0);
-        running_mean.fill_(0);
-        running_var.fill_(1);
-        num_batches_tracked.fill_(0);
+        weight.fill_(HeldScalar.One);
+        bias.fill_(HeldScalar.Zero);
+        running_mean.fill_(HeldScalar.Zero);
+        running_var.fill_(HeldScalar.One);
+        num_batches_tracked.fill_(HeldScalar.Zero);
         DropPending();
     }
 
@@ -127,7 +127,8 @@ public sealed class SplitBatchNorm : nn.Module<Tensor, Tensor>
         {
             running_mean.copy_(_pendingMean);
             running_var.copy_(_pendingVar);
-            num_batches_tracked.add_(_pendingBatches);
+            using Scalar batches = _pendingBatches; // held (HeldScalar)
+            num_batches_tracked.add_(batches);
         }
         DropPending();
     }

@@ -115,7 +115,7 @@ public sealed class MocoTrainStep
             var stats = stack([loss.detach(), correct]).to(ScalarType.Float32);
             if (collective.WorldSize > 1)
             {
-                double share = (double)layout.LocalGroups(collective.Rank) / layout.Groups;
+                using Scalar share = (double)layout.LocalGroups(collective.Rank) / layout.Groups; // held (HeldScalar)
                 using (no_grad())
                 {
                     foreach (var n in norms)

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -88,7 +89,8 @@ public sealed class Sgd : IDisposable
             {
                 continue;
             }
-            using var d = WeightDecay != 0 ? g.add(p, alpha: WeightDecay) : g.alias();
+            using Scalar wd = WeightDecay, momentum = Momentum, step = -lr; // held (HeldScalar)
+            using var d = WeightDecay != 0 ? g.add(p, alpha: wd) : g.alias();
             if (Momentum != 0)
             {
                 var buf = _momentumBuffers[i];
@@ -98,13 +100,13 @@ public sealed class Sgd : IDisposable
                 }
                 else
                 {
-                    buf.mul_(Momentum).add_(d);
+                    buf.mul_(momentum).add_(d, HeldScalar.One);
                 }
-                p.add_(_momentumBuffers[i]!, alpha: -lr);
+                p.add_(_momentumBuffers[i]!, alpha: step);
             }
             else
             {
-                p.add_(d, alpha: -lr);
+                p.add_(d, alpha: step);
             }
         }
     }
@@ -120,13 +122,14 @@ public sealed class Sgd : IDisposable
         _flat!.CheckIntact();
         var p = _flat.Data;
         var d = _flat.Grad!;
+        using Scalar wd = WeightDecay, momentum = Momentum, step = -lr; // held (HeldScalar)
         if (WeightDecay != 0)
         {
-            d.add_(p, alpha: WeightDecay);
+            d.add_(p, alpha: wd);
         }
         if (Momentum == 0)
         {
-            p.add_(d, alpha: -lr);
+            p.add_(d, alpha: step);
             return;
         }
         if (_flatMomentum is null)
@@ -135,9 +138,9 @@ public sealed class Sgd : IDisposable
         }
         else
         {
-            _flatMomentum.mul_(Momentum).add_(d);
+            _flatMomentum.mul_(momentum).add_(d, HeldScalar.One);
         }
-        p.add_(_flatMomentum!, alpha: -lr);
+        p.add_(_flatMomentum!, alpha: step);
     }
 
     /// <summary>Makes <paramref name="buffer"/> the flat momentum buffer and each parameter's buffer a view of it.</summary>

@@ -62,8 +62,9 @@ public sealed record StateDigest(string Digest, IReadOnlyList<long> Checksums)
             var exact = wide ? flat : flat.to(ScalarType.Float32); // bfloat16 and float16 widen exactly
             var (mantissa, exponent) = torch.frexp(exact);
             // mantissa in (-1, -0.5] ∪ [0.5, 1): times 2^24 (2^53) an integer exactly; the exponent fits 12 bits
-            var scaled = mantissa.mul(wide ? 9007199254740992.0 : 16777216.0).to(ScalarType.Int64);
-            values = scaled.mul_(4096).add_(exponent.to(ScalarType.Int64).add_(2048));
+            using Scalar unit = wide ? 9007199254740992.0 : 16777216.0, shift = 4096, bias = 2048; // held (HeldScalar)
+            var scaled = mantissa.mul(unit).to(ScalarType.Int64);
+            values = scaled.mul_(shift).add_(exponent.to(ScalarType.Int64).add_(bias, HeldScalar.One), HeldScalar.One);
             values = torch.where(exact.isnan(), torch.tensor(long.MinValue, device: values.device), values);
         }
         else
@@ -71,7 +72,8 @@ public sealed record StateDigest(string Digest, IReadOnlyList<long> Checksums)
             values = flat.to(ScalarType.Int64);
         }
 
-        var multipliers = arange(values.numel(), dtype: ScalarType.Int64, device: values.device).mul_(2).add_(1).mul_(Golden);
+        using Scalar two = 2, golden = Golden; // held (HeldScalar)
+        var multipliers = arange(values.numel(), dtype: ScalarType.Int64, device: values.device).mul_(two).add_(HeldScalar.One, HeldScalar.One).mul_(golden);
         // Out of place: for an int64 tensor, values may be the caller's own storage (the queue pointer).
         return values.mul(multipliers).sum().item<long>();
     }

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using MoCo.Model.Collectives;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoCo.Actors.Collectives;

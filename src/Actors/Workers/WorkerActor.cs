@@ -1,14 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
-using System.Net;
-using System.Security.Cryptography;
 using MoCo.Actors.Collectives;
-using MoCo.Actors.Collectives.Nccl;
-using MoCo.Model.Collectives;
-using MoCo.Actors.Checkpoints;
-using MoCo.Actors.Queue;
 using MoCo.Actors.Training;
 using MoCo.Model.Checkpoints;
 using MoCo.Model.Diagnostics;

@@ -1,5 +1,4 @@
 using MoCo.Model.Collectives;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoCo.Actors.Collectives.Nccl;

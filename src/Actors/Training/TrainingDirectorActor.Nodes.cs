@@ -73,8 +73,14 @@ public sealed partial class TrainingDirectorActor
             return;
         }
 
-        var nonce = ClusterProof.NewNonce();
-        _nonces[node] = nonce;
+        // one nonce per round of asking: a retry repeats it, so that an answer to the earlier ask, late under load, still
+        // proves the secret (a fresh nonce per retry made that answer fail the check, and an honest node was downed)
+        if (!_nonces.TryGetValue(node, out var nonce))
+        {
+            nonce = ClusterProof.NewNonce();
+            _nonces[node] = nonce;
+        }
+
         Context.ActorSelection(node + NodeAgent.Path).Tell(new NodeAgent.GetOffer(_settings.RunId, nonce));
         // ask again until the agent answers (it may not exist yet when its node comes Up) or the node leaves
         Timers.StartSingleTimer(_timerKeys++, new AskForOffer(node, Retry: true), TimeSpan.FromSeconds(2));
@@ -85,6 +91,14 @@ public sealed partial class TrainingDirectorActor
         if (_finishing)
         {
             Sender.Tell(new NodeAgent.RunEnded(_settings.RunId, "the run is finishing"));
+            return;
+        }
+
+        if (offer.Node is not null && !_nonces.ContainsKey(offer.Node) && _proven.Contains(offer.Node)
+            && Sender.Path.Address.ToString().Equals(offer.Node, StringComparison.Ordinal))
+        {
+            // the same node answering a repeated ask of a round it has already answered: nothing new, nothing to refuse
+            _log.Debug("Run {0}: node {1} answered an ask it had answered already; ignored", _settings.RunId, offer.Node);
             return;
         }
 
